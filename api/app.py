@@ -1,0 +1,76 @@
+"""The app factory: every app, the default one and each test's, is built here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
+
+from api.core.config import Settings, load_settings
+from api.core.db import Database
+from api.core.logging import configure_logging
+from api.core.rate_limit import RateLimiter
+from api.core.request_context import RequestContextMiddleware
+from api.errors import install_error_handlers
+from api.routers import auth, health
+from api.services.users import ensure_admin
+
+log = logging.getLogger("pixelgate.app")
+
+DESCRIPTION = """
+Accounts with JWT access tokens and rotating refresh tokens, login history and sessions,
+and a private image library processed by a pool of worker processes.
+
+**Authorize** with username and password (OAuth2 password flow on `/auth/token`), or with an
+`X-API-Key` on image and job routes.
+"""
+
+
+def _bootstrap_admin(database: Database, settings: Settings) -> None:
+    with database.session() as db:
+        ensure_admin(db, settings)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(_bootstrap_admin, app.state.database, settings)
+        try:
+            yield
+        finally:
+            app.state.database.dispose()
+
+    app = FastAPI(
+        title="Pixelgate API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    app.state.settings = settings
+    app.state.database = Database(settings.database_url)
+    app.state.rate_limiter = RateLimiter(
+        settings.rate_limit_storage_uri, settings.rate_limit_enabled
+    )
+
+    install_error_handlers(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Retry-After"],
+    )
+    app.add_middleware(RequestContextMiddleware, settings=settings)
+
+    for router in (health.router, auth.router):
+        app.include_router(router)
+    return app

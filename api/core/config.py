@@ -1,0 +1,136 @@
+"""Application settings, read from the environment and `.env` (see `.env.example`)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_NAME = "pixelgate"
+
+# The value `.env.example` ships with. Good enough to develop with; `ENV=production` refuses it.
+DEVELOPMENT_JWT_SECRET = "development-only-secret-change-me-0123456789abcdef"
+MIN_JWT_SECRET_BYTES = 32
+
+CommaSeparated = Annotated[list[str], NoDecode]
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; field names map to upper-case environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_ignore_empty=True, extra="ignore", frozen=True
+    )
+
+    env: Literal["development", "production"] = "development"
+    database_url: str = "sqlite:///./data/app.db"
+
+    jwt_secret_key: SecretStr = SecretStr(DEVELOPMENT_JWT_SECRET)
+    jwt_issuer: str = PROJECT_NAME
+    jwt_audience: str = f"{PROJECT_NAME}-clients"
+    access_token_expire_minutes: int = Field(15, ge=1, le=24 * 60)
+    refresh_token_expire_days: int = Field(30, ge=1, le=365)
+    bcrypt_rounds: int = Field(12, ge=4, le=31)
+
+    password_min_length: int = Field(8, ge=1, le=72)
+    password_max_bytes: int = Field(72, ge=8, le=72)
+    password_require_upper: bool = True
+    password_require_lower: bool = True
+    password_require_digit: bool = True
+    password_require_symbol: bool = True
+
+    rate_limit_enabled: bool = True
+    login_rate_limit: str = "5/minute"
+    signup_rate_limit: str = "10/minute"
+    refresh_rate_limit: str = "30/minute"
+    rate_limit_storage_uri: str = "memory://"
+    max_login_attempts: int = Field(5, ge=1)
+    lockout_minutes: int = Field(15, ge=1)
+
+    cookie_secure: bool = False
+    cors_origins: CommaSeparated = ["http://localhost:8501"]
+    forwarded_allow_ips: CommaSeparated = []
+
+    storage_dir: Path = Path("./data/images")
+    max_upload_mb: int = Field(10, ge=1)
+    max_image_pixels: int = Field(40_000_000, ge=1)
+    process_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    max_queued_jobs: int = Field(100, ge=1)
+    job_timeout_s: float = Field(60, gt=0)
+
+    admin_username: str | None = None
+    admin_email: str | None = None
+    admin_password: SecretStr | None = None
+
+    api_base_url: str = "http://localhost:8000"
+    log_level: str = "INFO"
+    slow_request_ms: int = Field(1000, ge=1)
+
+    _split_lists = field_validator("cors_origins", "forwarded_allow_ips", mode="before")(
+        _split_commas
+    )
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if item != "*":
+                ipaddress.ip_network(item, strict=False)
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_weak_secret(self) -> Settings:
+        secret = self.jwt_secret_key.get_secret_value()
+        if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+            raise ValueError(f"JWT_SECRET_KEY must be at least {MIN_JWT_SECRET_BYTES} bytes long")
+        if self.env == "production" and secret == DEVELOPMENT_JWT_SECRET:
+            raise ValueError(
+                "JWT_SECRET_KEY is the development example value; set a random secret "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`) "
+                "before starting with ENV=production"
+            )
+        return self
+
+    @property
+    def refresh_cookie_name(self) -> str:
+        return "refresh_token"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+    @cached_property
+    def trusted_proxies(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None:
+        """Networks whose X-Forwarded-For is believed; None means every peer (`*`)."""
+        if "*" in self.forwarded_allow_ips:
+            return None
+        return tuple(ipaddress.ip_network(item, strict=False) for item in self.forwarded_allow_ips)
+
+
+class ConfigurationError(RuntimeError):
+    """Settings are invalid; the message names the variables, never their values."""
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, with errors that do not echo (secret) input values."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']).upper() or 'settings'}: {error['msg']}"
+            for error in exc.errors(include_input=False, include_url=False)
+        )
+        raise ConfigurationError(f"Invalid configuration: {problems}") from None

@@ -1,0 +1,71 @@
+"""Engine and session factory; one `Database` per app so tests can run several side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def create_db_engine(database_url: str) -> Engine:
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False})
+    _make_sqlite_transactional(engine)
+    return engine
+
+
+def _make_sqlite_transactional(engine: Engine) -> None:
+    """Let SQLAlchemy, not pysqlite, open transactions, so DDL and migrations are atomic too.
+
+    This is SQLAlchemy's documented recipe for pysqlite's legacy transaction handling, plus
+    WAL (readers never wait for the writer) and a busy timeout instead of instant failures.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
+        connection.exec_driver_sql("BEGIN")
+
+
+class Database:
+    """Owns the engine and hands out sessions."""
+
+    def __init__(self, database_url: str) -> None:
+        self.engine = create_db_engine(database_url)
+        self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.session_factory() as session:
+            yield session
+
+    def is_reachable(self) -> bool:
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,44 @@
+"""Rate limits on top of slowapi's Limiter (memory or Redis storage, moving window).
+
+Services call `hit()` themselves rather than using slowapi's decorator, because a refused
+login must still be written to the login history with the username it tried.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from limits import parse
+from slowapi import Limiter
+from starlette.requests import Request
+
+
+def _unused_key(_request: Request) -> str:  # slowapi wants one; keys are passed to hit()
+    return ""
+
+
+class RateLimiter:
+    def __init__(self, storage_uri: str, enabled: bool) -> None:
+        self.enabled = enabled
+        self._limiter = Limiter(
+            key_func=_unused_key,
+            storage_uri=storage_uri,
+            strategy="moving-window",
+            enabled=enabled,
+            key_prefix="pixelgate",
+        )
+
+    def hit(self, scope: str, limit: str, key: str) -> int | None:
+        """Counts one request; returns seconds to wait when over the limit, else None."""
+        if not self.enabled:
+            return None
+        item = parse(limit)
+        strategy = self._limiter.limiter
+        if strategy.hit(item, scope, key):
+            return None
+        reset_at = strategy.get_window_stats(item, scope, key).reset_time
+        return max(1, math.ceil(reset_at - time.time()))
+
+    def reset(self) -> None:
+        self._limiter.reset()

@@ -1,0 +1,124 @@
+"""Every secret the service handles: password hashes, random tokens, their digests, JWTs.
+
+passlib and bcrypt are used here and nowhere else (passlib 1.7 needs bcrypt < 4.1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from jose import JWTError, jwt
+from passlib.context import CryptContext
+
+JWT_ALGORITHM = "HS256"
+ACCESS_TOKEN_TYPE = "access"
+REFRESH_TOKEN_BYTES = 32  # 256 bits
+
+
+class PasswordHasher:
+    """bcrypt at a configurable cost, with a dummy hash so unknown users cost the same work."""
+
+    def __init__(self, rounds: int) -> None:
+        self._context = CryptContext(schemes=["bcrypt"], bcrypt__rounds=rounds, deprecated="auto")
+        self._dummy_hash = self._context.hash(secrets.token_urlsafe(16))
+
+    def hash(self, password: str) -> str:
+        return self._context.hash(password)
+
+    def verify(self, password: str, password_hash: str | None) -> bool:
+        """Checks a password; with no hash (unknown user) it burns the same bcrypt time."""
+        if password_hash is None:
+            self._context.verify(password, self._dummy_hash)
+            return False
+        return self._context.verify(password, password_hash)
+
+
+@lru_cache(maxsize=4)
+def password_hasher(rounds: int) -> PasswordHasher:
+    return PasswordHasher(rounds)
+
+
+def new_random_token(n_bytes: int = REFRESH_TOKEN_BYTES) -> str:
+    return secrets.token_urlsafe(n_bytes)
+
+
+def sha256_hex(value: str) -> str:
+    """Digest used to store high-entropy secrets (refresh tokens, API keys)."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def secrets_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+class InvalidAccessToken(Exception):
+    """The token is missing, malformed, forged, expired or not an access token."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: int
+    session_id: int | None
+    jti: str
+
+
+class AccessTokenCodec:
+    """Issues and checks HS256 access tokens; decoding pins the algorithm, exp, iss, aud, type."""
+
+    def __init__(self, secret: str, issuer: str, audience: str, lifetime: timedelta) -> None:
+        self._secret = secret
+        self._issuer = issuer
+        self._audience = audience
+        self.lifetime = lifetime
+
+    def encode(self, *, user_id: int, username: str, role: str, session_id: int | None) -> str:
+        now = datetime.now(UTC)
+        claims: dict[str, Any] = {
+            "sub": str(user_id),
+            "username": username,
+            "role": role,
+            "type": ACCESS_TOKEN_TYPE,
+            "iat": int(now.timestamp()),
+            "exp": int((now + self.lifetime).timestamp()),
+            "jti": uuid.uuid4().hex,
+            "iss": self._issuer,
+            "aud": self._audience,
+        }
+        if session_id is not None:
+            claims["sid"] = session_id
+        return jwt.encode(claims, self._secret, algorithm=JWT_ALGORITHM)
+
+    def decode(self, token: str) -> AccessClaims:
+        try:
+            header = jwt.get_unverified_header(token)
+            if header.get("alg") != JWT_ALGORITHM:
+                raise InvalidAccessToken("unexpected algorithm")
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[JWT_ALGORITHM],
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require_exp": True, "require_iat": True, "require_sub": True},
+            )
+        except JWTError as exc:
+            raise InvalidAccessToken(str(exc)) from exc
+        if claims.get("type") != ACCESS_TOKEN_TYPE:
+            raise InvalidAccessToken("not an access token")
+        try:
+            user_id = int(claims["sub"])
+            session_id = claims.get("sid")
+            return AccessClaims(
+                user_id=user_id,
+                session_id=int(session_id) if session_id is not None else None,
+                jti=str(claims.get("jti", "")),
+            )
+        except (TypeError, ValueError) as exc:
+            raise InvalidAccessToken("malformed claims") from exc

@@ -1,0 +1,5 @@
+"""The default ASGI app: `uvicorn api.main:app`."""
+
+from api.app import create_app
+
+app = create_app()

@@ -1,0 +1,26 @@
+"""All models, imported here so `Base.metadata` knows every table (Alembic and tests use it)."""
+
+from api.models.api_key import ApiKey
+from api.models.audit import AuditEntry
+from api.models.base import Base, utcnow
+from api.models.image import Image
+from api.models.job import Job, JobStatus
+from api.models.login_event import LoginEvent, LoginFailure
+from api.models.session import AuthSession, RefreshToken
+from api.models.user import Role, User
+
+__all__ = [
+    "ApiKey",
+    "AuditEntry",
+    "AuthSession",
+    "Base",
+    "Image",
+    "Job",
+    "JobStatus",
+    "LoginEvent",
+    "LoginFailure",
+    "RefreshToken",
+    "Role",
+    "User",
+    "utcnow",
+]

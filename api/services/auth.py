@@ -1,0 +1,126 @@
+"""Login, refresh, logout and password changes: the rules of the Auth section."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from api.core.client_info import ClientInfo
+from api.core.config import Settings
+from api.core.rate_limit import RateLimiter
+from api.core.security import password_hasher
+from api.models import LoginFailure, User, utcnow
+from api.services import sessions
+from api.services.errors import (
+    AccountInactive,
+    InvalidCredentials,
+    TooManyRequests,
+    WrongPassword,
+)
+from api.services.login_history import lockout_seconds_left, record_login_attempt
+from api.services.password_policy import check_password
+from api.services.users import find_user_by_login
+
+LOGIN_SCOPE = "login"
+SIGNUP_SCOPE = "signup"
+REFRESH_SCOPE = "refresh"
+
+
+def _client_key(client: ClientInfo) -> str:
+    return client.ip_address or "unknown"
+
+
+def enforce_rate_limit(
+    limiter: RateLimiter, scope: str, limit: str, client: ClientInfo, what: str
+) -> None:
+    retry_after = limiter.hit(scope, limit, _client_key(client))
+    if retry_after is not None:
+        raise TooManyRequests(
+            f"Too many {what} from this address; try again in {retry_after} seconds", retry_after
+        )
+
+
+def login(
+    db: Session,
+    settings: Settings,
+    limiter: RateLimiter,
+    *,
+    identifier: str,
+    password: str,
+    remember_me: bool,
+    client: ClientInfo,
+) -> sessions.IssuedTokens:
+    """Checks, in order: rate limit, lockout, password, active. Every outcome is recorded."""
+    user = find_user_by_login(db, identifier)
+
+    def fail(failure: LoginFailure, error: Exception) -> Exception:
+        record_login_attempt(
+            db, username_attempted=identifier, user=user, failure=failure, client=client
+        )
+        db.commit()
+        return error
+
+    retry_after = limiter.hit(LOGIN_SCOPE, settings.login_rate_limit, _client_key(client))
+    if retry_after is not None:
+        raise fail(
+            LoginFailure.RATE_LIMITED,
+            TooManyRequests(
+                f"Too many login attempts from this address; try again in {retry_after} seconds",
+                retry_after,
+            ),
+        )
+    locked_for = lockout_seconds_left(
+        db, username_attempted=identifier, user=user, settings=settings
+    )
+    if locked_for is not None:
+        raise fail(
+            LoginFailure.LOCKED,
+            TooManyRequests(
+                f"Too many failed logins for this account; try again in {locked_for} seconds",
+                locked_for,
+            ),
+        )
+    hasher = password_hasher(settings.bcrypt_rounds)
+    if not hasher.verify(password, user.password_hash if user else None) or user is None:
+        raise fail(LoginFailure.BAD_CREDENTIALS, InvalidCredentials())
+    if not user.is_active:
+        raise fail(LoginFailure.INACTIVE, AccountInactive())
+
+    user.last_login_at = utcnow()
+    record_login_attempt(db, username_attempted=identifier, user=user, failure=None, client=client)
+    issued = sessions.start_session(db, settings, user, remember_me=remember_me, client=client)
+    db.commit()
+    return issued
+
+
+def refresh(
+    db: Session, settings: Settings, limiter: RateLimiter, *, raw_token: str, client: ClientInfo
+) -> sessions.IssuedTokens:
+    enforce_rate_limit(limiter, REFRESH_SCOPE, settings.refresh_rate_limit, client, "refreshes")
+    return sessions.rotate_refresh_token(db, settings, raw_token, client)
+
+
+def change_password(
+    db: Session,
+    settings: Settings,
+    user: User,
+    *,
+    current_password: str,
+    new_password: str,
+    current_session_id: int | None,
+) -> None:
+    """Sets a new password and signs out every other session."""
+    hasher = password_hasher(settings.bcrypt_rounds)
+    if not hasher.verify(current_password, user.password_hash):
+        raise WrongPassword("Current password is incorrect")
+    check_password(
+        new_password,
+        username=user.username,
+        email=user.email,
+        settings=settings,
+        field="new_password",
+    )
+    user.password_hash = hasher.hash(new_password)
+    sessions.revoke_user_sessions(
+        db, user.id, reason="password_changed", keep_session_id=current_session_id
+    )
+    db.commit()

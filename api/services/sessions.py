@@ -1,0 +1,205 @@
+"""Login sessions and their rotating refresh tokens (one session = one token family)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from api.core.client_info import ClientInfo
+from api.core.config import Settings
+from api.core.security import AccessTokenCodec, new_random_token, sha256_hex
+from api.models import AuthSession, RefreshToken, User, utcnow
+from api.services.audit import record_audit
+from api.services.errors import NotAuthenticated, NotFound
+
+log = logging.getLogger("pixelgate.sessions")
+
+SHORT_SESSION = timedelta(days=1)
+INVALID_REFRESH = "Invalid, expired or revoked refresh token"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    access_token: str
+    refresh_token: str
+    access_expires_in: int
+    refresh_expires_in: int
+    remember_me: bool
+    session_id: int
+
+
+def access_codec(settings: Settings) -> AccessTokenCodec:
+    return AccessTokenCodec(
+        secret=settings.jwt_secret_key.get_secret_value(),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        lifetime=timedelta(minutes=settings.access_token_expire_minutes),
+    )
+
+
+def _session_lifetime(settings: Settings, remember_me: bool) -> timedelta:
+    return timedelta(days=settings.refresh_token_expire_days) if remember_me else SHORT_SESSION
+
+
+def _issue(db: Session, settings: Settings, session: AuthSession, user: User) -> IssuedTokens:
+    """Adds a fresh refresh token to `session` (sliding expiry) and signs an access token."""
+    now = utcnow()
+    session.expires_at = now + _session_lifetime(settings, session.remember_me)
+    session.last_used_at = now
+    raw_refresh = new_random_token()
+    db.add(
+        RefreshToken(
+            session_id=session.id, token_hash=sha256_hex(raw_refresh), expires_at=session.expires_at
+        )
+    )
+    codec = access_codec(settings)
+    return IssuedTokens(
+        access_token=codec.encode(
+            user_id=user.id, username=user.username, role=user.role, session_id=session.id
+        ),
+        refresh_token=raw_refresh,
+        access_expires_in=int(codec.lifetime.total_seconds()),
+        refresh_expires_in=int((session.expires_at - now).total_seconds()),
+        remember_me=session.remember_me,
+        session_id=session.id,
+    )
+
+
+def start_session(
+    db: Session, settings: Settings, user: User, *, remember_me: bool, client: ClientInfo
+) -> IssuedTokens:
+    """Opens a session for a user who just proved who they are. The caller commits."""
+    session = AuthSession(
+        user_id=user.id,
+        remember_me=remember_me,
+        expires_at=utcnow() + _session_lifetime(settings, remember_me),
+        ip_address=client.ip_address,
+        user_agent=client.user_agent,
+    )
+    db.add(session)
+    db.flush()
+    return _issue(db, settings, session, user)
+
+
+def _revoke(session: AuthSession, reason: str, now: datetime) -> None:
+    if session.revoked_at is None:
+        session.revoked_at = now
+        session.revoked_reason = reason
+
+
+def rotate_refresh_token(
+    db: Session, settings: Settings, raw_token: str, client: ClientInfo
+) -> IssuedTokens:
+    """Trades a refresh token for a new pair; a token presented twice burns its whole session.
+
+    The conditional UPDATE is the first statement, so among concurrent refreshes of one token
+    exactly one wins (row lock on PostgreSQL, write lock on SQLite); every loser is a reuse.
+    """
+    token_hash = sha256_hex(raw_token)
+    now = utcnow()
+    claimed = db.execute(
+        update(RefreshToken)
+        .where(
+            RefreshToken.token_hash == token_hash,
+            RefreshToken.used_at.is_(None),
+            RefreshToken.expires_at > now,
+        )
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    token = db.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
+    if claimed != 1 or token is None:
+        if token is not None and token.used_at is not None:
+            _revoke_for_reuse(db, token.session, client)
+            db.commit()
+        else:
+            db.rollback()
+        raise NotAuthenticated(INVALID_REFRESH)
+
+    session = token.session
+    user = session.user
+    if session.revoked_at is not None or session.expires_at <= now or not user.is_active:
+        db.rollback()
+        raise NotAuthenticated(INVALID_REFRESH)
+    session.ip_address = client.ip_address
+    session.user_agent = client.user_agent
+    issued = _issue(db, settings, session, user)
+    db.commit()
+    return issued
+
+
+def _revoke_for_reuse(db: Session, session: AuthSession, client: ClientInfo) -> None:
+    if session.revoked_at is not None:
+        return
+    _revoke(session, "refresh_token_reuse", utcnow())
+    record_audit(
+        db,
+        actor_id=None,
+        action="session.refresh_token_reuse",
+        target_type="session",
+        target_id=session.id,
+        client=client,
+        details={"user_id": session.user_id},
+    )
+    log.warning(
+        "refresh token reuse detected: session=%s user=%s revoked", session.id, session.user_id
+    )
+
+
+def revoke_session_of_token(db: Session, raw_token: str) -> None:
+    """Logout: revokes the session a refresh token belongs to; unknown tokens are ignored."""
+    token = db.scalar(select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(raw_token)))
+    if token is not None:
+        _revoke(token.session, "logout", utcnow())
+    db.commit()
+
+
+def revoke_user_sessions(
+    db: Session, user_id: int, *, reason: str, keep_session_id: int | None = None
+) -> int:
+    """Revokes every active session of a user (but `keep_session_id`). The caller commits."""
+    statement = (
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    if keep_session_id is not None:
+        statement = statement.where(AuthSession.id != keep_session_id)
+    return db.execute(statement).rowcount
+
+
+def active_sessions(db: Session, user_id: int) -> list[AuthSession]:
+    return list(
+        db.scalars(
+            select(AuthSession)
+            .where(
+                AuthSession.user_id == user_id,
+                AuthSession.revoked_at.is_(None),
+                AuthSession.expires_at > utcnow(),
+            )
+            .order_by(AuthSession.last_used_at.desc(), AuthSession.id.desc())
+        )
+    )
+
+
+def revoke_own_session(db: Session, user_id: int, session_id: int) -> None:
+    session = db.get(AuthSession, session_id)
+    if session is None or session.user_id != user_id:
+        raise NotFound("Session not found")
+    _revoke(session, "revoked_by_user", utcnow())
+    db.commit()
+
+
+def session_is_active(db: Session, session_id: int, user_id: int) -> bool:
+    session = db.get(AuthSession, session_id)
+    return (
+        session is not None
+        and session.user_id == user_id
+        and session.revoked_at is None
+        and session.expires_at > utcnow()
+    )

@@ -1,0 +1,130 @@
+"""Accounts: creation under the policy, lookups, and the first admin."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.core.config import Settings
+from api.core.security import password_hasher
+from api.models import Role, User
+from api.services.errors import Conflict, NotFound, RuleViolation
+from api.services.password_policy import check_password
+
+log = logging.getLogger("pixelgate.users")
+
+
+def find_user_by_login(db: Session, identifier: str) -> User | None:
+    """A user by username or email, case-insensitively."""
+    lowered = identifier.strip().lower()
+    column = func.lower(User.email) if "@" in lowered else func.lower(User.username)
+    return db.scalar(select(User).where(column == lowered))
+
+
+def get_user(db: Session, user_id: int) -> User:
+    user = db.get(User, user_id)
+    if user is None:
+        raise NotFound("User not found")
+    return user
+
+
+def _raise_if_taken(db: Session, username: str, email: str) -> None:
+    taken = db.execute(
+        select(func.lower(User.username), func.lower(User.email)).where(
+            or_(
+                func.lower(User.username) == username.lower(),
+                func.lower(User.email) == email.lower(),
+            )
+        )
+    ).all()
+    if any(row[0] == username.lower() for row in taken):
+        raise Conflict("Username is already taken")
+    if taken:
+        raise Conflict("Email is already registered")
+
+
+def create_user(
+    db: Session,
+    settings: Settings,
+    *,
+    username: str,
+    email: str,
+    name: str,
+    password: str,
+    role: Role = Role.MEMBER,
+) -> User:
+    """Creates and commits an account; policy breaches are RuleViolation, duplicates Conflict."""
+    check_password(password, username=username, email=email, settings=settings)
+    _raise_if_taken(db, username, email)
+    user = User(
+        username=username,
+        email=email,
+        name=name,
+        password_hash=password_hasher(settings.bcrypt_rounds).hash(password),
+        role=role.value,
+    )
+    db.add(user)
+    try:
+        db.commit()
+    except IntegrityError:
+        # Lost a race with a concurrent signup: say which name is taken.
+        db.rollback()
+        _raise_if_taken(db, username, email)
+        raise
+    return user
+
+
+def signup(
+    db: Session,
+    settings: Settings,
+    *,
+    username: str,
+    email: str,
+    name: str,
+    password: str,
+    password_confirm: str,
+    agree_terms: bool,
+) -> User:
+    if not agree_terms:
+        raise RuleViolation("agree_terms", "You must agree to the terms of service")
+    if password != password_confirm:
+        raise RuleViolation("password_confirm", "Passwords do not match")
+    return create_user(db, settings, username=username, email=email, name=name, password=password)
+
+
+def ensure_admin(db: Session, settings: Settings) -> User | None:
+    """Creates the first admin from ADMIN_* settings, or promotes that account; idempotent."""
+    if not (settings.admin_username and settings.admin_email and settings.admin_password):
+        return None
+    existing = find_user_by_login(db, settings.admin_username) or find_user_by_login(
+        db, settings.admin_email
+    )
+    if existing is not None:
+        if existing.role != Role.ADMIN.value or not existing.is_active:
+            existing.role = Role.ADMIN.value
+            existing.is_active = True
+            db.commit()
+            log.info("promoted existing user id=%s to admin", existing.id)
+        return existing
+    try:
+        user = create_user(
+            db,
+            settings,
+            username=settings.admin_username,
+            email=settings.admin_email,
+            name=settings.admin_username,
+            password=settings.admin_password.get_secret_value(),
+            role=Role.ADMIN,
+        )
+    except Conflict:
+        # Another worker created it a moment ago.
+        return find_user_by_login(db, settings.admin_username)
+    except RuleViolation as exc:
+        raise ValueError(
+            f"ADMIN_PASSWORD does not meet the password policy: {exc.message}"
+        ) from exc
+    log.info("created first admin id=%s", user.id)
+    return user

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Makes the test suite's outside parts reachable: PostgreSQL, Redis, and Debian's Chromium.
+set -uo pipefail
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
+
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || python3 - <<'PY'
+import socket, sys
+s = socket.socket(); s.settimeout(1)
+sys.exit(s.connect_ex(("127.0.0.1", 5432)))
+PY
+}
+
+if ! pg_up; then
+  echo "==> starting PostgreSQL"
+  if ls /etc/postgresql >/dev/null 2>&1; then
+    as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  fi
+  for _ in $(seq 30); do pg_up && break; sleep 1; done
+  pg_up || echo "!! PostgreSQL is still not reachable on 127.0.0.1:5432" >&2
+fi
+
+if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+  echo "==> starting Redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null 2>&1 || true
+fi
+
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  echo "==> installing Debian's chromium and chromium-driver"
+  as_root apt-get update -qq >/dev/null 2>&1 || true
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
+    || echo "!! could not install chromium; the browser test will fail" >&2
+fi
+exit 0

@@ -1,0 +1,148 @@
+"""Shared fixtures: every API test runs against a real, migrated SQLite file and, when one is
+reachable, a real PostgreSQL database (set PIXELGATE_REQUIRE_POSTGRES=1 to fail instead of skip).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from api.app import create_app
+from api.core.config import Settings
+from api.models import Base
+from tests.support import REPO_ROOT, TEST_JWT_SECRET, migrate
+
+POSTGRES_SERVER_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_POSTGRES = os.environ.get("PIXELGATE_REQUIRE_POSTGRES") == "1"
+BACKENDS = [
+    b for b in os.environ.get("PIXELGATE_TEST_BACKENDS", "sqlite,postgresql").split(",") if b
+]
+
+
+def _postgres_reachable() -> bool:
+    engine = create_engine(POSTGRES_SERVER_URL, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file; each test gets a copy (migrating once is the slow part)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, migrated to head, dropped afterwards."""
+    if not _postgres_reachable():
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"PostgreSQL is required but not reachable at {POSTGRES_SERVER_URL}")
+        pytest.skip("PostgreSQL is not reachable")
+    name = f"pixelgate_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_SERVER_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(POSTGRES_SERVER_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _truncate_all(url: str) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database of each backend in turn."""
+    if request.param == "sqlite":
+        path = tmp_path / "app.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("postgres_url")
+    _truncate_all(url)
+    return url
+
+
+@pytest.fixture
+def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for a test app; keyword arguments override fields (environment ignored)."""
+
+    def factory(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "env": "development",
+            "database_url": database_url,
+            "storage_dir": tmp_path / "images",
+            "jwt_secret_key": TEST_JWT_SECRET,
+            "bcrypt_rounds": 4,
+            "rate_limit_enabled": False,
+            "rate_limit_storage_uri": "memory://",
+            "process_workers": 2,
+            "admin_username": None,
+            "admin_email": None,
+            "admin_password": None,
+            "forwarded_allow_ips": [],
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return factory
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def make_client(
+    make_settings: Callable[..., Settings],
+) -> Iterator[Callable[..., AbstractContextManager[TestClient]]]:
+    """`with make_client(**overrides) as client:` an app with its own settings, started."""
+
+    @contextmanager
+    def factory(**overrides: Any) -> Iterator[TestClient]:
+        app = create_app(make_settings(**overrides))
+        with TestClient(app) as client:
+            yield client
+
+    yield factory
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return REPO_ROOT

@@ -1,0 +1,153 @@
+"""Helpers shared by the test modules (not fixtures): migrations, accounts, processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import requests
+from alembic.config import Config
+
+from alembic import command
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TEST_JWT_SECRET = "test-secret-" + "x" * 40
+DEFAULT_PASSWORD = "Str0ng!pass"
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config(str(REPO_ROOT / "alembic.ini"))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def migrate(database_url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(database_url), revision)
+
+
+def signup(client: Any, username: str, password: str = DEFAULT_PASSWORD, **fields: Any) -> Any:
+    """Signs a user up through the API; returns the response."""
+    body = {
+        "username": username,
+        "email": f"{username}@example.com",
+        "name": username.title(),
+        "password": password,
+        "password_confirm": password,
+        "agree_terms": True,
+    }
+    body.update(fields)
+    return client.post("/auth/signup", json=body)
+
+
+def login(client: Any, username: str, password: str = DEFAULT_PASSWORD, **fields: Any) -> Any:
+    return client.post("/auth/login", json={"username": username, "password": password, **fields})
+
+
+def bearer(access_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {access_token}"}
+
+
+def register(client: Any, username: str, password: str = DEFAULT_PASSWORD) -> dict[str, Any]:
+    """Signs up and logs in; returns {"user", "tokens", "headers"}."""
+    created = signup(client, username, password)
+    assert created.status_code == 201, created.text
+    logged_in = login(client, username, password)
+    assert logged_in.status_code == 200, logged_in.text
+    tokens = logged_in.json()
+    return {"user": created.json(), "tokens": tokens, "headers": bearer(tokens["access_token"])}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(
+    url: str, timeout: float = 60.0, process: subprocess.Popen[Any] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
+        try:
+            if requests.get(url, timeout=2).status_code < 500:
+                return
+        except requests.RequestException as exc:
+            last_error = exc
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout}s: {last_error}")
+
+
+def api_env(database_url: str, storage_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment for an API server process on the given database (rate limits off)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ADMIN_", "RATE_LIMIT"))}
+    env.update(
+        {
+            "ENV": "development",
+            "DATABASE_URL": database_url,
+            "STORAGE_DIR": str(storage_dir),
+            "JWT_SECRET_KEY": TEST_JWT_SECRET,
+            "BCRYPT_ROUNDS": "4",
+            "RATE_LIMIT_ENABLED": "false",
+            "PROCESS_WORKERS": "2",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def running_process(
+    args: list[str], env: dict[str, str], ready_url: str, log_path: Path, timeout: float = 60.0
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Starts a server process, waits until `ready_url` answers, stops it afterwards.
+
+    Its output goes to `log_path`, so a failing test can show what the server said.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            args, env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_for_http(ready_url, timeout, process)
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextmanager
+def api_server(env: dict[str, str], log_path: Path, workers: int = 1) -> Iterator[str]:
+    """A real uvicorn serving api.main:app; yields its base URL."""
+    port = free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "api.main:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    if workers > 1:
+        args += ["--workers", str(workers)]
+    base_url = f"http://127.0.0.1:{port}"
+    with running_process(args, env, f"{base_url}/health", log_path):
+        yield base_url
