@@ -1,0 +1,74 @@
+"""Operator commands: `python -m api.cli create-admin | wait-for-db`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from api.core.config import ConfigurationError, Settings, load_settings
+from api.core.db import Database
+from api.services.users import ensure_admin
+
+log = logging.getLogger("pixelgate.cli")
+
+
+def create_admin(settings: Settings) -> int:
+    """Creates (or promotes) the admin named by ADMIN_*; a no-op when they are unset."""
+    database = Database(settings.database_url)
+    try:
+        with database.session() as db:
+            admin = ensure_admin(db, settings)
+    finally:
+        database.dispose()
+    if admin is None:
+        print("ADMIN_USERNAME, ADMIN_EMAIL and ADMIN_PASSWORD are not all set; nothing to do")
+        return 0
+    print(f"admin ready: id={admin.id} username={admin.username}")
+    return 0
+
+
+def wait_for_db(settings: Settings, timeout_s: float, interval_s: float = 1.0) -> int:
+    """Polls the database until it answers or `timeout_s` passes (bounded, for start-up)."""
+    database = Database(settings.database_url)
+    deadline = time.monotonic() + timeout_s
+    attempt = 0
+    try:
+        while True:
+            attempt += 1
+            if database.is_reachable():
+                print(f"database reachable after {attempt} attempt(s)")
+                return 0
+            if time.monotonic() >= deadline:
+                print(f"database not reachable after {timeout_s:.0f}s", file=sys.stderr)
+                return 1
+            time.sleep(interval_s)
+    finally:
+        database.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m api.cli", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("create-admin", help="create the first admin from ADMIN_* settings")
+    wait = commands.add_parser("wait-for-db", help="wait until DATABASE_URL answers")
+    wait.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.command == "create-admin":
+        try:
+            return create_admin(settings)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    return wait_for_db(settings, args.timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
