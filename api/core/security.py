@@ -20,6 +20,12 @@ from passlib.context import CryptContext
 JWT_ALGORITHM = "HS256"
 ACCESS_TOKEN_TYPE = "access"
 REFRESH_TOKEN_BYTES = 32  # 256 bits
+BCRYPT_MAX_BYTES = 72
+
+
+def bcrypt_can_hash(password: str) -> bool:
+    """bcrypt reads at most 72 bytes and stops at NUL: anything else would be silently cut."""
+    return len(password.encode()) <= BCRYPT_MAX_BYTES and "\x00" not in password
 
 
 class PasswordHasher:
@@ -30,12 +36,18 @@ class PasswordHasher:
         self._dummy_hash = self._context.hash(secrets.token_urlsafe(16))
 
     def hash(self, password: str) -> str:
+        if not bcrypt_can_hash(password):
+            raise ValueError("password is longer than 72 bytes or contains NUL")
         return self._context.hash(password)
 
     def verify(self, password: str, password_hash: str | None) -> bool:
-        """Checks a password; with no hash (unknown user) it burns the same bcrypt time."""
-        if password_hash is None:
-            self._context.verify(password, self._dummy_hash)
+        """Checks a password; an unknown user (no hash) costs the same bcrypt time.
+
+        A password bcrypt would truncate can never be right (none was stored that way), but
+        is checked against the dummy hash anyway so that it too costs the same time.
+        """
+        if password_hash is None or not bcrypt_can_hash(password):
+            self._context.verify(password if bcrypt_can_hash(password) else "", self._dummy_hash)
             return False
         return self._context.verify(password, password_hash)
 

@@ -3,14 +3,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 Username = Annotated[
     str,
     StringConstraints(min_length=4, max_length=20, pattern=r"^[A-Za-z0-9_]+$"),
     Field(description="4–20 letters, digits or underscores; unique, case-insensitively"),
 ]
-DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+def _no_control_characters(value: str) -> str:
+    # They have no place in a name, and PostgreSQL cannot store NUL at all.
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+DisplayName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(_no_control_characters),
+]
 # Length in bytes is a policy rule (services/password_policy.py); this only bounds the input.
 Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 

@@ -21,18 +21,17 @@ def check_password(
             f"Password must be at most {settings.password_max_bytes} bytes in UTF-8 "
             f"(this one is {size}); longer passwords are not silently truncated",
         )
+    if "\x00" in password:
+        # bcrypt cannot hash a NUL byte (and PostgreSQL cannot store one).
+        raise RuleViolation(field, "Password must not contain NUL characters")
     checks = (
-        (
-            settings.password_require_upper,
-            any(c.isupper() for c in password),
-            "an uppercase letter",
-        ),
-        (settings.password_require_lower, any(c.islower() for c in password), "a lowercase letter"),
-        (settings.password_require_digit, any(c.isdigit() for c in password), "a digit"),
+        (settings.password_require_upper, any(c.isupper() for c in password), "uppercase letter"),
+        (settings.password_require_lower, any(c.islower() for c in password), "lowercase letter"),
+        (settings.password_require_digit, any(c.isdigit() for c in password), "digit"),
         (
             settings.password_require_symbol,
             any(not c.isalnum() and not c.isspace() for c in password),
-            "a symbol",
+            "symbol",
         ),
     )
     for required, present, what in checks:
