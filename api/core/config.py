@@ -16,6 +16,8 @@ PROJECT_NAME = "pixelgate"
 # The value `.env.example` ships with. Good enough to develop with; `ENV=production` refuses it.
 DEVELOPMENT_JWT_SECRET = "development-only-secret-change-me-0123456789abcdef"
 MIN_JWT_SECRET_BYTES = 32
+# `.env.example`'s POSTGRES_PASSWORD, which docker-compose puts into DATABASE_URL.
+EXAMPLE_POSTGRES_PASSWORD = "change-me-example-postgres-password"
 
 CommaSeparated = Annotated[list[str], NoDecode]
 
@@ -98,6 +100,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "JWT_SECRET_KEY is the development example value; set a random secret "
                 "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`) "
+                "before starting with ENV=production"
+            )
+        if self.env == "production" and f":{EXAMPLE_POSTGRES_PASSWORD}@" in self.database_url:
+            raise ValueError(
+                "DATABASE_URL uses the example POSTGRES_PASSWORD; set a random one in .env "
                 "before starting with ENV=production"
             )
         return self
