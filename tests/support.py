@@ -8,12 +8,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import requests
 from alembic.config import Config
+from sqlalchemy.orm import Session
 
 from alembic import command
 
@@ -63,6 +64,18 @@ def register(client: Any, username: str, password: str = DEFAULT_PASSWORD) -> di
     assert logged_in.status_code == 200, logged_in.text
     tokens = logged_in.json()
     return {"user": created.json(), "tokens": tokens, "headers": bearer(tokens["access_token"])}
+
+
+def app_session(client: Any) -> AbstractContextManager[Session]:
+    """A session on a TestClient app's own database: for test setup and inspection."""
+    return client.app.state.database.session()
+
+
+def refresh_cookie(response: Any) -> str:
+    """The Set-Cookie header a response sets for the refresh token."""
+    cookies = [c for c in response.headers.get_list("set-cookie") if c.startswith("refresh_token=")]
+    assert len(cookies) == 1, response.headers
+    return cookies[0]
 
 
 def free_port() -> int:

@@ -50,6 +50,8 @@ def login(
     client: ClientInfo,
 ) -> sessions.IssuedTokens:
     """Checks, in order: rate limit, lockout, password, active. Every outcome is recorded."""
+    # No account name holds NUL, and PostgreSQL cannot compare or store it: make it inert.
+    identifier = identifier.replace("\x00", "\ufffd")
     user = find_user_by_login(db, identifier)
 
     def fail(failure: LoginFailure, error: Exception) -> Exception:
