@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from api.app import create_app
 from api.core.config import Settings
 from api.models import Base
-from tests.support import REPO_ROOT, TEST_JWT_SECRET, migrate
+from tests.support import REPO_ROOT, TEST_JWT_SECRET, admin_settings, migrate
 
 POSTGRES_SERVER_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
@@ -140,6 +140,15 @@ def make_client(
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def admin_client(
+    make_client: Callable[..., AbstractContextManager[TestClient]],
+) -> Iterator[TestClient]:
+    """A started app whose start-up created the admin `ADMIN_USERNAME` (DEFAULT_PASSWORD)."""
+    with make_client(**admin_settings()) as test_client:
         yield test_client
 
 

@@ -21,6 +21,7 @@ from alembic import command
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
 DEFAULT_PASSWORD = "Str0ng!pass"
+ADMIN_USERNAME = "rootadmin"
 
 
 def alembic_config(database_url: str) -> Config:
@@ -76,6 +77,22 @@ def refresh_cookie(response: Any) -> str:
     cookies = [c for c in response.headers.get_list("set-cookie") if c.startswith("refresh_token=")]
     assert len(cookies) == 1, response.headers
     return cookies[0]
+
+
+def admin_settings() -> dict[str, str]:
+    """Settings overrides whose app creates the admin ADMIN_USERNAME at start-up."""
+    return {
+        "admin_username": ADMIN_USERNAME,
+        "admin_email": f"{ADMIN_USERNAME}@example.com",
+        "admin_password": DEFAULT_PASSWORD,
+    }
+
+
+def login_headers(client: Any, username: str, password: str = DEFAULT_PASSWORD) -> dict[str, str]:
+    """Logs an existing account in; returns its Bearer headers."""
+    response = login(client, username, password)
+    assert response.status_code == 200, response.text
+    return bearer(response.json()["access_token"])
 
 
 def free_port() -> int:
