@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
-from fastapi.security import OAuth2PasswordBearer
+from fastapi import Depends, Path, Request
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
 from api.core.client_info import ClientInfo, client_info
@@ -14,6 +14,7 @@ from api.core.config import Settings
 from api.core.rate_limit import RateLimiter
 from api.core.security import AccessClaims, InvalidAccessToken
 from api.models import Role, User
+from api.services.api_keys import authenticate_api_key
 from api.services.errors import Forbidden, NotAuthenticated
 from api.services.sessions import access_codec, session_is_active
 
@@ -22,6 +23,12 @@ bearer_scheme = OAuth2PasswordBearer(
     auto_error=False,
     scheme_name="Bearer",
     description="Access token from /auth/login or /auth/token (Swagger's Authorize).",
+)
+api_key_scheme = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="APIKey",
+    description="A key from POST /api-keys; accepted on image and job routes only.",
 )
 
 
@@ -57,15 +64,21 @@ NOT_AUTHENTICATED = "Not authenticated"
 INVALID_TOKEN = "Invalid or expired access token"
 
 
-def get_access_claims(
-    settings: SettingsDep, token: Annotated[str | None, Depends(bearer_scheme)]
-) -> AccessClaims:
-    if not token:
-        raise NotAuthenticated(NOT_AUTHENTICATED)
+BearerToken = Annotated[str | None, Depends(bearer_scheme)]
+ApiKeyHeaderValue = Annotated[str | None, Depends(api_key_scheme)]
+
+
+def _decode_access_token(settings: Settings, token: str) -> AccessClaims:
     try:
         return access_codec(settings).decode(token)
     except InvalidAccessToken as exc:
         raise NotAuthenticated(INVALID_TOKEN) from exc
+
+
+def get_access_claims(settings: SettingsDep, token: BearerToken) -> AccessClaims:
+    if not token:
+        raise NotAuthenticated(NOT_AUTHENTICATED)
+    return _decode_access_token(settings, token)
 
 
 AccessClaimsDep = Annotated[AccessClaims, Depends(get_access_claims)]
@@ -88,9 +101,18 @@ def get_current_user(db: DbSession, claims: AccessClaimsDep) -> User:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def get_user_from_token_or_api_key(db: DbSession, claims: AccessClaimsDep) -> User:
-    """Image and job routes: a Bearer token (API keys are added by the API-keys feature)."""
-    return user_for_claims(db, claims)
+def get_user_from_token_or_api_key(
+    settings: SettingsDep, db: DbSession, token: BearerToken, api_key: ApiKeyHeaderValue
+) -> User:
+    """Image and job routes: a Bearer token, else an X-API-Key acting as its owner.
+
+    A Bearer token, when sent, decides alone: a bad token is a 401 even with a good key.
+    """
+    if token:
+        return user_for_claims(db, _decode_access_token(settings, token))
+    if api_key:
+        return authenticate_api_key(db, api_key)
+    raise NotAuthenticated(NOT_AUTHENTICATED)
 
 
 CurrentUserOrKey = Annotated[User, Depends(get_user_from_token_or_api_key)]
@@ -103,3 +125,14 @@ def admin_required(user: CurrentUser) -> User:
 
 
 AdminUser = Annotated[User, Depends(admin_required)]
+
+
+def self_or_admin(user_id: Annotated[int, Path()], user: CurrentUser) -> User:
+    """For `/{user_id}` routes: the account itself or an admin; others get 403 before any
+    lookup, so a member cannot tell which ids exist."""
+    if user.id != user_id and not user.is_admin:
+        raise Forbidden("You may only access your own account")
+    return user
+
+
+SelfOrAdmin = Annotated[User, Depends(self_or_admin)]
