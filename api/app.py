@@ -16,7 +16,7 @@ from api.core.logging import configure_logging
 from api.core.rate_limit import RateLimiter
 from api.core.request_context import RequestContextMiddleware
 from api.errors import install_error_handlers
-from api.routers import auth, health
+from api.routers import admin, api_keys, auth, health, users
 from api.services.users import ensure_admin
 
 log = logging.getLogger("pixelgate.app")
@@ -71,6 +71,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestContextMiddleware, settings=settings)
 
-    for router in (health.router, auth.router):
+    for router in (health.router, auth.router, users.router, admin.router, api_keys.router):
         app.include_router(router)
     return app

@@ -13,6 +13,9 @@ class AuditEntry(Base):
     __table_args__ = (
         Index("ix_audit_log_created_at", "created_at"),
         Index("ix_audit_log_actor_id", "actor_id"),
+        # Migration 0002: the admin audit-log filters.
+        Index("ix_audit_log_action_created", "action", "created_at"),
+        Index("ix_audit_log_target", "target_type", "target_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,0 +1,75 @@
+"""User administration routes: HTTP in and out only; the rules live in api/services/admin.py."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from api.dependencies import AdminUser, Client, DbSession, SelfOrAdmin, SettingsDep
+from api.models import Role
+from api.schemas.admin import AdminUserOut, UserUpdate
+from api.schemas.common import Page, PageParams, error_responses, page_params, to_page
+from api.services import admin as admin_service
+from api.services.users import get_user
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.get("", response_model=Page[AdminUserOut], responses=error_responses(401, 403, 422))
+def list_users(
+    _admin: AdminUser,
+    db: DbSession,
+    page: Annotated[PageParams, Depends(page_params)],
+    q: Annotated[
+        str | None,
+        Query(max_length=100, description="Case-insensitive part of username, email or name"),
+    ] = None,
+    role: Annotated[Role | None, Query(description="Only this role")] = None,
+    is_active: Annotated[bool | None, Query(description="Only active or inactive")] = None,
+    deleted: Annotated[bool | None, Query(description="Only deleted or existing")] = None,
+) -> Page[AdminUserOut]:
+    """Every account, newest first (admins only); soft-deleted ones carry `deleted_at`."""
+    items, total = admin_service.users_page(
+        db, page, q=q, role=role, is_active=is_active, deleted=deleted
+    )
+    return to_page(AdminUserOut, items, total, page)
+
+
+@router.get(
+    "/{user_id}", response_model=AdminUserOut, responses=error_responses(401, 403, 404, 422)
+)
+def read_user(user_id: int, _caller: SelfOrAdmin, db: DbSession) -> AdminUserOut:
+    """One account: your own, or anyone's for an admin."""
+    return AdminUserOut.model_validate(get_user(db, user_id), from_attributes=True)
+
+
+@router.patch(
+    "/{user_id}",
+    response_model=AdminUserOut,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+def update_user(
+    user_id: int, body: UserUpdate, admin: AdminUser, db: DbSession, client: Client
+) -> AdminUserOut:
+    """Changes role and/or activation (admins only). Deactivating revokes every session and
+    API key of the user; the last active admin cannot be demoted or deactivated (409)."""
+    user = admin_service.update_user(
+        db, admin, user_id, role=body.role, is_active=body.is_active, client=client
+    )
+    return AdminUserOut.model_validate(user, from_attributes=True)
+
+
+@router.delete(
+    "/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+def delete_user(
+    user_id: int, caller: SelfOrAdmin, db: DbSession, settings: SettingsDep, client: Client
+) -> Response:
+    """Soft-deletes an account (your own, or anyone's for an admin): it is deactivated, its
+    sessions and API keys revoked and its images deleted; username and email stay taken.
+    The last active admin cannot be deleted (409)."""
+    admin_service.delete_user(db, settings, caller, user_id, client=client)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
