@@ -28,7 +28,14 @@ from api.schemas.auth import (
     UpdateMeRequest,
     UserOut,
 )
-from api.schemas.common import Page, PageParams, error_responses, page_params, to_page
+from api.schemas.common import (
+    IdPath,
+    Page,
+    PageParams,
+    error_responses,
+    page_params,
+    to_page,
+)
 from api.services import auth as auth_service
 from api.services import sessions as session_service
 from api.services import users as user_service
@@ -237,9 +244,9 @@ def list_sessions(user: CurrentUser, claims: AccessClaimsDep, db: DbSession) -> 
 @router.delete(
     "/sessions/{session_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(401, 404),
+    responses=error_responses(401, 404, 422),
 )
-def revoke_session(session_id: int, user: CurrentUser, db: DbSession) -> Response:
+def revoke_session(session_id: IdPath, user: CurrentUser, db: DbSession) -> Response:
     session_service.revoke_own_session(db, user.id, session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
