@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -15,12 +14,17 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from api.app import create_app
 from api.core.config import Settings
 from api.models import Base
-from tests.support import REPO_ROOT, TEST_JWT_SECRET, admin_settings, migrate
+from tests.support import (
+    REPO_ROOT,
+    TEST_JWT_SECRET,
+    admin_settings,
+    fresh_postgres_database,
+    migrate,
+)
 
 POSTGRES_SERVER_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
@@ -52,24 +56,21 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session, migrated to head, dropped afterwards."""
+def postgres_server_url() -> str:
+    """The run's PostgreSQL server; skips when unreachable (fails when it is required)."""
     if not _postgres_reachable():
         if REQUIRE_POSTGRES:
             pytest.fail(f"PostgreSQL is required but not reachable at {POSTGRES_SERVER_URL}")
         pytest.skip("PostgreSQL is not reachable")
-    name = f"pixelgate_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_SERVER_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(POSTGRES_SERVER_URL).set(database=name).render_as_string(hide_password=False)
-    try:
+    return POSTGRES_SERVER_URL
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, migrated to head, dropped afterwards."""
+    with fresh_postgres_database(postgres_server_url) as url:
         migrate(url)
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _truncate_all(url: str) -> None:
