@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
@@ -14,6 +14,7 @@ from api.core.config import Settings
 from api.core.rate_limit import RateLimiter
 from api.core.security import AccessClaims, InvalidAccessToken
 from api.models import Role, User
+from api.schemas.common import IdPath
 from api.services.api_keys import authenticate_api_key
 from api.services.errors import Forbidden, NotAuthenticated
 from api.services.sessions import access_codec, session_is_active
@@ -127,7 +128,7 @@ def admin_required(user: CurrentUser) -> User:
 AdminUser = Annotated[User, Depends(admin_required)]
 
 
-def self_or_admin(user_id: Annotated[int, Path()], user: CurrentUser) -> User:
+def self_or_admin(user_id: IdPath, user: CurrentUser) -> User:
     """For `/{user_id}` routes: the account itself or an admin; others get 403 before any
     lookup, so a member cannot tell which ids exist."""
     if user.id != user_id and not user.is_admin:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from api.dependencies import AdminUser, DbSession
 from api.schemas.admin import AuditEntryOut, StatsOut
 from api.schemas.auth import LoginEventOut
-from api.schemas.common import Page, PageParams, error_responses, page_params, to_page
+from api.schemas.common import MAX_ID, Page, PageParams, error_responses, page_params, to_page
 from api.services import admin as admin_service
 from api.services.login_history import login_history_page
 
@@ -46,11 +46,13 @@ def audit_log(
     db: DbSession,
     page: Annotated[PageParams, Depends(page_params)],
     action: Annotated[str | None, Query(max_length=64, description="e.g. user.deleted")] = None,
-    actor_id: Annotated[int | None, Query(description="Who acted")] = None,
+    actor_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Who acted")] = None,
     target_type: Annotated[
         str | None, Query(max_length=32, description="user, api_key or session")
     ] = None,
-    target_id: Annotated[int | None, Query(description="What was acted on")] = None,
+    target_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="What was acted on")
+    ] = None,
 ) -> Page[AuditEntryOut]:
     """Role changes, (de)activations, deletions, API key creation and revocation, newest
     first, with who acted, from which address, and when."""

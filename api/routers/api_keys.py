@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response, status
 from api.dependencies import Client, CurrentUser, DbSession
 from api.models import ApiKey
 from api.schemas.api_key import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
-from api.schemas.common import error_responses
+from api.schemas.common import IdPath, error_responses
 from api.services import api_keys as api_key_service
 
 router = APIRouter(prefix="/api-keys", tags=["api-keys"])
@@ -61,7 +61,7 @@ def list_api_keys(user: CurrentUser, db: DbSession) -> list[ApiKeyOut]:
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(401, 404, 422),
 )
-def revoke_api_key(key_id: int, user: CurrentUser, db: DbSession, client: Client) -> Response:
+def revoke_api_key(key_id: IdPath, user: CurrentUser, db: DbSession, client: Client) -> Response:
     """Revokes one of the caller's keys at once (idempotent); another user's is a 404."""
     api_key_service.revoke_api_key(db, user, key_id, client=client)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from api.dependencies import AdminUser, Client, DbSession, SelfOrAdmin, SettingsDep
 from api.models import Role
 from api.schemas.admin import AdminUserOut, UserUpdate
-from api.schemas.common import Page, PageParams, error_responses, page_params, to_page
+from api.schemas.common import IdPath, Page, PageParams, error_responses, page_params, to_page
 from api.services import admin as admin_service
 from api.services.users import get_user
 
@@ -39,7 +39,7 @@ def list_users(
 @router.get(
     "/{user_id}", response_model=AdminUserOut, responses=error_responses(401, 403, 404, 422)
 )
-def read_user(user_id: int, _caller: SelfOrAdmin, db: DbSession) -> AdminUserOut:
+def read_user(user_id: IdPath, _caller: SelfOrAdmin, db: DbSession) -> AdminUserOut:
     """One account: your own, or anyone's for an admin."""
     return AdminUserOut.model_validate(get_user(db, user_id), from_attributes=True)
 
@@ -50,7 +50,7 @@ def read_user(user_id: int, _caller: SelfOrAdmin, db: DbSession) -> AdminUserOut
     responses=error_responses(401, 403, 404, 409, 422),
 )
 def update_user(
-    user_id: int, body: UserUpdate, admin: AdminUser, db: DbSession, client: Client
+    user_id: IdPath, body: UserUpdate, admin: AdminUser, db: DbSession, client: Client
 ) -> AdminUserOut:
     """Changes role and/or activation (admins only). Deactivating revokes every session and
     API key of the user; the last active admin cannot be demoted or deactivated (409)."""
@@ -66,7 +66,7 @@ def update_user(
     responses=error_responses(401, 403, 404, 409, 422),
 )
 def delete_user(
-    user_id: int, caller: SelfOrAdmin, db: DbSession, settings: SettingsDep, client: Client
+    user_id: IdPath, caller: SelfOrAdmin, db: DbSession, settings: SettingsDep, client: Client
 ) -> Response:
     """Soft-deletes an account (your own, or anyone's for an admin): it is deactivated, its
     sessions and API keys revoked and its images deleted; username and email stay taken.
