@@ -50,8 +50,9 @@ def login(
     client: ClientInfo,
 ) -> sessions.IssuedTokens:
     """Checks, in order: rate limit, lockout, password, active. Every outcome is recorded."""
-    # No account name holds NUL, and PostgreSQL cannot compare or store it: make it inert.
-    identifier = identifier.replace("\x00", "\ufffd")
+    # One spelling for lookup, lockout and history, so " bob" locks like "bob" whether or not
+    # bob exists. No account name holds NUL, and PostgreSQL cannot store it: make it inert.
+    identifier = identifier.strip().replace("\x00", "\ufffd")
     user = find_user_by_login(db, identifier)
 
     def fail(failure: LoginFailure, error: Exception) -> Exception:
