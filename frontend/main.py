@@ -1,0 +1,62 @@
+"""The dashboard's Streamlit script (served by `frontend/app.py`): every run restores the login,
+builds the navigation for it, runs the chosen page and keeps the refresh cookie in step."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO_ROOT = str(Path(__file__).resolve().parent.parent)
+if REPO_ROOT not in sys.path:  # `streamlit run` puts only frontend/ on the path
+    sys.path.insert(0, REPO_ROOT)
+
+import streamlit as st  # noqa: E402
+
+from frontend.api_client import ApiError, SessionExpired  # noqa: E402
+from frontend.components.feedback import show_error  # noqa: E402
+from frontend.navigation import pages_for  # noqa: E402
+from frontend.session import (  # noqa: E402
+    api_client,
+    auth_state,
+    forget_user_data_after_logout,
+    resume_remembered_login,
+    sync_cookie,
+)
+
+st.set_page_config(page_title="Pixelgate", page_icon=":material/photo_filter:", layout="wide")
+
+auth = auth_state()
+client = api_client()
+resume_remembered_login()
+
+if auth.logged_in:
+    try:
+        client.load_user()  # every run: a role change or deactivation shows at once
+    except SessionExpired:
+        pass
+    except ApiError as error:
+        show_error(error)
+        if auth.user is None:
+            st.stop()
+forget_user_data_after_logout()
+
+sync_cookie()
+page = st.navigation(pages_for(auth))
+
+with st.sidebar:
+    st.markdown("### :material/photo_filter: Pixelgate")
+    if auth.logged_in and auth.user:
+        st.caption(f"Signed in as **{auth.user['username']}** · {auth.user['role']}")
+        if st.button("Log out", icon=":material/logout:", key="sidebar_logout"):
+            if not client.logout():
+                st.toast("Logged out here; the server could not be told right now.")
+            st.rerun()
+
+try:
+    page.run()
+except SessionExpired:
+    st.rerun()  # the navigation now offers only Log in, which shows the expiry message
+except ApiError as error:  # what a page did not handle itself: the message, never a traceback
+    show_error(error)
+
+sync_cookie()  # tokens may have rotated during the page

@@ -1,0 +1,102 @@
+"""Admin: every user, with search and filters; change role; deactivate or reactivate."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from frontend.api_client import ApiError
+from frontend.components.feedback import empty_state, show_error
+from frontend.components.formatting import local_time
+from frontend.components.paging import current_offset, pager, reset
+from frontend.session import api_client, auth_state
+
+PAGE_SIZE = 25
+ROLES = {"Any role": None, "Members": "member", "Admins": "admin"}
+STATES = {"Active and inactive": None, "Active": True, "Inactive": False}
+
+client = api_client()
+st.title("Users")
+
+search, role_filter, state_filter = st.columns([2, 1, 1])
+query = search.text_input(
+    "Search", placeholder="username, email or name", key="admin_q", on_change=reset, args=("users",)
+)
+role = role_filter.selectbox(
+    "Role", list(ROLES), key="admin_role", on_change=reset, args=("users",)
+)
+state = state_filter.selectbox(
+    "Status", list(STATES), key="admin_state", on_change=reset, args=("users",)
+)
+
+users = client.users(
+    limit=PAGE_SIZE,
+    offset=current_offset("users", PAGE_SIZE),
+    q=query.strip() or None,
+    role=ROLES[role],
+    is_active=STATES[state],
+)
+if not users["items"]:
+    empty_state("No users match", "Change the search or the filters.", ":material/person_search:")
+    st.stop()
+
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "ID": user["id"],
+                "Username": user["username"],
+                "Name": user["name"],
+                "Email": user["email"],
+                "Role": user["role"],
+                "Active": user["is_active"],
+                "Joined": local_time(user["created_at"]),
+                "Last login": local_time(user.get("last_login_at")),
+            }
+            for user in users["items"]
+        ]
+    ),
+    hide_index=True,
+    width="stretch",
+)
+pager("users", users["total"], PAGE_SIZE)
+
+st.subheader("Manage a user")
+chosen = st.selectbox(
+    "User",
+    users["items"],
+    format_func=lambda user: f"{user['username']} — {user['email']}",
+    key="admin_chosen",
+)
+me = auth_state().user or {}
+with st.container(border=True):
+    role_column, active_column = st.columns(2)
+    with role_column:
+        new_role = st.radio(
+            "Role",
+            ["member", "admin"],
+            index=["member", "admin"].index(chosen["role"]),
+            horizontal=True,
+            key=f"admin_role_{chosen['id']}",
+        )
+        if st.button("Save role", disabled=new_role == chosen["role"], key="admin_save_role"):
+            try:
+                client.update_user(chosen["id"], role=new_role)
+            except ApiError as error:
+                show_error(error)
+            else:
+                st.toast(f"{chosen['username']} is now {new_role}.")
+                st.rerun()
+    with active_column:
+        st.markdown(f"Status: **{'active' if chosen['is_active'] else 'deactivated'}**")
+        label = "Deactivate" if chosen["is_active"] else "Reactivate"
+        if chosen["id"] == me.get("id") and chosen["is_active"]:
+            st.caption("Deactivating yourself ends your own session too.")
+        if st.button(label, key="admin_toggle_active"):
+            try:
+                client.update_user(chosen["id"], is_active=not chosen["is_active"])
+            except ApiError as error:
+                show_error(error)
+            else:
+                st.toast(f"{chosen['username']} {label.lower()}d.")
+                st.rerun()

@@ -1,0 +1,41 @@
+"""Active sessions: where the account is logged in, with revoke and "log out everywhere"."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from frontend.components.formatting import ago, device, when
+from frontend.session import api_client
+
+client = api_client()
+st.title("Sessions")
+st.caption("Every device where you are logged in. Revoke any you don't recognise.")
+
+sessions = client.sessions()
+for session in sessions:
+    with st.container(border=True):
+        info, action = st.columns([4, 1], vertical_alignment="center")
+        with info:
+            marker = " · :green-badge[This device]" if session["current"] else ""
+            st.markdown(f"**{device(session.get('user_agent'))}**{marker}")
+            st.caption(
+                f"IP {session.get('ip_address') or 'unknown'} · last used "
+                f"{ago(session['last_used_at'])} · signed in {when(session['created_at'])} · "
+                f"expires {when(session['expires_at'])}"
+            )
+        with action:
+            label = "Log out" if session["current"] else "Revoke"
+            if st.button(label, key=f"revoke_{session['id']}", icon=":material/block:"):
+                client.revoke_session(session["id"])
+                if session["current"]:
+                    client.logout()
+                else:
+                    st.toast("Session revoked.")
+                st.rerun()
+
+st.divider()
+st.markdown("**Log out everywhere** ends every session, this one included.")
+confirm = st.checkbox("Yes, log me out on every device", key="logout_all_confirm")
+if st.button("Log out everywhere", type="primary", disabled=not confirm, icon=":material/logout:"):
+    client.logout_everywhere()
+    st.rerun()
