@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes the test suite's outside parts reachable: PostgreSQL, Redis, and Debian's Chromium.
+# Makes the test suite's outside parts reachable: PostgreSQL, Redis, Debian's Chromium and nginx.
 set -uo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
@@ -30,5 +30,13 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   as_root apt-get update -qq >/dev/null 2>&1 || true
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
     || echo "!! could not install chromium; the browser test will fail" >&2
+fi
+
+# The deployment test runs the compose proxy's nginx template in front of scripts/start.sh.
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  echo "==> installing Debian's nginx-light"
+  as_root apt-get update -qq >/dev/null 2>&1 || true
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1 \
+    || echo "!! could not install nginx; the deployment proxy test will fail" >&2
 fi
 exit 0

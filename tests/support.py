@@ -114,6 +114,22 @@ def login_headers(client: Any, username: str, password: str = DEFAULT_PASSWORD) 
     return bearer(response.json()["access_token"])
 
 
+class LiveClient(requests.Session):
+    """requests against a running server, taking TestClient-style paths ("/auth/login"), so the
+    account helpers above work on real servers too. `headers` go with every request."""
+
+    def __init__(self, base_url: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.base_url = base_url.rstrip("/")
+        self.headers.update(headers or {})
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(url, str) and url.startswith("/"):
+            url = self.base_url + url
+        kwargs.setdefault("timeout", 60)
+        return super().request(method, url, *args, **kwargs)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,0 +1,373 @@
+"""Deployment smoke test: scripts/start.sh, exactly as the API container runs it, against this
+machine's real PostgreSQL (a fresh, empty database) and Redis (a random database index), with
+two uvicorn workers; and the nginx proxy template rendered and run in front of it."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+import redis
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
+
+from tests.deploy.deploy_files import render_nginx_template
+from tests.deploy.workers import Answer, WorkerConnection
+from tests.support import (
+    ADMIN_USERNAME,
+    DEFAULT_PASSWORD,
+    REPO_ROOT,
+    LiveClient,
+    admin_settings,
+    alembic_config,
+    api_env,
+    free_port,
+    fresh_postgres_database,
+    login_headers,
+    register,
+    running_process,
+)
+
+pytestmark = pytest.mark.deployment
+
+START_SCRIPT = REPO_ROOT / "scripts" / "start.sh"
+REDIS_SERVER = "redis://127.0.0.1:6379"
+WORKERS = 2
+LOGIN_LIMIT = 5
+START_TIMEOUT_S = 120
+
+
+class Deployment:
+    """The API as the container runs it: start.sh with its environment; restartable."""
+
+    def __init__(self, env: dict[str, str], database_url: str, log_dir: Path) -> None:
+        self.env = env
+        self.database_url = database_url
+        self.port = int(env["API_PORT"])
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_dir = log_dir
+        self.starts = 0
+        self.pid = 0
+        self._stack = ExitStack()
+        self._client_ips = (f"198.51.100.{n}" for n in itertools.count(1))
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"start-{self.starts}.log"
+
+    def start(self) -> None:
+        self.starts += 1
+        stack = ExitStack()
+        try:
+            process = stack.enter_context(
+                running_process(
+                    [str(START_SCRIPT)],
+                    self.env,
+                    f"{self.base_url}/health",
+                    self.log_path,
+                    timeout=START_TIMEOUT_S,
+                )
+            )
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"{exc}\n--- start.sh said ---\n{self.log()}") from exc
+        self.pid = process.pid
+        self._stack = stack
+
+    def stop(self) -> None:
+        self._stack.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def client(self) -> LiveClient:
+        """A client that, through the trusted-proxy header, comes from an address of its own,
+        so each test has its own rate-limit budget."""
+        return LiveClient(self.base_url, {"X-Forwarded-For": next(self._client_ips)})
+
+    def connections_on_every_worker(self, per_worker: int) -> dict[int, list[WorkerConnection]]:
+        """Opens keep-alive connections until each worker holds `per_worker` of them."""
+        by_worker: dict[int, list[WorkerConnection]] = {}
+        for _ in range(per_worker * WORKERS * 10):
+            connection = WorkerConnection("127.0.0.1", self.port, self.pid)
+            answer = connection.request("GET", "/health")
+            assert answer.status == 200, answer.body
+            holders = by_worker.setdefault(answer.worker_pid or 0, [])
+            if len(holders) < per_worker:
+                holders.append(connection)
+            else:
+                connection.close()
+            if len(by_worker) == WORKERS and all(len(c) == per_worker for c in by_worker.values()):
+                return by_worker
+        raise AssertionError(f"requests did not spread over {WORKERS} workers: {by_worker}")
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """A random database index of the local Redis, empty before and after."""
+    url = f"{REDIS_SERVER}/{random.randint(1, 15)}"
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.fail(f"Redis is required at {REDIS_SERVER} (scripts/ensure-services.sh starts it)")
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
+
+
+def _tables(database_url: str) -> list[str]:
+    engine = create_engine(database_url)
+    try:
+        return sorted(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    postgres_server_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    workdir = tmp_path_factory.mktemp("deployment")
+    with fresh_postgres_database(postgres_server_url) as database_url:
+        assert _tables(database_url) == []
+        env = api_env(
+            database_url,
+            workdir / "images",
+            ENV="production",
+            RATE_LIMIT_ENABLED="true",
+            RATE_LIMIT_STORAGE_URI=redis_url,
+            LOGIN_RATE_LIMIT=f"{LOGIN_LIMIT}/minute",
+            SIGNUP_RATE_LIMIT="1000/minute",
+            API_HOST="127.0.0.1",
+            API_PORT=str(free_port()),
+            API_WORKERS=str(WORKERS),
+            FORWARDED_ALLOW_IPS="127.0.0.1",
+            DB_WAIT_TIMEOUT="30",
+            PROCESS_WORKERS="1",
+            PYTHON=sys.executable,
+            **{key.upper(): value for key, value in admin_settings().items()},
+        )
+        handle = Deployment(env, database_url, workdir)
+        handle.start()
+        try:
+            yield handle
+        finally:
+            handle.stop()
+
+
+def test_migrations_apply_from_an_empty_database(deployment: Deployment) -> None:
+    head = ScriptDirectory.from_config(alembic_config(deployment.database_url)).get_current_head()
+    engine = create_engine(deployment.database_url)
+    try:
+        with engine.connect() as connection:
+            version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()
+    assert version == head
+    assert {"users", "images", "jobs", "login_events"} <= set(_tables(deployment.database_url))
+
+
+def test_first_admin_exists_before_serving(deployment: Deployment) -> None:
+    log = deployment.log()
+    assert log.index(f"admin ready: id=1 username={ADMIN_USERNAME}") < log.index("==> serving")
+    client = deployment.client()
+    me = client.get("/auth/me", headers=login_headers(client, ADMIN_USERNAME))
+    assert me.status_code == 200
+    assert me.json()["role"] == "admin"
+
+
+def test_every_worker_answers_health(deployment: Deployment) -> None:
+    by_worker = deployment.connections_on_every_worker(per_worker=1)
+    for pid, (connection,) in by_worker.items():
+        answer = connection.request("GET", "/health")
+        assert answer.worker_pid == pid
+        assert answer.status == 200
+        assert answer.json()["database"] == "ok"
+        connection.close()
+
+
+def test_login_limit_holds_across_workers(deployment: Deployment) -> None:
+    username = "limited"
+    register(deployment.client(), username)
+    per_worker = 6
+    by_worker = deployment.connections_on_every_worker(per_worker)
+    # Alternate between the workers: with per-process counters each would allow its own 5.
+    connections = [c for pair in zip(*by_worker.values(), strict=True) for c in pair]
+    body = {"username": username, "password": DEFAULT_PASSWORD}
+    same_client = {"X-Forwarded-For": "203.0.113.77"}
+
+    answers: list[Answer] = [
+        connection.request("POST", "/auth/login", body, same_client) for connection in connections
+    ]
+    for connection in connections:
+        connection.close()
+
+    assert [a.status for a in answers] == [200] * LOGIN_LIMIT + [429] * (len(answers) - LOGIN_LIMIT)
+    assert {a.worker_pid for a in answers} == set(by_worker)
+    assert {a.worker_pid for a in answers if a.status == 429} == set(by_worker)
+    assert all(int(a.headers["retry-after"]) > 0 for a in answers if a.status == 429)
+
+
+def test_the_api_believes_forwarded_for_only_from_trusted_proxies(deployment: Deployment) -> None:
+    client = deployment.client()
+    account = register(client, "direct")
+    forged = {"X-Forwarded-For": "6.6.6.6"}
+    body = {"username": "direct", "password": DEFAULT_PASSWORD}
+    # From 127.0.0.2, which FORWARDED_ALLOW_IPS does not name.
+    untrusted = WorkerConnection("127.0.0.1", deployment.port, source_ip="127.0.0.2")
+    assert untrusted.request("POST", "/auth/login", body, forged).status == 200
+    untrusted.close()
+
+    history = client.get("/auth/login-history", headers=account["headers"]).json()["items"]
+    assert history[0]["ip_address"] == "127.0.0.2"
+    # The logins through the trusted address (register's) kept the address it forwarded.
+    assert history[1]["ip_address"] == client.headers["X-Forwarded-For"]
+
+
+def test_restart_keeps_users_and_data(deployment: Deployment) -> None:
+    client = deployment.client()
+    register(client, "survivor")
+
+    deployment.stop()
+    deployment.start()
+
+    log = deployment.log()
+    assert "Running upgrade" not in log, "the schema was already at head"
+    client = deployment.client()
+    headers = login_headers(client, "survivor")
+    assert client.get("/auth/me", headers=headers).json()["username"] == "survivor"
+    admin = login_headers(client, ADMIN_USERNAME)
+    admins = client.get("/users", params={"role": "admin"}, headers=admin).json()
+    assert [user["username"] for user in admins["items"]] == [ADMIN_USERNAME]
+
+
+def test_start_script_gives_up_when_the_database_never_answers(tmp_path: Path) -> None:
+    env = api_env(
+        f"postgresql+psycopg2://nobody@127.0.0.1:{free_port()}/none",
+        tmp_path / "images",
+        DB_WAIT_TIMEOUT="1",
+        API_PORT=str(free_port()),
+        PYTHON=sys.executable,
+    )
+    done = subprocess.run(
+        [str(START_SCRIPT)], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1
+    assert "database not reachable after 1s" in done.stderr
+    assert "applying migrations" not in done.stdout
+
+
+def test_start_script_refuses_the_example_secret_in_production(tmp_path: Path) -> None:
+    from api.core.config import DEVELOPMENT_JWT_SECRET
+
+    env = api_env(
+        f"sqlite:///{tmp_path / 'app.db'}",
+        tmp_path / "images",
+        ENV="production",
+        JWT_SECRET_KEY=DEVELOPMENT_JWT_SECRET,
+        PYTHON=sys.executable,
+    )
+    done = subprocess.run(
+        [str(START_SCRIPT)], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0
+    assert "JWT_SECRET_KEY" in done.stderr
+    assert DEVELOPMENT_JWT_SECRET not in done.stdout + done.stderr
+    assert not (tmp_path / "app.db").exists(), "nothing ran before the settings were checked"
+
+
+# --- the reverse proxy, rendered from deploy/nginx/pixelgate.conf.template -------------------
+
+NGINX_MAIN = """\
+daemon off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log stderr notice;
+{user}
+events {{ worker_connections 256; }}
+http {{
+    access_log {dir}/access.log;
+    client_body_temp_path {dir}/client_body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    include {dir}/pixelgate.conf;
+}}
+"""
+
+
+class Proxy:
+    def __init__(self, api_port: int, dashboard_port: int) -> None:
+        self.api_port = api_port
+        self.dashboard_port = dashboard_port
+        self.api_url = f"http://127.0.0.1:{api_port}"
+        self.dashboard_url = f"http://127.0.0.1:{dashboard_port}"
+
+
+@pytest.fixture(scope="module")
+def proxy(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+    nginx = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
+    if nginx is None:
+        pytest.fail("nginx is required for the proxy test (scripts/ensure-services.sh installs it)")
+    workdir = tmp_path_factory.mktemp("nginx")
+    proxy = Proxy(free_port(), free_port())
+    (workdir / "pixelgate.conf").write_text(
+        render_nginx_template(
+            {
+                "API_UPSTREAM": f"127.0.0.1:{deployment.port}",
+                "DASHBOARD_UPSTREAM": f"127.0.0.1:{free_port()}",
+                "PROXY_API_LISTEN": f"127.0.0.1:{proxy.api_port}",
+                "PROXY_DASHBOARD_LISTEN": f"127.0.0.1:{proxy.dashboard_port}",
+            }
+        )
+    )
+    # As root, nginx's workers would drop to `nobody`, who cannot enter pytest's temp dirs.
+    user = "user root;" if os.geteuid() == 0 else ""
+    (workdir / "nginx.conf").write_text(NGINX_MAIN.format(dir=workdir, user=user))
+    args = [nginx, "-p", str(workdir), "-c", str(workdir / "nginx.conf"), "-e", "stderr"]
+    with running_process(
+        args, dict(os.environ), f"{proxy.dashboard_url}/proxy-health", workdir / "nginx.log"
+    ):
+        yield proxy
+
+
+def test_proxy_serves_the_api_with_swagger(proxy: Proxy) -> None:
+    client = LiveClient(proxy.api_url)
+    assert client.get("/health").json()["database"] == "ok"
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    assert "/openapi.json" in docs.text
+    schema = client.get("/openapi.json").json()
+    assert "/auth/token" in schema["paths"]
+
+
+def test_proxy_passes_the_real_client_address(deployment: Deployment, proxy: Proxy) -> None:
+    account = register(deployment.client(), "proxied")
+    # A client at 127.0.0.2 forging X-Forwarded-For; nginx (at 127.0.0.1, the trusted proxy)
+    # appends the address it really saw, and the API takes that one.
+    through_proxy = WorkerConnection("127.0.0.1", proxy.api_port, source_ip="127.0.0.2")
+    body = {"username": "proxied", "password": DEFAULT_PASSWORD}
+    answer = through_proxy.request("POST", "/auth/login", body, {"X-Forwarded-For": "6.6.6.6"})
+    assert answer.status == 200, answer.body
+    history = through_proxy.request("GET", "/auth/login-history", headers=account["headers"])
+    through_proxy.close()
+    assert history.json()["items"][0]["ip_address"] == "127.0.0.2"
+
+
+def test_proxy_answers_its_own_health_without_the_dashboard(proxy: Proxy) -> None:
+    client = LiveClient(proxy.dashboard_url)
+    assert client.get("/proxy-health").text == "ok\n"
+    # Nothing listens where the dashboard should be: the proxy says so rather than hanging.
+    assert client.get("/").status_code == 502
