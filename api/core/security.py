@@ -118,7 +118,15 @@ class AccessTokenCodec:
                 algorithms=[JWT_ALGORITHM],
                 audience=self._audience,
                 issuer=self._issuer,
-                options={"require_exp": True, "require_iat": True, "require_sub": True},
+                # python-jose skips the audience check when `aud` is absent: require it.
+                options={
+                    "require_exp": True,
+                    "require_iat": True,
+                    "require_sub": True,
+                    "require_aud": True,
+                    "require_iss": True,
+                    "require_jti": True,
+                },
             )
         except JWTError as exc:
             raise InvalidAccessToken(str(exc)) from exc
