@@ -41,6 +41,19 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
+def _audit(db: Session, record: ApiKey, action: str, client: ClientInfo, **details: object) -> None:
+    """An owner's action on their key, named by its public prefix (never the key or hash)."""
+    record_audit(
+        db,
+        actor_id=record.user_id,
+        action=action,
+        target_type="api_key",
+        target_id=record.id,
+        client=client,
+        details={"name": record.name, "prefix": record.prefix, **details},
+    )
+
+
 def create_api_key(
     db: Session,
     owner: User,
@@ -63,15 +76,7 @@ def create_api_key(
     )
     db.add(record)
     db.flush()
-    record_audit(
-        db,
-        actor_id=owner.id,
-        action="api_key.created",
-        target_type="api_key",
-        target_id=record.id,
-        client=client,
-        details={"name": name, "prefix": prefix, "expires_at": _iso(record.expires_at)},
-    )
+    _audit(db, record, "api_key.created", client, expires_at=_iso(record.expires_at))
     db.commit()
     return IssuedApiKey(record=record, key=key)
 
@@ -93,15 +98,7 @@ def revoke_api_key(db: Session, owner: User, key_id: int, *, client: ClientInfo)
         raise NotFound("API key not found")
     if record.revoked_at is None:
         record.revoked_at = utcnow()
-        record_audit(
-            db,
-            actor_id=owner.id,
-            action="api_key.revoked",
-            target_type="api_key",
-            target_id=record.id,
-            client=client,
-            details={"name": record.name, "prefix": record.prefix},
-        )
+        _audit(db, record, "api_key.revoked", client)
     db.commit()
 
 
