@@ -216,3 +216,29 @@ def api_server(env: dict[str, str], log_path: Path, workers: int = 1) -> Iterato
     base_url = f"http://127.0.0.1:{port}"
     with running_process(args, env, f"{base_url}/health", log_path):
         yield base_url
+
+
+@contextmanager
+def dashboard_server(api_base_url: str, log_path: Path) -> Iterator[str]:
+    """The real dashboard (`streamlit run frontend/app.py`) using the API at `api_base_url`;
+    yields its base URL."""
+    port = free_port()
+    env = {**os.environ, "API_BASE_URL": api_base_url, "PYTHONUNBUFFERED": "1"}
+    args = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "frontend/app.py",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    base_url = f"http://127.0.0.1:{port}"
+    with running_process(args, env, f"{base_url}/_stcore/health", log_path):
+        yield base_url

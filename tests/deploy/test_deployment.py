@@ -18,6 +18,8 @@ import pytest
 import redis
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from tests.deploy.deploy_files import render_nginx_template
 from tests.deploy.workers import Answer, WorkerConnection
@@ -29,6 +31,7 @@ from tests.support import (
     admin_settings,
     alembic_config,
     api_env,
+    dashboard_server,
     free_port,
     fresh_postgres_database,
     login_headers,
@@ -317,7 +320,18 @@ class Proxy:
 
 
 @pytest.fixture(scope="module")
-def proxy(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+def dashboard_url(
+    deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    log_path = tmp_path_factory.mktemp("dashboard") / "streamlit.log"
+    with dashboard_server(deployment.base_url, log_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def proxy(
+    deployment: Deployment, dashboard_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Proxy]:
     nginx = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
     if nginx is None:
         pytest.fail("nginx is required for the proxy test (scripts/ensure-services.sh installs it)")
@@ -327,7 +341,7 @@ def proxy(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> I
         render_nginx_template(
             {
                 "API_UPSTREAM": f"127.0.0.1:{deployment.port}",
-                "DASHBOARD_UPSTREAM": f"127.0.0.1:{free_port()}",
+                "DASHBOARD_UPSTREAM": dashboard_url.removeprefix("http://"),
                 "PROXY_API_LISTEN": f"127.0.0.1:{proxy.api_port}",
                 "PROXY_DASHBOARD_LISTEN": f"127.0.0.1:{proxy.dashboard_port}",
             }
@@ -366,8 +380,15 @@ def test_proxy_passes_the_real_client_address(deployment: Deployment, proxy: Pro
     assert history.json()["items"][0]["ip_address"] == "127.0.0.2"
 
 
-def test_proxy_answers_its_own_health_without_the_dashboard(proxy: Proxy) -> None:
+def test_proxy_serves_the_dashboard_with_its_websocket(proxy: Proxy) -> None:
     client = LiveClient(proxy.dashboard_url)
     assert client.get("/proxy-health").text == "ok\n"
-    # Nothing listens where the dashboard should be: the proxy says so rather than hanging.
-    assert client.get("/").status_code == 502
+    assert client.get("/_stcore/health").text == "ok"
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "Streamlit" in page.text
+    # The browser talks to Streamlit over a WebSocket: the upgrade must pass the proxy.
+    stream = f"ws://127.0.0.1:{proxy.dashboard_port}/_stcore/stream"
+    with connect(stream, subprotocols=[Subprotocol("streamlit")], open_timeout=30) as websocket:
+        assert websocket.response is not None
+        assert websocket.response.status_code == 101
