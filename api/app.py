@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from api.core.config import Settings, load_settings
@@ -16,7 +17,10 @@ from api.core.logging import configure_logging
 from api.core.rate_limit import RateLimiter
 from api.core.request_context import RequestContextMiddleware
 from api.errors import install_error_handlers
-from api.routers import admin, api_keys, auth, health, users
+from api.routers import admin, api_keys, auth, health, images, jobs, users
+from api.services.images import sweep_storage
+from api.services.jobs import JobRunner, fail_stale_jobs
+from api.services.processing.engine import ProcessingEngine
 from api.services.users import ensure_admin
 
 log = logging.getLogger("pixelgate.app")
@@ -35,6 +39,17 @@ def _bootstrap_admin(database: Database, settings: Settings) -> None:
         ensure_admin(db, settings)
 
 
+def _recover_processing_state(database: Database, settings: Settings) -> None:
+    """Storage sweep and stale jobs, before this server queues anything. Best effort: with the
+    database unreachable the app still starts (and /health says so)."""
+    try:
+        with database.session() as db:
+            fail_stale_jobs(db)
+            sweep_storage(db, settings)
+    except SQLAlchemyError as exc:
+        log.warning("start-up storage sweep skipped: database unavailable (%s)", type(exc).__name__)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(settings.log_level)
@@ -42,9 +57,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_bootstrap_admin, app.state.database, settings)
+        await run_in_threadpool(_recover_processing_state, app.state.database, settings)
+        app.state.processing = ProcessingEngine.from_settings(settings)
+        app.state.processing.warm_up()
+        app.state.job_runner = JobRunner(app.state.database, settings, app.state.processing)
         try:
             yield
         finally:
+            await app.state.job_runner.shutdown()
             app.state.database.dispose()
 
     app = FastAPI(
@@ -71,6 +91,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestContextMiddleware, settings=settings)
 
-    for router in (health.router, auth.router, users.router, admin.router, api_keys.router):
+    for router in (
+        health.router,
+        auth.router,
+        users.router,
+        admin.router,
+        api_keys.router,
+        images.router,
+        jobs.router,
+    ):
         app.include_router(router)
     return app

@@ -1,0 +1,340 @@
+"""Processing jobs: validated and queued as rows, run by the engine, finished as new images.
+
+A job row goes `queued → running → done | failed`. Every status change is a conditional
+update from the expected previous status, so a job failed by someone else (a sweep at start-up,
+the shutdown) is never brought back to life. A finished job's result is a new image of the same
+owner naming its source and operations; if that cannot be saved, the job fails and its file is
+removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from api.core.config import Settings
+from api.core.db import Database
+from api.models import Image, Job, JobStatus, User, utcnow
+from api.repositories.pagination import fetch_page
+from api.schemas.common import PageParams
+from api.services.errors import Forbidden, NotFound, RuleViolation
+from api.services.images import (
+    MAX_FILENAME_LENGTH,
+    get_owned_image,
+    image_path,
+    storage_for,
+)
+from api.services.processing.engine import ProcessingEngine, TaskFailed
+from api.services.processing.imaging import EXTENSIONS, result_format
+from api.services.processing.operations import Operation, dump_pipeline, largest_size
+from api.services.processing.worker import ProcessingResult, ProcessingTask
+
+log = logging.getLogger("pixelgate.jobs")
+
+STALE_JOB_ERROR = "The server stopped before this job finished; submit it again"
+SHUTDOWN_ERROR = "The server was stopped before this job finished; submit it again"
+UNFINISHED = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+
+
+@dataclass(frozen=True, slots=True)
+class JobSource:
+    """What a job needs to know about its source image, read once when it is queued."""
+
+    image_id: int
+    storage_key: str
+    filename: str
+    output_format: str
+
+
+# --- queries --------------------------------------------------------------------------------
+
+
+def get_owned_job(db: Session, user: User, job_id: int) -> Job:
+    job = db.get(Job, job_id)
+    if job is None:
+        raise NotFound("Job not found")
+    if job.owner_id != user.id:
+        raise Forbidden("This job belongs to another user")
+    return job
+
+
+def jobs_page(
+    db: Session, user: User, page: PageParams, status: JobStatus | None = None
+) -> tuple[list[Job], int]:
+    statement: Select[tuple[Job]] = select(Job).where(Job.owner_id == user.id)
+    if status is not None:
+        statement = statement.where(Job.status == status.value)
+    statement = statement.order_by(Job.created_at.desc(), Job.id.desc())
+    return fetch_page(db, statement, page)
+
+
+# --- queueing -------------------------------------------------------------------------------
+
+
+def plan_jobs(
+    db: Session,
+    settings: Settings,
+    owner: User,
+    image_ids: Sequence[int],
+    operations: Sequence[Operation],
+) -> list[JobSource]:
+    """Checks every image before anything is queued (all or nothing): 404 for an unknown
+    image, 403 for another user's, 422 when the pipeline would exceed MAX_IMAGE_PIXELS."""
+    images = [get_owned_image(db, owner, image_id) for image_id in image_ids]
+    sources = []
+    for image in images:
+        image_path(settings, image)  # 404 if its file is gone
+        width, height = largest_size((image.width, image.height), operations)
+        if width * height > settings.max_image_pixels:
+            raise RuleViolation(
+                "operations",
+                f"On image {image.id} these operations would make a {width}×{height} image, "
+                f"over the limit of {settings.max_image_pixels} pixels",
+            )
+        sources.append(
+            JobSource(image.id, image.storage_key, image.filename, result_format(image.format))
+        )
+    return sources
+
+
+def create_jobs(
+    db: Session, owner: User, sources: Sequence[JobSource], operations: Sequence[Operation]
+) -> list[Job]:
+    stored_operations = dump_pipeline(operations)
+    jobs = [
+        Job(
+            owner_id=owner.id,
+            image_id=source.image_id,
+            status=JobStatus.QUEUED.value,
+            operations=stored_operations,
+        )
+        for source in sources
+    ]
+    db.add_all(jobs)
+    db.commit()
+    return jobs
+
+
+# --- status changes -------------------------------------------------------------------------
+
+
+def fail_stale_jobs(db: Session) -> int:
+    """Fails jobs left queued or running by a server that stopped; run at start-up, before
+    this server queues anything itself."""
+    result = db.execute(
+        update(Job)
+        .where(Job.status.in_(UNFINISHED))
+        .values(status=JobStatus.FAILED.value, error=STALE_JOB_ERROR, finished_at=utcnow())
+    )
+    db.commit()
+    count = result.rowcount or 0  # type: ignore[attr-defined]
+    if count:
+        log.warning("failed %s job(s) left unfinished by a previous server", count)
+    return count
+
+
+def mark_running(database: Database, job_id: int) -> bool:
+    with database.session() as db:
+        result = db.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.QUEUED.value)
+            .values(status=JobStatus.RUNNING.value, started_at=utcnow())
+        )
+        db.commit()
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _finish_values(job: Job, now: datetime) -> dict[str, Any]:
+    duration = None
+    if job.started_at is not None:
+        duration = round((now - job.started_at).total_seconds() * 1000)
+    return {"finished_at": now, "duration_ms": duration}
+
+
+def fail_jobs(database: Database, job_ids: Sequence[int], message: str) -> None:
+    """Fails these jobs unless they are already finished."""
+    with database.session() as db:
+        for job in db.scalars(select(Job).where(Job.id.in_(job_ids), Job.status.in_(UNFINISHED))):
+            job.status = JobStatus.FAILED.value
+            job.error = message
+            for name, value in _finish_values(job, utcnow()).items():
+                setattr(job, name, value)
+        db.commit()
+
+
+def complete_job(
+    database: Database,
+    settings: Settings,
+    job_id: int,
+    source: JobSource,
+    result_key: str,
+    result: ProcessingResult,
+) -> None:
+    """Records the result as a new image and the job as done, in one transaction; the result
+    file is removed if that cannot happen."""
+    storage = storage_for(settings)
+    try:
+        with database.session() as db:
+            job = db.get(Job, job_id)
+            if job is None or job.status != JobStatus.RUNNING.value:
+                storage.delete(result_key)
+                return
+            if db.get(Image, source.image_id) is None:
+                storage.delete(result_key)
+                job.status = JobStatus.FAILED.value
+                job.error = "The source image was deleted while the job ran"
+            else:
+                image = Image(
+                    owner_id=job.owner_id,
+                    filename=_result_filename(source.filename, result.format),
+                    storage_key=result_key,
+                    format=result.format,
+                    media_type=result.media_type,
+                    width=result.width,
+                    height=result.height,
+                    size_bytes=result.size_bytes,
+                    source_image_id=source.image_id,
+                    operations=job.operations,
+                )
+                db.add(image)
+                db.flush()
+                job.status = JobStatus.DONE.value
+                job.result_image_id = image.id
+            for name, value in _finish_values(job, utcnow()).items():
+                setattr(job, name, value)
+            db.commit()
+    except BaseException:
+        storage.delete(result_key)
+        raise
+
+
+def _result_filename(source_filename: str, image_format: str) -> str:
+    stem = PurePosixPath(source_filename).stem or "image"
+    suffix = f"-processed.{EXTENSIONS[image_format]}"
+    return stem[: MAX_FILENAME_LENGTH - len(suffix)] + suffix
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+class JobRunner:
+    """Queues jobs on the engine and drives each one to `done` or `failed` in the background,
+    so a caller can either wait for a job or leave and poll it."""
+
+    def __init__(self, database: Database, settings: Settings, engine: ProcessingEngine) -> None:
+        self.database = database
+        self.settings = settings
+        self.engine = engine
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+
+    async def submit(
+        self,
+        db: Session,
+        owner: User,
+        image_ids: Sequence[int],
+        operations: Sequence[Operation],
+    ) -> list[Job]:
+        """Validates, admits and queues one job per image (all or none); returns the rows."""
+        sources = await run_in_threadpool(
+            plan_jobs, db, self.settings, owner, image_ids, operations
+        )
+        self.engine.admit(len(sources))
+        # Shielded: once the rows are being written, the jobs must start even if the request
+        # that asked for them is cancelled, or they would stay `queued` until the next start.
+        return await asyncio.shield(self._create_and_start(db, owner, sources, operations))
+
+    async def _create_and_start(
+        self,
+        db: Session,
+        owner: User,
+        sources: Sequence[JobSource],
+        operations: Sequence[Operation],
+    ) -> list[Job]:
+        try:
+            jobs = await run_in_threadpool(create_jobs, db, owner, sources, operations)
+        except BaseException:
+            self.engine.withdraw(len(sources))
+            raise
+        for job, source in zip(jobs, sources, strict=True):
+            task = asyncio.create_task(self._run(job.id, source, job.operations))
+            self._tasks[job.id] = task
+            task.add_done_callback(lambda _task, job_id=job.id: self._tasks.pop(job_id, None))
+        return jobs
+
+    async def wait(self, job_id: int) -> None:
+        """Returns when the job is finished (at once if it already is). Cancelling the wait
+        does not cancel the job."""
+        task = self._tasks.get(job_id)
+        if task is not None:
+            await asyncio.wait({task})
+
+    async def _run(self, job_id: int, source: JobSource, operations: list[dict[str, Any]]) -> None:
+        storage = storage_for(self.settings)
+        result_key = storage.new_key(EXTENSIONS[source.output_format])
+        task = ProcessingTask(
+            source_path=str(storage.path_for(source.storage_key)),
+            temp_path=str(storage.new_temp_path("result")),
+            destination_path=str(storage.path_for(result_key)),
+            operations=operations,
+            output_format=source.output_format,
+            max_pixels=self.settings.max_image_pixels,
+        )
+
+        async def on_start() -> None:
+            if not await run_in_threadpool(mark_running, self.database, job_id):
+                raise TaskFailed("The job was no longer queued")
+
+        try:
+            result = await self.engine.run(task, on_start)
+        except asyncio.CancelledError:
+            _remove_files(task)
+            raise
+        except TaskFailed as exc:
+            _remove_files(task)
+            await run_in_threadpool(fail_jobs, self.database, [job_id], exc.message)
+            return
+        except Exception:
+            log.exception("job %s failed unexpectedly", job_id)
+            _remove_files(task)
+            await run_in_threadpool(fail_jobs, self.database, [job_id], "Processing failed")
+            return
+        try:
+            # Shielded: once the result is being recorded, let that finish either way (it
+            # removes the file itself if the row cannot be written).
+            await asyncio.shield(
+                run_in_threadpool(
+                    complete_job, self.database, self.settings, job_id, source, result_key, result
+                )
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job %s: the result could not be recorded", job_id)
+            await run_in_threadpool(
+                fail_jobs, self.database, [job_id], "The result could not be saved"
+            )
+
+    async def shutdown(self) -> None:
+        """Refuses new jobs, stops the running ones and the workers, and fails what was cut off."""
+        self.engine.close()
+        unfinished = dict(self._tasks)
+        for task in unfinished.values():
+            task.cancel()
+        await asyncio.gather(*unfinished.values(), return_exceptions=True)
+        await self.engine.shutdown()
+        if unfinished:
+            await run_in_threadpool(fail_jobs, self.database, list(unfinished), SHUTDOWN_ERROR)
+
+
+def _remove_files(task: ProcessingTask) -> None:
+    Path(task.temp_path).unlink(missing_ok=True)
+    Path(task.destination_path).unlink(missing_ok=True)

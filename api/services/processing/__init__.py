@@ -1,0 +1,1 @@
+"""Image processing: pure operations, the worker function, and the process-pool engine."""
