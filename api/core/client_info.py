@@ -39,16 +39,26 @@ def client_ip(connection: HTTPConnection, settings: Settings) -> str | None:
     forwarded = connection.headers.get("x-forwarded-for")
     if not forwarded:
         return peer
-    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    hops = [_plain_ip(hop) for hop in forwarded.split(",") if hop.strip()]
     # Walk from the right: the rightmost address not belonging to a trusted proxy is the client.
     for hop in reversed(hops):
-        try:
-            ipaddress.ip_address(hop)
-        except ValueError:
+        if hop is None:
             return peer
         if not _is_trusted(hop, settings):
             return hop
     return hops[0] if hops else peer
+
+
+def _plain_ip(text: str) -> str | None:
+    """An IP address in canonical form; None for anything else, IPv6 zone ids included
+    (`fe80::1%<anything>` parses, but is no client address and would not fit the column)."""
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    if getattr(address, "scope_id", None):
+        return None
+    return str(address)
 
 
 def client_info(connection: HTTPConnection, settings: Settings) -> ClientInfo:
