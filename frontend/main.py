@@ -40,7 +40,6 @@ if auth.logged_in:
             st.stop()
 forget_user_data_after_logout()
 
-sync_cookie()
 page = st.navigation(pages_for(auth))
 
 with st.sidebar:
@@ -58,5 +57,5 @@ except SessionExpired:
     st.rerun()  # the navigation now offers only Log in, which shows the expiry message
 except ApiError as error:  # what a page did not handle itself: the message, never a traceback
     show_error(error)
-
-sync_cookie()  # tokens may have rotated during the page
+finally:
+    sync_cookie()  # after the page: its calls may have rotated the tokens

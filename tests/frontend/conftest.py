@@ -1,0 +1,40 @@
+"""Dashboard tests: Streamlit's AppTest drives the real script against a real API server
+(uvicorn on a migrated SQLite file), shared by the whole package to keep the suite fast."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.support import DEFAULT_PASSWORD, REPO_ROOT, api_env, api_server, migrate
+
+MAIN_SCRIPT = REPO_ROOT / "frontend" / "main.py"
+ADMIN_USERNAME = "root_admin"
+# Script runs that call the API (bcrypt at 4 rounds, image processing) need more than 3 s.
+RUN_TIMEOUT = 30
+
+
+@pytest.fixture(scope="package")
+def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real API server with an admin account; API_BASE_URL points the dashboard at it."""
+    workdir = tmp_path_factory.mktemp("dashboard-api")
+    database_url = f"sqlite:///{workdir / 'app.db'}"
+    migrate(database_url)
+    env = api_env(
+        database_url,
+        workdir / "images",
+        ADMIN_USERNAME=ADMIN_USERNAME,
+        ADMIN_EMAIL=f"{ADMIN_USERNAME}@example.com",
+        ADMIN_PASSWORD=DEFAULT_PASSWORD,
+    )
+    with api_server(env, workdir / "api.log") as base_url, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("API_BASE_URL", base_url)
+        yield base_url
+
+
+@pytest.fixture
+def app(api_url: str) -> AppTest:
+    """The dashboard, not yet run."""
+    return AppTest.from_file(str(MAIN_SCRIPT), default_timeout=RUN_TIMEOUT)
