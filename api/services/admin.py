@@ -20,6 +20,7 @@ from api.schemas.common import PageParams
 from api.services.api_keys import revoke_user_api_keys
 from api.services.audit import record_audit
 from api.services.errors import Conflict
+from api.services.images import delete_user_images
 from api.services.sessions import revoke_user_sessions
 from api.services.users import get_user
 
@@ -106,12 +107,34 @@ class Revoked:
     sessions: int
     api_keys: int
 
+    def as_details(self) -> dict[str, object]:
+        return {"sessions_revoked": self.sessions, "api_keys_revoked": self.api_keys}
+
 
 def _revoke_credentials(db: Session, user_id: int, reason: str) -> Revoked:
     """Every session and API key of the user stops working when the caller commits."""
     return Revoked(
         sessions=revoke_user_sessions(db, user_id, reason=reason),
         api_keys=revoke_user_api_keys(db, user_id),
+    )
+
+
+def _audit_user(
+    db: Session,
+    actor: User,
+    user: User,
+    action: str,
+    client: ClientInfo,
+    details: dict[str, object],
+) -> None:
+    record_audit(
+        db,
+        actor_id=actor.id,
+        action=action,
+        target_type="user",
+        target_id=user.id,
+        client=client,
+        details={"username": user.username, **details},
     )
 
 
@@ -133,30 +156,18 @@ def update_user(
     if _keeps_admin_rights(user) and (new_role != Role.ADMIN.value or not new_active):
         _ensure_another_active_admin(db, user)
 
-    def audit(action: str, details: dict[str, object]) -> None:
-        record_audit(
-            db,
-            actor_id=actor.id,
-            action=action,
-            target_type="user",
-            target_id=user.id,
-            client=client,
-            details={"username": user.username, **details},
-        )
-
     if new_role != user.role:
-        audit("user.role_changed", {"from": user.role, "to": new_role})
+        _audit_user(
+            db, actor, user, "user.role_changed", client, {"from": user.role, "to": new_role}
+        )
         user.role = new_role
     if new_active != user.is_active:
         user.is_active = new_active
         if new_active:
-            audit("user.activated", {})
+            _audit_user(db, actor, user, "user.activated", client, {})
         else:
             revoked = _revoke_credentials(db, user.id, "deactivated")
-            audit(
-                "user.deactivated",
-                {"sessions_revoked": revoked.sessions, "api_keys_revoked": revoked.api_keys},
-            )
+            _audit_user(db, actor, user, "user.deactivated", client, revoked.as_details())
     db.commit()
     return user
 
@@ -177,20 +188,13 @@ def delete_user(
     user.is_active = False
     user.deleted_at = utcnow()
     revoked = _revoke_credentials(db, user.id, "account_deleted")
-    record_audit(
-        db,
-        actor_id=actor.id,
-        action="user.deleted",
-        target_type="user",
-        target_id=user.id,
-        client=client,
-        details={
-            "username": user.username,
-            "by_self": actor.id == user.id,
-            "sessions_revoked": revoked.sessions,
-            "api_keys_revoked": revoked.api_keys,
-        },
-    )
+    images_deleted = delete_user_images(db, settings, user.id)
+    details = {
+        "by_self": actor.id == user.id,
+        **revoked.as_details(),
+        "images_deleted": images_deleted,
+    }
+    _audit_user(db, actor, user, "user.deleted", client, details)
     db.commit()
 
 
