@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import redis
 import requests
 from alembic.config import Config
 from sqlalchemy import create_engine, text
@@ -112,6 +116,45 @@ def login_headers(client: Any, username: str, password: str = DEFAULT_PASSWORD) 
     response = login(client, username, password)
     assert response.status_code == 200, response.text
     return bearer(response.json()["access_token"])
+
+
+REDIS_SERVER_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+
+
+def redis_reachable(server_url: str = REDIS_SERVER_URL) -> bool:
+    client = redis.Redis.from_url(server_url, socket_timeout=3)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+@contextmanager
+def fresh_redis_database(server_url: str = REDIS_SERVER_URL) -> Iterator[str]:
+    """A random database index (1..15) of that Redis, flushed before and after; yields its URL."""
+    url = f"{server_url.rstrip('/')}/{random.randint(1, 15)}"
+    client = redis.Redis.from_url(url, socket_timeout=3)
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
+
+
+@contextmanager
+def http_server_thread(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A stand-in HTTP server in a thread, to test clients against odd answers; yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 class LiveClient(requests.Session):

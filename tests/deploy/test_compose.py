@@ -8,9 +8,8 @@ import ipaddress
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -30,7 +29,7 @@ from tests.deploy.deploy_files import (
     render_nginx_template,
     stage_chain,
 )
-from tests.support import REPO_ROOT, free_port
+from tests.support import REPO_ROOT, free_port, http_server_thread
 
 SERVICES = {"db", "redis", "api", "frontend", "proxy"}
 API_PORT = "8000"
@@ -353,14 +352,8 @@ class _StatusHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def status_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _StatusHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server_thread(_StatusHandler) as url:
+        yield url
 
 
 def _probe(url: str) -> int:
