@@ -14,13 +14,17 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 def create_db_engine(database_url: str) -> Engine:
+    # hide_parameters: a database error's message would otherwise quote every bound value
+    # (password hashes, token digests) into the error log.
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True
+        )
 
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False})
+    engine = create_engine(url, connect_args={"check_same_thread": False}, hide_parameters=True)
     _make_sqlite_transactional(engine)
     return engine
 
