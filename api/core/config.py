@@ -88,7 +88,11 @@ class Settings(BaseSettings):
     def _valid_networks(cls, value: list[str]) -> list[str]:
         for item in value:
             if item != "*":
-                ipaddress.ip_network(item, strict=False)
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    # Not ipaddress's message: it quotes the value, and errors never do.
+                    raise ValueError("each item must be an IP address, a network or *") from None
         return value
 
     @model_validator(mode="after")
