@@ -40,6 +40,9 @@ def run_migrations_online() -> None:
                 target_metadata=target_metadata,
                 render_as_batch=True,
                 transaction_per_migration=False,
+                # Alembic assumes SQLite cannot roll DDL back and commits after each migration;
+                # with the engine above it can, so one failure leaves no half schema.
+                transactional_ddl=True,
             )
             with context.begin_transaction():
                 context.run_migrations()
