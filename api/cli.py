@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import time
 
@@ -30,8 +31,14 @@ def create_admin(settings: Settings) -> int:
 
 
 def wait_for_db(settings: Settings, timeout_s: float, interval_s: float = 1.0) -> int:
-    """Polls the database until it answers or `timeout_s` passes (bounded, for start-up)."""
-    database = Database(settings.database_url)
+    """Polls the database until it answers or `timeout_s` passes (bounded, for start-up).
+
+    Each attempt's connect timeout is capped by the overall one (libpq's floor is 2 s), so a
+    server that accepts connections but never answers cannot hold it up for long.
+    """
+    database = Database(
+        settings.database_url, connect_timeout_s=max(2, min(10, math.ceil(timeout_s)))
+    )
     deadline = time.monotonic() + timeout_s
     attempt = 0
     try:

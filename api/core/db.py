@@ -11,15 +11,28 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A server that accepts the connection but never answers would otherwise hang a request (or
+# wait-for-db) for good: libpq waits forever by default. libpq's minimum is 2 seconds.
+CONNECT_TIMEOUT_S = 10
 
 
-def create_db_engine(database_url: str) -> Engine:
+def create_db_engine(database_url: str, connect_timeout_s: int = CONNECT_TIMEOUT_S) -> Engine:
     # hide_parameters: a database error's message would otherwise quote every bound value
     # (password hashes, token digests) into the error log.
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
+        connect_args = (
+            {"connect_timeout": connect_timeout_s}
+            if url.get_driver_name() in ("psycopg2", "psycopg")
+            else {}
+        )
         return create_engine(
-            url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True
+            url,
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=20,
+            hide_parameters=True,
+            connect_args=connect_args,
         )
 
     if url.database and url.database != ":memory:":
@@ -54,8 +67,8 @@ def _make_sqlite_transactional(engine: Engine) -> None:
 class Database:
     """Owns the engine and hands out sessions."""
 
-    def __init__(self, database_url: str) -> None:
-        self.engine = create_db_engine(database_url)
+    def __init__(self, database_url: str, connect_timeout_s: int = CONNECT_TIMEOUT_S) -> None:
+        self.engine = create_db_engine(database_url, connect_timeout_s)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

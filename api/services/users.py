@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from pydantic import EmailStr, TypeAdapter, ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 from api.core.config import Settings
 from api.core.security import password_hasher
 from api.models import Role, User
+from api.schemas.auth import Username
 from api.services.errors import Conflict, NotFound, RuleViolation
 from api.services.password_policy import check_password
 
@@ -95,10 +97,26 @@ def signup(
     return create_user(db, settings, username=username, email=email, name=name, password=password)
 
 
+_USERNAME_RULE = TypeAdapter(Username)
+_EMAIL_RULE = TypeAdapter(EmailStr)
+
+
 def ensure_admin(db: Session, settings: Settings) -> User | None:
-    """Creates the first admin from ADMIN_* settings, or promotes that account; idempotent."""
+    """Creates the first admin from ADMIN_* settings, or promotes that account; idempotent.
+
+    The name and email follow the rules of sign-up; a breach is a ValueError naming the variable.
+    """
     if not (settings.admin_username and settings.admin_email and settings.admin_password):
         return None
+    for variable, value, rule in (
+        ("ADMIN_USERNAME", settings.admin_username, _USERNAME_RULE),
+        ("ADMIN_EMAIL", settings.admin_email, _EMAIL_RULE),
+    ):
+        try:
+            rule.validate_python(value)
+        except ValidationError as exc:
+            reason = exc.errors(include_input=False)[0]["msg"]
+            raise ValueError(f"{variable} is not valid: {reason}") from None
     existing = find_user_by_login(db, settings.admin_username) or find_user_by_login(
         db, settings.admin_email
     )
