@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import socket
@@ -19,6 +20,7 @@ from typing import Any
 import redis
 import requests
 from alembic.config import Config
+from PIL import Image
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -285,3 +287,45 @@ def dashboard_server(api_base_url: str, log_path: Path) -> Iterator[str]:
     base_url = f"http://127.0.0.1:{port}"
     with running_process(args, env, f"{base_url}/_stcore/health", log_path):
         yield base_url
+
+
+def image_bytes(
+    image_format: str = "PNG",
+    size: tuple[int, int] = (24, 16),
+    color: tuple[int, ...] = (200, 80, 40),
+    **save_options: Any,
+) -> bytes:
+    """A small real image encoded as `image_format` (PNG, JPEG, WEBP, GIF, BMP, TIFF...)."""
+    buffer = io.BytesIO()
+    Image.new("RGBA" if len(color) == 4 else "RGB", size, color).save(
+        buffer, image_format, **save_options
+    )
+    return buffer.getvalue()
+
+
+def upload_image(
+    client: Any,
+    headers: dict[str, str],
+    data: bytes | None = None,
+    filename: str = "picture.png",
+    content_type: str = "image/png",
+    field: str = "file",
+) -> Any:
+    """POST /images with `data` (a small PNG by default) as a multipart file; the response."""
+    files = {field: (filename, image_bytes() if data is None else data, content_type)}
+    return client.post("/images", files=files, headers=headers)
+
+
+def process_is_gone(pid: int, timeout: float = 10.0) -> bool:
+    """True once `pid` has exited (a zombie not yet reaped counts as gone); waits at most
+    `timeout` seconds for it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from api.core.config import Settings
 from api.models import Image, User, utcnow
 from api.repositories.pagination import fetch_page
+from api.repositories.transactions import end_read_transaction
 from api.schemas.common import PageParams
 from api.services.errors import Forbidden, NotFound, RuleViolation, UnsupportedMediaType
 from api.services.processing.imaging import (
@@ -119,7 +120,7 @@ def _bomb(width: int, height: int, max_pixels: int) -> RuleViolation:
 def _decode_error(exc: Exception) -> RuleViolation:
     if "truncated" in str(exc).lower():
         return _invalid("The image file is truncated: its data ends early")
-    return _invalid(f"The image file is corrupt and cannot be decoded ({type(exc).__name__})")
+    return _invalid("The image file is corrupt: its data cannot be decoded")
 
 
 def store_upload(
@@ -131,6 +132,7 @@ def store_upload(
     storage = storage_for(settings)
     key = storage.new_key(EXTENSIONS[info.format])
     size_bytes = temp_path.stat().st_size
+    end_read_transaction(db)
     storage.promote(temp_path, key)
     try:
         image = Image(
@@ -222,8 +224,9 @@ def _forget_pending_files(session: Session, transaction: SessionTransaction) -> 
 
 def delete_image(db: Session, settings: Settings, user: User, image_id: int) -> None:
     image = get_owned_image(db, user, image_id)
+    end_read_transaction(db)
     delete_files_after_commit(db, storage_for(settings), [image.storage_key])
-    db.delete(image)
+    db.execute(delete(Image).where(Image.id == image.id))
     db.commit()
 
 
@@ -279,6 +282,7 @@ def sweep_storage(db: Session, settings: Settings, grace_s: float = SWEEP_GRACE_
             missing_ids.append(image_id)
         elif exists and missing_at is not None:
             found_ids.append(image_id)
+    end_read_transaction(db)
     now = utcnow()
     for chunk in _chunks(missing_ids):
         db.execute(update(Image).where(Image.id.in_(chunk)).values(file_missing_at=now))

@@ -25,6 +25,7 @@ from api.core.config import Settings
 from api.core.db import Database
 from api.models import Image, Job, JobStatus, User, utcnow
 from api.repositories.pagination import fetch_page
+from api.repositories.transactions import end_read_transaction
 from api.schemas.common import PageParams
 from api.services.errors import Forbidden, NotFound, RuleViolation
 from api.services.images import (
@@ -110,6 +111,7 @@ def create_jobs(
     db: Session, owner: User, sources: Sequence[JobSource], operations: Sequence[Operation]
 ) -> list[Job]:
     stored_operations = dump_pipeline(operations)
+    end_read_transaction(db)
     jobs = [
         Job(
             owner_id=owner.id,
@@ -153,21 +155,27 @@ def mark_running(database: Database, job_id: int) -> bool:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def _finish_values(job: Job, now: datetime) -> dict[str, Any]:
-    duration = None
-    if job.started_at is not None:
-        duration = round((now - job.started_at).total_seconds() * 1000)
-    return {"finished_at": now, "duration_ms": duration}
+def _milliseconds_between(started: datetime, finished: datetime) -> int:
+    return round((finished - started).total_seconds() * 1000)
 
 
 def fail_jobs(database: Database, job_ids: Sequence[int], message: str) -> None:
     """Fails these jobs unless they are already finished."""
+    now = utcnow()
     with database.session() as db:
-        for job in db.scalars(select(Job).where(Job.id.in_(job_ids), Job.status.in_(UNFINISHED))):
-            job.status = JobStatus.FAILED.value
-            job.error = message
-            for name, value in _finish_values(job, utcnow()).items():
-                setattr(job, name, value)
+        failed = db.execute(
+            update(Job)
+            .where(Job.id.in_(job_ids), Job.status.in_(UNFINISHED))
+            .values(status=JobStatus.FAILED.value, error=message, finished_at=now)
+            .returning(Job.id, Job.started_at)
+        ).all()
+        for job_id, started_at in failed:
+            if started_at is not None:
+                db.execute(
+                    update(Job)
+                    .where(Job.id == job_id)
+                    .values(duration_ms=_milliseconds_between(started_at, now))
+                )
         db.commit()
 
 
@@ -182,16 +190,26 @@ def complete_job(
     """Records the result as a new image and the job as done, in one transaction; the result
     file is removed if that cannot happen."""
     storage = storage_for(settings)
+    now = utcnow()
     try:
         with database.session() as db:
-            job = db.get(Job, job_id)
-            if job is None or job.status != JobStatus.RUNNING.value:
+            # The first statement writes: it claims the job (and SQLite's write lock) at once.
+            claimed = db.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == JobStatus.RUNNING.value)
+                .values(status=JobStatus.DONE.value, finished_at=now)
+            )
+            if not claimed.rowcount:  # type: ignore[attr-defined]
+                db.rollback()  # failed meanwhile (shutdown, another server's start-up)
                 storage.delete(result_key)
                 return
+            job = db.get_one(Job, job_id)
+            if job.started_at is not None:
+                job.duration_ms = _milliseconds_between(job.started_at, now)
             if db.get(Image, source.image_id) is None:
-                storage.delete(result_key)
                 job.status = JobStatus.FAILED.value
                 job.error = "The source image was deleted while the job ran"
+                storage.delete(result_key)
             else:
                 image = Image(
                     owner_id=job.owner_id,
@@ -207,10 +225,7 @@ def complete_job(
                 )
                 db.add(image)
                 db.flush()
-                job.status = JobStatus.DONE.value
                 job.result_image_id = image.id
-            for name, value in _finish_values(job, utcnow()).items():
-                setattr(job, name, value)
             db.commit()
     except BaseException:
         storage.delete(result_key)

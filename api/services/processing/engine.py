@@ -84,6 +84,7 @@ class WorkerSlot:
         self._executor: ProcessPoolExecutor | None = None
         self.pid: int | None = None
         self.busy = False
+        self.task: ProcessingTask | None = None
 
     async def start(self) -> ProcessPoolExecutor:
         """Starts the worker process unless it is running; returns its executor."""
@@ -103,11 +104,11 @@ class WorkerSlot:
         return self._executor
 
     async def execute(self, task: ProcessingTask, timeout_s: float) -> ProcessingResult:
-        self.busy = True
+        self.busy, self.task = True, task
         try:
             return await self._execute(task, timeout_s)
         finally:
-            self.busy = False
+            self.busy, self.task = False, None
 
     async def _execute(self, task: ProcessingTask, timeout_s: float) -> ProcessingResult:
         executor = await self.start()
@@ -136,21 +137,15 @@ class WorkerSlot:
         except ProcessingFailed as exc:
             raise TaskFailed(str(exc)) from None
         except asyncio.CancelledError:
-            # The server is stopping: do not leave the job running behind our back.
-            self.kill_now()
+            # The server is stopping: do not leave the job running behind our back
+            # (`stop` then collects the process).
+            _kill(self.pid)
             raise
 
     def _detach(self) -> tuple[ProcessPoolExecutor | None, int | None]:
         executor, pid = self._executor, self.pid
         self._executor, self.pid = None, None
         return executor, pid
-
-    def kill_now(self) -> None:
-        """Stops the worker at once (no waiting); the next job starts a new one."""
-        executor, pid = self._detach()
-        _kill(pid)
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
 
     async def _replace(self, kill: bool = False) -> None:
         """Discards this slot's executor (killing its worker first if asked) and waits, in a
@@ -162,11 +157,11 @@ class WorkerSlot:
             await _shutdown_executor(executor)
 
     async def stop(self) -> None:
-        """Graceful when idle, killed when busy."""
+        """Stops the worker and waits until it is gone: killed if it is busy (its job is being
+        abandoned), else it exits cleanly."""
+        executor, pid = self._detach()
         if self.busy:
-            self.kill_now()
-            return
-        executor, _pid = self._detach()
+            _kill(pid)
         if executor is not None:
             await _shutdown_executor(executor)
 
@@ -223,8 +218,13 @@ class ProcessingEngine:
         return [slot.pid for slot in self._slots if slot.pid is not None]
 
     @property
-    def busy_pids(self) -> list[int]:
-        return [slot.pid for slot in self._slots if slot.busy and slot.pid is not None]
+    def running_tasks(self) -> dict[int, ProcessingTask]:
+        """The task each busy worker is running, by process id."""
+        return {
+            slot.pid: slot.task
+            for slot in self._slots
+            if slot.pid is not None and slot.task is not None
+        }
 
     def admit(self, count: int = 1) -> None:
         """Reserves queue places for `count` jobs, all or none; each is then `run` once

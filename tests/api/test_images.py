@@ -1,0 +1,414 @@
+"""The image library over HTTP: uploads, bad uploads, ownership, content, thumbnails, deletion."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image as PILImage
+from sqlalchemy import func, select
+
+from api.core.config import Settings
+from api.models import Image
+from tests.support import app_session, image_bytes, login_headers, register, upload_image
+
+
+def noise_bytes(image_format: str, size: tuple[int, int] = (64, 48)) -> bytes:
+    """Random pixels: they do not compress, so a cut file really misses image data."""
+    pixels = np.random.default_rng(7).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    PILImage.fromarray(pixels, "RGB").save(buffer, image_format)
+    return buffer.getvalue()
+
+
+def png_with_size_claim(data: bytes, width: int, height: int) -> bytes:
+    """The PNG `data` with its IHDR rewritten (valid CRC) to claim another size."""
+    ihdr_start = 8 + 4  # signature, chunk length
+    body = b"IHDR" + struct.pack(">II", width, height) + data[ihdr_start + 12 : ihdr_start + 17]
+    return data[:ihdr_start] + body + struct.pack(">I", zlib.crc32(body)) + data[ihdr_start + 21 :]
+
+
+def damaged_png() -> bytes:
+    """A PNG whose compressed pixel data has a few bytes overwritten (its checksum now fails)."""
+    data = bytearray(noise_bytes("PNG"))
+    start = data.index(b"IDAT") + 40
+    data[start : start + 8] = b"\xff" * 8
+    return bytes(data)
+
+
+def decompression_bomb() -> bytes:
+    """A real PNG of 10000×10000 one-bit pixels: about 20 KB on disk, 100 million pixels."""
+    buffer = io.BytesIO()
+    PILImage.new("1", (10_000, 10_000)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def stored_files(settings: Settings) -> list[Path]:
+    return sorted(p for p in settings.storage_dir.rglob("*") if p.is_file())
+
+
+def image_rows(client: TestClient) -> int:
+    with app_session(client) as db:
+        return db.scalar(select(func.count()).select_from(Image)) or 0
+
+
+@pytest.fixture
+def alice(client: TestClient) -> dict[str, Any]:
+    return register(client, "alice")
+
+
+@pytest.fixture
+def bob(client: TestClient) -> dict[str, Any]:
+    return register(client, "bob_b")
+
+
+# --- uploads --------------------------------------------------------------------------------
+
+
+def test_image_routes_need_credentials(client: TestClient) -> None:
+    for response in (upload_image(client, {}), client.get("/images"), client.get("/jobs")):
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_upload_records_metadata_and_content_returns_the_bytes_as_uploaded(
+    client: TestClient, alice: dict[str, Any], settings: Settings
+) -> None:
+    data = image_bytes("PNG", size=(30, 20))
+    created = upload_image(client, alice["headers"], data, filename="holiday.png")
+    assert created.status_code == 201, created.text
+    image = created.json()
+    assert image["filename"] == "holiday.png"
+    assert (image["format"], image["media_type"]) == ("PNG", "image/png")
+    assert (image["width"], image["height"], image["size_bytes"]) == (30, 20, len(data))
+    assert image["source_image_id"] is None
+    assert image["operations"] is None
+
+    content = client.get(f"/images/{image['id']}/content", headers=alice["headers"])
+    assert content.status_code == 200
+    assert content.content == data
+    assert content.headers["content-type"] == "image/png"
+    assert content.headers["x-content-type-options"] == "nosniff"
+
+    [stored] = stored_files(settings)
+    assert stored.name != "holiday.png"  # a server-made name
+    assert stored.read_bytes() == data
+
+
+@pytest.mark.parametrize(
+    ("image_format", "media_type"),
+    [
+        ("JPEG", "image/jpeg"),
+        ("PNG", "image/png"),
+        ("WEBP", "image/webp"),
+        ("GIF", "image/gif"),
+        ("BMP", "image/bmp"),
+        ("TIFF", "image/tiff"),
+    ],
+)
+def test_every_supported_format_is_accepted(
+    client: TestClient, alice: dict[str, Any], image_format: str, media_type: str
+) -> None:
+    created = upload_image(client, alice["headers"], image_bytes(image_format), "x.bin", "x/y")
+    assert created.status_code == 201, created.text
+    assert (created.json()["format"], created.json()["media_type"]) == (image_format, media_type)
+    content = client.get(f"/images/{created.json()['id']}/content", headers=alice["headers"])
+    assert content.headers["content-type"] == media_type
+
+
+def test_the_type_is_judged_by_content_not_by_name_or_header(
+    client: TestClient, alice: dict[str, Any]
+) -> None:
+    jpeg_named_png = upload_image(
+        client, alice["headers"], image_bytes("JPEG"), "looks.png", "image/png"
+    )
+    assert jpeg_named_png.status_code == 201
+    assert jpeg_named_png.json()["format"] == "JPEG"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "content_type", "status", "says"),
+    [
+        ("empty file", b"", "image/png", 422, "empty"),
+        ("text named .jpg", b"hello, I am not a picture\n" * 20, "image/jpeg", 415, "supported"),
+        ("svg", b'<svg xmlns="http://www.w3.org/2000/svg"/>', "image/svg+xml", 415, "supported"),
+        ("truncated JPEG", noise_bytes("JPEG")[:1500], "image/jpeg", 422, "truncated"),
+        ("truncated PNG", noise_bytes("PNG")[:4000], "image/png", 422, "truncated"),
+        (
+            "PNG whose header claims more pixels than it has",
+            png_with_size_claim(noise_bytes("PNG", (16, 16)), 64, 64),
+            "image/png",
+            422,
+            "corrupt",
+        ),
+        ("PNG with damaged pixel data", damaged_png(), "image/png", 422, "corrupt"),
+        ("decompression bomb", decompression_bomb(), "image/png", 422, "decompression bomb"),
+    ],
+)
+def test_bad_uploads_are_a_clear_4xx_and_leave_nothing_behind(
+    client: TestClient,
+    alice: dict[str, Any],
+    settings: Settings,
+    name: str,
+    data: bytes,
+    content_type: str,
+    status: int,
+    says: str,
+) -> None:
+    response = upload_image(client, alice["headers"], data, "upload.jpg", content_type)
+    assert response.status_code == status, f"{name}: {response.text}"
+    assert says in str(response.json()["detail"]), name
+    assert stored_files(settings) == []
+    assert image_rows(client) == 0
+
+
+def test_a_422_upload_error_has_fastapis_shape(client: TestClient, alice: dict[str, Any]) -> None:
+    response = upload_image(client, alice["headers"], noise_bytes("JPEG")[:1500])
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "file"]
+    assert "truncated" in error["msg"]
+
+
+def test_a_missing_file_field_or_a_non_multipart_body_is_a_422(
+    client: TestClient, alice: dict[str, Any], settings: Settings
+) -> None:
+    wrong_field = upload_image(client, alice["headers"], image_bytes(), field="image")
+    assert wrong_field.status_code == 422
+    assert wrong_field.json()["detail"][0]["loc"] == ["body", "file"]
+    assert "Field required" in wrong_field.json()["detail"][0]["msg"]
+
+    as_json = client.post("/images", json={"file": "abc"}, headers=alice["headers"])
+    assert as_json.status_code == 422
+    assert "multipart/form-data" in as_json.json()["detail"][0]["msg"]
+    assert stored_files(settings) == []
+    assert image_rows(client) == 0
+
+
+def _multipart(field: str, filename: str, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    yield (
+        f"--XyZ\r\nContent-Disposition: form-data; name={field}; filename={filename}\r\n"
+        "Content-Type: image/png\r\n\r\n"
+    ).encode()
+    yield from chunks
+    yield b"\r\n--XyZ--\r\n"
+
+
+def test_an_upload_over_the_limit_is_cut_off_with_a_413(
+    make_client: Callable[..., Any], settings: Settings
+) -> None:
+    over_limit = image_bytes("PNG") + os.urandom(1024 * 1024)
+    with make_client(max_upload_mb=1) as client:
+        alice = register(client, "alice")
+        declared = upload_image(client, alice["headers"], over_limit)  # with Content-Length
+        assert declared.status_code == 413
+        assert "1 MB" in declared.json()["detail"]
+
+        # Streamed without a Content-Length: refused once the first byte past the limit arrives.
+        streamed = client.post(
+            "/images",
+            content=_multipart(
+                "file",
+                "big.png",
+                iter([over_limit[i : i + 65536] for i in range(0, len(over_limit), 65536)]),
+            ),
+            headers={**alice["headers"], "Content-Type": "multipart/form-data; boundary=XyZ"},
+        )
+        assert streamed.status_code == 413
+        assert stored_files(settings) == []
+        assert image_rows(client) == 0
+
+        at_limit = upload_image(client, alice["headers"], image_bytes("PNG", size=(400, 300)))
+        assert at_limit.status_code == 201
+
+
+def test_the_clients_filename_is_metadata_only(
+    client: TestClient, alice: dict[str, Any], settings: Settings, tmp_path: Path
+) -> None:
+    for hostile, shown in [
+        ("../../../evil.png", "evil.png"),
+        ("..\\..\\windows\\evil2.png", "evil2.png"),
+        ("/etc/passwd", "passwd"),
+        ("..", "upload"),
+    ]:
+        created = upload_image(client, alice["headers"], image_bytes(), filename=hostile)
+        assert created.status_code == 201, created.text
+        assert created.json()["filename"] == shown
+    # Control characters (HTTP clients escape them; a raw body need not).
+    raw = client.post(
+        "/images",
+        content=_multipart("file", '"tab\tand\x00nul.png"', iter([image_bytes()])),
+        headers={**alice["headers"], "Content-Type": "multipart/form-data; boundary=XyZ"},
+    )
+    assert raw.status_code == 201, raw.text
+    assert raw.json()["filename"] == "tabandnul.png"
+    files = stored_files(settings)
+    assert len(files) == 5
+    assert all(path.parent == settings.storage_dir for path in files)
+    assert not any(path.name.startswith(("evil", "passwd")) for path in tmp_path.rglob("*"))
+
+
+# --- the library ------------------------------------------------------------------------------
+
+
+def test_ownership_table(client: TestClient, alice: dict[str, Any], bob: dict[str, Any]) -> None:
+    image_id = upload_image(client, alice["headers"]).json()["id"]
+    process = {"operations": [{"op": "invert"}]}
+    attempts: list[tuple[str, str, dict[str, Any]]] = [
+        ("GET", f"/images/{image_id}", {}),
+        ("GET", f"/images/{image_id}/content", {}),
+        ("GET", f"/images/{image_id}/thumbnail", {}),
+        ("POST", f"/images/{image_id}/process", {"json": process}),
+        ("POST", "/images/process-batch", {"json": {"image_ids": [image_id], **process}}),
+        ("DELETE", f"/images/{image_id}", {}),
+    ]
+    for method, path, extra in attempts:
+        response = client.request(method, path, headers=bob["headers"], **extra)
+        assert response.status_code == 403, (method, path, response.text)
+        unknown = path.replace(f"/{image_id}", "/987654")
+        if "batch" in path:
+            extra = {"json": {"image_ids": [987654], **process}}
+        missing = client.request(method, unknown, headers=bob["headers"], **extra)
+        assert missing.status_code == 404, (method, unknown, missing.text)
+
+    assert client.get("/images", headers=bob["headers"]).json()["total"] == 0
+    assert client.get("/jobs", headers=bob["headers"]).json()["total"] == 0
+
+    assert client.get("/images", headers=alice["headers"]).json()["total"] == 1
+    for method, path, extra in attempts[:4]:
+        response = client.request(method, path, headers=alice["headers"], **extra)
+        assert response.status_code == 200, (method, path, response.text)
+    assert client.delete(f"/images/{image_id}", headers=alice["headers"]).status_code == 204
+
+
+def test_lists_are_the_callers_only_newest_first_and_paginated(
+    client: TestClient, alice: dict[str, Any], bob: dict[str, Any]
+) -> None:
+    ids = [upload_image(client, alice["headers"]).json()["id"] for _ in range(3)]
+    upload_image(client, bob["headers"])
+    first = client.get("/images?limit=2", headers=alice["headers"]).json()
+    assert (first["total"], first["limit"], first["offset"]) == (3, 2, 0)
+    assert [item["id"] for item in first["items"]] == [ids[2], ids[1]]
+    rest = client.get("/images?limit=2&offset=2", headers=alice["headers"]).json()
+    assert [item["id"] for item in rest["items"]] == [ids[0]]
+    assert client.get("/images?limit=101", headers=alice["headers"]).status_code == 422
+
+
+def test_thumbnail_applies_the_exif_orientation_and_carries_no_metadata(
+    client: TestClient, alice: dict[str, Any]
+) -> None:
+    exif = PILImage.Exif()
+    exif[0x0112] = 6  # displayed turned a quarter clockwise
+    exif[0x8825] = {1: "N"}  # a GPS block
+    photo = image_bytes("JPEG", size=(80, 40), exif=exif.tobytes())
+    image = upload_image(client, alice["headers"], photo, "photo.jpg", "image/jpeg").json()
+    assert (image["width"], image["height"]) == (40, 80)  # as displayed
+
+    thumbnail = client.get(f"/images/{image['id']}/thumbnail?size=32", headers=alice["headers"])
+    assert thumbnail.status_code == 200
+    assert thumbnail.headers["content-type"] == "image/jpeg"
+    assert thumbnail.headers["x-content-type-options"] == "nosniff"
+    small = PILImage.open(io.BytesIO(thumbnail.content))
+    assert small.size == (16, 32)
+    assert len(small.getexif()) == 0
+
+    content = client.get(f"/images/{image['id']}/content", headers=alice["headers"])
+    assert content.content == photo  # the upload itself is returned untouched
+
+
+def test_thumbnail_size_bounds_and_png_for_transparency(
+    client: TestClient, alice: dict[str, Any]
+) -> None:
+    image_id = upload_image(
+        client, alice["headers"], image_bytes("PNG", size=(600, 300), color=(0, 0, 255, 100))
+    ).json()["id"]
+    default = client.get(f"/images/{image_id}/thumbnail", headers=alice["headers"])
+    assert default.headers["content-type"] == "image/png"
+    assert PILImage.open(io.BytesIO(default.content)).size == (256, 128)
+    assert PILImage.open(io.BytesIO(default.content)).mode == "RGBA"
+    for size in (31, 513, "big"):
+        bad = client.get(f"/images/{image_id}/thumbnail?size={size}", headers=alice["headers"])
+        assert bad.status_code == 422
+
+
+def test_delete_removes_row_and_file(
+    client: TestClient, alice: dict[str, Any], settings: Settings
+) -> None:
+    kept = upload_image(client, alice["headers"]).json()["id"]
+    image_id = upload_image(client, alice["headers"]).json()["id"]
+    assert len(stored_files(settings)) == 2
+    assert client.delete(f"/images/{image_id}", headers=alice["headers"]).status_code == 204
+    assert client.get(f"/images/{image_id}", headers=alice["headers"]).status_code == 404
+    assert client.delete(f"/images/{image_id}", headers=alice["headers"]).status_code == 404
+    assert len(stored_files(settings)) == 1
+    assert client.get(f"/images/{kept}/content", headers=alice["headers"]).status_code == 200
+
+
+def test_ids_out_of_range_are_a_422(client: TestClient, alice: dict[str, Any]) -> None:
+    for path in ("/images/0", "/images/99999999999", "/jobs/99999999999"):
+        assert client.get(path, headers=alice["headers"]).status_code == 422
+
+
+# --- start-up sweep ---------------------------------------------------------------------------
+
+
+def _age(path: Path, seconds: float) -> None:
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+
+
+def test_the_startup_sweep_removes_orphans_and_marks_missing_files(
+    make_client: Callable[..., Any], settings: Settings
+) -> None:
+    with make_client() as client:
+        alice = register(client, "alice")
+        lost, kept = (upload_image(client, alice["headers"]).json()["id"] for _ in range(2))
+        with app_session(client) as db:
+            lost_key = db.get(Image, lost).storage_key
+    storage_dir = settings.storage_dir
+    (storage_dir / lost_key).unlink()
+    old_orphan = storage_dir / ("a" * 32 + ".png")
+    young_orphan = storage_dir / ("b" * 32 + ".png")
+    stale_temp = storage_dir / ".tmp" / "upload-crashed.part"
+    for path in (old_orphan, young_orphan, stale_temp):
+        path.write_bytes(image_bytes())
+    _age(old_orphan, 2 * 3600)
+    _age(stale_temp, 2 * 3600)
+
+    with make_client() as client:
+        alice_headers = login_headers(client, "alice")
+        missing = client.get(f"/images/{lost}", headers=alice_headers).json()
+        assert missing["file_missing_at"] is not None
+        assert client.get(f"/images/{lost}/content", headers=alice_headers).status_code == 404
+        assert (
+            client.get(f"/images/{kept}", headers=alice_headers).json()["file_missing_at"] is None
+        )
+        assert client.get(f"/images/{kept}/content", headers=alice_headers).status_code == 200
+        assert client.delete(f"/images/{lost}", headers=alice_headers).status_code == 204
+
+    assert not old_orphan.exists()
+    assert not stale_temp.exists()
+    assert young_orphan.exists()  # may belong to another server process still writing it
+
+
+def test_openapi_documents_the_upload_and_the_statuses(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    upload = paths["/images"]["post"]
+    schema = upload["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert schema["required"] == ["file"]
+    assert {"201", "401", "413", "415", "422"} <= set(upload["responses"])
+    process = paths["/images/{image_id}/process"]["post"]["responses"]
+    assert {"200", "202", "401", "403", "404", "422", "503"} <= set(process)
+    batch = paths["/images/process-batch"]["post"]["responses"]
+    assert {"202", "403", "404", "422", "503"} <= set(batch)
+    content = paths["/images/{image_id}/content"]["get"]["responses"]
+    assert {"200", "401", "403", "404"} <= set(content)

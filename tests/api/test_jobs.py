@@ -1,0 +1,285 @@
+"""Processing over HTTP: jobs, results, validation, the bounded queue, timeouts, dead workers."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image as PILImage
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from api.models import Job, JobStatus
+from api.services.jobs import SHUTDOWN_ERROR, STALE_JOB_ERROR
+from tests.support import app_session, image_bytes, process_is_gone, register, upload_image
+
+# Seconds of work from a tiny file: a 4000×4000 canvas blurred again and again.
+SLOW = [{"op": "resize", "width": 4000, "height": 4000}, *[{"op": "blur", "radius": 50}] * 9]
+POLL_DEADLINE_S = 120
+
+
+def wait_for_job(
+    client: TestClient, headers: dict[str, str], job_id: int, statuses: set[str]
+) -> dict[str, Any]:
+    """Polls the job until its status is one of `statuses` (not a timing assertion: the
+    deadline only keeps a broken build from hanging)."""
+    deadline = time.monotonic() + POLL_DEADLINE_S
+    while time.monotonic() < deadline:
+        job = client.get(f"/jobs/{job_id}", headers=headers).json()
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} never reached {statuses}: {job}")
+
+
+def process(
+    client: TestClient, headers: dict[str, str], image_id: int, operations: list[Any], **body: Any
+) -> Any:
+    return client.post(
+        f"/images/{image_id}/process", json={"operations": operations, **body}, headers=headers
+    )
+
+
+@pytest.fixture
+def alice(client: TestClient) -> dict[str, Any]:
+    return register(client, "alice")
+
+
+def test_process_with_wait_answers_the_finished_job_and_a_new_image(
+    client: TestClient, alice: dict[str, Any]
+) -> None:
+    exif = PILImage.Exif()
+    exif[0x8825] = {1: "N"}  # a GPS block
+    source = upload_image(
+        client,
+        alice["headers"],
+        image_bytes("JPEG", size=(40, 30), color=(200, 40, 40), exif=exif.tobytes()),
+        "cat.jpg",
+        "image/jpeg",
+    ).json()
+    operations = [{"op": "grayscale"}, {"op": "resize", "width": 20}]
+
+    response = process(client, alice["headers"], source["id"], operations)
+    assert response.status_code == 200, response.text
+    job = response.json()
+    assert job["status"] == "done", job
+    assert job["image_id"] == source["id"]
+    assert job["operations"] == operations
+    assert job["error"] is None
+    assert job["started_at"] and job["finished_at"] and job["duration_ms"] >= 0
+
+    result = client.get(f"/images/{job['result_image_id']}", headers=alice["headers"]).json()
+    assert result["source_image_id"] == source["id"]
+    assert result["operations"] == operations
+    assert (result["width"], result["height"], result["format"]) == (20, 15, "JPEG")
+    assert result["filename"] == "cat-processed.jpg"
+    content = client.get(f"/images/{result['id']}/content", headers=alice["headers"])
+    assert content.headers["x-content-type-options"] == "nosniff"
+    pixels = PILImage.open(io.BytesIO(content.content))
+    assert pixels.mode == "L"
+    assert len(pixels.getexif()) == 0  # no GPS leaves with a result
+    listed = client.get("/images", headers=alice["headers"]).json()
+    assert listed["total"] == 2
+
+
+def test_process_without_wait_answers_202_and_the_job_can_be_polled(
+    client: TestClient, alice: dict[str, Any]
+) -> None:
+    image_id = upload_image(client, alice["headers"]).json()["id"]
+    response = process(client, alice["headers"], image_id, [{"op": "invert"}], wait=False)
+    assert response.status_code == 202
+    assert response.json()["status"] in ("queued", "running")
+    job = wait_for_job(client, alice["headers"], response.json()["id"], {"done", "failed"})
+    assert job["status"] == "done", job
+    assert job["result_image_id"] is not None
+
+
+def test_batch_queues_one_job_per_image(client: TestClient, alice: dict[str, Any]) -> None:
+    ids = [upload_image(client, alice["headers"]).json()["id"] for _ in range(3)]
+    response = client.post(
+        "/images/process-batch",
+        json={"image_ids": ids, "operations": [{"op": "sepia"}]},
+        headers=alice["headers"],
+    )
+    assert response.status_code == 202, response.text
+    jobs = response.json()["jobs"]
+    assert [job["image_id"] for job in jobs] == ids
+    finished = [
+        wait_for_job(client, alice["headers"], job["id"], {"done", "failed"}) for job in jobs
+    ]
+    assert {job["status"] for job in finished} == {"done"}
+    assert len({job["result_image_id"] for job in finished}) == 3
+
+
+@pytest.mark.parametrize(
+    ("operations", "problem"),
+    [
+        ([{"op": "melt"}], "does not match any of the expected tags"),
+        ([{"op": "blur", "radius": 99}], "less than or equal to 50"),
+        ([{"op": "threshold"}], "Field required"),
+        ([{"op": "invert"}] * 11, "at most 10"),
+        ([], "at least 1"),
+    ],
+)
+def test_bad_operations_are_a_422_and_nothing_is_queued(
+    client: TestClient, alice: dict[str, Any], operations: list[Any], problem: str
+) -> None:
+    image_id = upload_image(client, alice["headers"]).json()["id"]
+    single = process(client, alice["headers"], image_id, operations)
+    batch = client.post(
+        "/images/process-batch",
+        json={"image_ids": [image_id], "operations": operations},
+        headers=alice["headers"],
+    )
+    for response in (single, batch):
+        assert response.status_code == 422
+        assert problem in str(response.json()["detail"])
+    assert client.get("/jobs", headers=alice["headers"]).json()["total"] == 0
+
+
+def test_a_pipeline_making_too_many_pixels_is_a_422(
+    make_client: Callable[..., Any],
+) -> None:
+    with make_client(max_image_pixels=1_000_000) as client:
+        headers = register(client, "alice")["headers"]
+        image_id = upload_image(client, headers).json()["id"]
+        response = process(client, headers, image_id, [{"op": "resize", "width": 2000}])
+        assert response.status_code == 422
+        [error] = response.json()["detail"]
+        assert error["loc"] == ["body", "operations"]
+        assert "over the limit of 1000000 pixels" in error["msg"]
+        assert client.get("/jobs", headers=headers).json()["total"] == 0
+
+
+def test_a_batch_is_all_or_nothing(client: TestClient, alice: dict[str, Any]) -> None:
+    bob = register(client, "bob_b")
+    mine = upload_image(client, alice["headers"]).json()["id"]
+    theirs = upload_image(client, bob["headers"]).json()["id"]
+    operations = [{"op": "invert"}]
+    for image_ids, status in (([mine, theirs], 403), ([mine, 987654], 404), ([mine, mine], 422)):
+        response = client.post(
+            "/images/process-batch",
+            json={"image_ids": image_ids, "operations": operations},
+            headers=alice["headers"],
+        )
+        assert response.status_code == status, response.text
+    assert client.get("/jobs", headers=alice["headers"]).json()["total"] == 0
+
+
+def test_jobs_are_the_callers_only_and_filter_by_status(
+    client: TestClient, alice: dict[str, Any]
+) -> None:
+    bob = register(client, "bob_b")
+    image_id = upload_image(client, alice["headers"]).json()["id"]
+    done = process(client, alice["headers"], image_id, [{"op": "invert"}]).json()
+    failed = process(client, alice["headers"], image_id, [{"op": "rotate", "angle": 45}]).json()
+    with app_session(client) as db:  # as if it had failed
+        db.get(Job, failed["id"]).status = JobStatus.FAILED.value
+        db.commit()
+
+    listed = client.get("/jobs", headers=alice["headers"]).json()
+    assert [job["id"] for job in listed["items"]] == [failed["id"], done["id"]]
+    only_done = client.get("/jobs?status=done", headers=alice["headers"]).json()
+    assert [job["id"] for job in only_done["items"]] == [done["id"]]
+    assert client.get("/jobs?status=lost", headers=alice["headers"]).status_code == 422
+
+    assert client.get("/jobs", headers=bob["headers"]).json()["total"] == 0
+    assert client.get(f"/jobs/{done['id']}", headers=bob["headers"]).status_code == 403
+    assert client.get("/jobs/987654", headers=bob["headers"]).status_code == 404
+
+
+def test_a_full_queue_is_a_503_with_retry_after_and_shutdown_fails_what_is_cut_off(
+    make_client: Callable[..., Any], database_url: str
+) -> None:
+    with make_client(process_workers=1, max_queued_jobs=1) as client:
+        headers = register(client, "alice")["headers"]
+        image_id = upload_image(client, headers).json()["id"]
+        running = process(client, headers, image_id, SLOW, wait=False).json()
+        wait_for_job(client, headers, running["id"], {"running"})
+        queued = process(client, headers, image_id, [{"op": "invert"}], wait=False)
+        assert queued.status_code == 202
+
+        refused = process(client, headers, image_id, [{"op": "invert"}], wait=False)
+        assert refused.status_code == 503
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert "queue is full" in refused.json()["detail"]
+        batch = client.post(
+            "/images/process-batch",
+            json={"image_ids": [image_id], "operations": [{"op": "invert"}]},
+            headers=headers,
+        )
+        assert batch.status_code == 503
+        assert client.get("/jobs", headers=headers).json()["total"] == 2
+        worker_pids = client.app.state.processing.worker_pids
+
+    # The app has stopped: the running and the queued job were failed, the worker stopped.
+    engine = create_engine(database_url)
+    with Session(engine) as db:
+        jobs = db.scalars(select(Job).order_by(Job.id)).all()
+    engine.dispose()
+    assert [(job.status, job.error) for job in jobs] == [("failed", SHUTDOWN_ERROR)] * 2
+    assert worker_pids
+    assert all(process_is_gone(pid) for pid in worker_pids)
+
+
+def test_a_job_over_the_timeout_fails_and_leaves_no_result(
+    make_client: Callable[..., Any], settings: Any
+) -> None:
+    with make_client(job_timeout_s=0.5) as client:
+        headers = register(client, "alice")["headers"]
+        image_id = upload_image(client, headers).json()["id"]
+        job = process(client, headers, image_id, SLOW).json()
+        assert job["status"] == "failed"
+        assert "longer than 0.5 s" in job["error"]
+        assert job["result_image_id"] is None
+        assert client.get("/images", headers=headers).json()["total"] == 1
+        assert len([p for p in settings.storage_dir.rglob("*") if p.is_file()]) == 1
+
+        after = process(client, headers, image_id, [{"op": "invert"}]).json()
+        assert after["status"] == "done"
+
+
+def test_a_killed_worker_fails_its_job_and_the_next_job_succeeds(
+    make_client: Callable[..., Any],
+) -> None:
+    with make_client(process_workers=1) as client:
+        headers = register(client, "alice")["headers"]
+        image_id = upload_image(client, headers).json()["id"]
+        doomed = process(client, headers, image_id, SLOW, wait=False).json()
+        wait_for_job(client, headers, doomed["id"], {"running"})
+        [pid] = client.app.state.processing.running_tasks
+        os.kill(pid, signal.SIGKILL)
+
+        failed = wait_for_job(client, headers, doomed["id"], {"done", "failed"})
+        assert failed["status"] == "failed"
+        assert "stopped unexpectedly" in failed["error"]
+
+        after = process(client, headers, image_id, [{"op": "flip", "direction": "vertical"}])
+        assert after.json()["status"] == "done"
+        assert pid not in client.app.state.processing.worker_pids
+
+
+def test_jobs_left_unfinished_by_a_stopped_server_are_failed_at_start(
+    make_client: Callable[..., Any],
+) -> None:
+    with make_client() as client:
+        headers = register(client, "alice")["headers"]
+        image_id = upload_image(client, headers).json()["id"]
+        done = process(client, headers, image_id, [{"op": "invert"}]).json()
+        with app_session(client) as db:
+            owner_id = db.get(Job, done["id"]).owner_id
+            for status in (JobStatus.QUEUED, JobStatus.RUNNING):
+                db.add(Job(owner_id=owner_id, image_id=image_id, status=status, operations=[]))
+            db.commit()
+
+    with make_client() as client:
+        jobs = {job["id"]: job for job in client.get("/jobs", headers=headers).json()["items"]}
+    assert jobs[done["id"]]["status"] == "done"
+    stale = [job for job_id, job in jobs.items() if job_id != done["id"]]
+    assert [(job["status"], job["error"]) for job in stale] == [("failed", STALE_JOB_ERROR)] * 2

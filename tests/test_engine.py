@@ -1,0 +1,217 @@
+"""The processing engine with real worker processes (no database, no HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from PIL import Image
+
+from api.services.errors import ServiceBusy
+from api.services.processing.engine import ProcessingEngine, TaskFailed
+from api.services.processing.worker import ProcessingResult, ProcessingTask
+from api.services.storage import Storage
+from tests.support import process_is_gone
+
+T = TypeVar("T")
+DEADLINE_S = 120
+
+# Work that takes seconds on any machine (a 4000×4000 canvas blurred again and again) from a
+# tiny file: long enough to be killed or timed out mid-run.
+SLOW_PIPELINE: list[dict[str, Any]] = [
+    {"op": "resize", "width": 4000, "height": 4000},
+    *[{"op": "blur", "radius": 50}] * 9,
+]
+SHORTER_SLOW_PIPELINE: list[dict[str, Any]] = [
+    {"op": "resize", "width": 3000, "height": 3000},
+    *[{"op": "blur", "radius": 50}] * 3,
+]
+
+
+def run_async(make: Callable[[], Awaitable[T]]) -> T:
+    async def bounded() -> T:
+        return await asyncio.wait_for(make(), DEADLINE_S)
+
+    return asyncio.run(bounded())
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Storage:
+    storage = Storage(tmp_path / "images")
+    storage.ensure_dirs()
+    return storage
+
+
+@pytest.fixture
+def source_key(storage: Storage) -> str:
+    key = storage.new_key("png")
+    Image.new("RGB", (60, 40), (250, 120, 10)).save(storage.path_for(key))
+    return key
+
+
+def make_task(
+    storage: Storage, source_key: str, operations: list[dict[str, Any]], **overrides: Any
+) -> ProcessingTask:
+    values: dict[str, Any] = {
+        "source_path": str(storage.path_for(source_key)),
+        "temp_path": str(storage.new_temp_path("result")),
+        "destination_path": str(storage.path_for(storage.new_key("png"))),
+        "operations": operations,
+        "output_format": "PNG",
+        "max_pixels": 40_000_000,
+    }
+    values.update(overrides)
+    return ProcessingTask(**values)
+
+
+async def wait_until_running(engine: ProcessingEngine, *tasks: ProcessingTask) -> dict[str, int]:
+    """The pid running each task (by destination), once all of them run."""
+    while True:
+        running = {task.destination_path: pid for pid, task in engine.running_tasks.items()}
+        if all(task.destination_path in running for task in tasks):
+            return running
+        await asyncio.sleep(0.01)
+
+
+def test_a_task_runs_in_a_worker_and_only_metadata_comes_back(
+    storage: Storage, source_key: str
+) -> None:
+    task = make_task(storage, source_key, [{"op": "grayscale"}, {"op": "resize", "width": 30}])
+
+    async def scenario() -> tuple[ProcessingResult, list[int]]:
+        engine = ProcessingEngine(worker_count=1, max_queued=5, timeout_s=60)
+        engine.admit()
+        try:
+            return await engine.run(task), engine.worker_pids
+        finally:
+            await engine.shutdown()
+
+    result, pids = run_async(scenario)
+    assert (result.width, result.height, result.format) == (30, 20, "PNG")
+    assert pids and os.getpid() not in pids
+    with Image.open(task.destination_path) as written:
+        assert written.size == (30, 20)
+        assert written.mode == "L"
+    assert result.size_bytes == Path(task.destination_path).stat().st_size
+    assert not Path(task.temp_path).exists()
+
+
+def test_a_failing_task_reports_why_and_writes_nothing(storage: Storage) -> None:
+    task = make_task(storage, storage.new_key("png"), [{"op": "invert"}])
+
+    async def scenario() -> None:
+        engine = ProcessingEngine(worker_count=1, max_queued=5, timeout_s=60)
+        engine.admit()
+        try:
+            await engine.run(task)
+        finally:
+            await engine.shutdown()
+
+    with pytest.raises(TaskFailed, match="source image file is missing"):
+        run_async(scenario)
+    assert not Path(task.destination_path).exists()
+    assert not Path(task.temp_path).exists()
+
+
+def test_a_timeout_kills_the_worker_and_the_next_task_runs(
+    storage: Storage, source_key: str
+) -> None:
+    slow = make_task(storage, source_key, SLOW_PIPELINE)
+    quick = make_task(storage, source_key, [{"op": "invert"}])
+
+    async def scenario() -> tuple[str, int, ProcessingResult, list[int]]:
+        engine = ProcessingEngine(worker_count=1, max_queued=5, timeout_s=0.5)
+        engine.admit(2)
+        try:
+            running = asyncio.create_task(engine.run(slow))
+            pid = (await wait_until_running(engine, slow))[slow.destination_path]
+            with pytest.raises(TaskFailed) as failed:
+                await running
+            return failed.value.message, pid, await engine.run(quick), engine.worker_pids
+        finally:
+            await engine.shutdown()
+
+    message, killed_pid, result, pids_after = run_async(scenario)
+    assert "longer than 0.5 s" in message
+    assert process_is_gone(killed_pid)  # really stopped, not merely no longer awaited
+    assert killed_pid not in pids_after
+    assert result.width == 60
+    assert not Path(slow.destination_path).exists()
+
+
+def test_a_killed_worker_fails_only_its_task_and_the_pool_recovers(
+    storage: Storage, source_key: str
+) -> None:
+    doomed = make_task(storage, source_key, SLOW_PIPELINE)
+    neighbour = make_task(storage, source_key, SHORTER_SLOW_PIPELINE)
+    later = make_task(storage, source_key, [{"op": "sepia"}])
+
+    async def scenario() -> tuple[list[Any], ProcessingResult, int, int]:
+        engine = ProcessingEngine(worker_count=2, max_queued=5, timeout_s=120)
+        engine.admit(3)
+        try:
+            tasks = [asyncio.create_task(engine.run(t)) for t in (doomed, neighbour)]
+            running = await wait_until_running(engine, doomed, neighbour)
+            os.kill(running[doomed.destination_path], signal.SIGKILL)
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+            return (
+                outcomes,
+                await engine.run(later),
+                running[doomed.destination_path],
+                running[neighbour.destination_path],
+            )
+        finally:
+            await engine.shutdown()
+
+    (doomed_outcome, neighbour_outcome), later_result, killed_pid, neighbour_pid = run_async(
+        scenario
+    )
+    assert isinstance(doomed_outcome, TaskFailed)
+    assert "stopped unexpectedly" in doomed_outcome.message
+    assert isinstance(neighbour_outcome, ProcessingResult)  # its worker was left alone
+    assert neighbour_outcome.width == 3000
+    assert Path(neighbour.destination_path).exists()
+    assert later_result.width == 60
+    assert process_is_gone(killed_pid)
+    assert neighbour_pid != killed_pid
+
+
+def test_the_queue_is_bounded_and_admission_is_all_or_nothing() -> None:
+    async def scenario() -> None:
+        engine = ProcessingEngine(worker_count=1, max_queued=2, timeout_s=60)
+        engine.admit(2)
+        with pytest.raises(ServiceBusy) as busy:
+            engine.admit()
+        assert busy.value.retry_after >= 1
+        assert "queue is full" in busy.value.message
+        engine.withdraw(1)
+        with pytest.raises(ServiceBusy):
+            engine.admit(2)  # one place left: a batch of two is refused whole
+        engine.admit(1)
+        assert engine.waiting == 2
+        engine.close()
+        engine.withdraw(2)
+        with pytest.raises(ServiceBusy, match="shutting down"):
+            engine.admit()
+        await engine.shutdown()
+
+    run_async(scenario)
+
+
+def test_workers_run_at_a_lower_priority_than_the_server(storage: Storage, source_key: str) -> None:
+    async def scenario() -> int:
+        engine = ProcessingEngine(worker_count=1, max_queued=5, timeout_s=60)
+        engine.admit()
+        try:
+            await engine.run(make_task(storage, source_key, [{"op": "invert"}]))
+            [pid] = engine.worker_pids
+            return os.getpriority(os.PRIO_PROCESS, pid)
+        finally:
+            await engine.shutdown()
+
+    assert run_async(scenario) > os.getpriority(os.PRIO_PROCESS, 0)
