@@ -133,9 +133,15 @@ def rotate_refresh_token(
 
 
 def _revoke_for_reuse(db: Session, session: AuthSession, client: ClientInfo) -> None:
-    if session.revoked_at is not None:
+    # Conditional, so that among concurrent detections of one reuse only one records it.
+    revoked = db.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session.id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason="refresh_token_reuse")
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if revoked != 1:
         return
-    _revoke(session, "refresh_token_reuse", utcnow())
     record_audit(
         db,
         actor_id=None,

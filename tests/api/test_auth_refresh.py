@@ -10,7 +10,8 @@ from typing import Any
 import requests
 from fastapi.testclient import TestClient
 from jose import jwt
-from sqlalchemy import select, update
+from sqlalchemy import create_engine, select, update
+from sqlalchemy.orm import Session
 
 from api.models import AuditEntry, AuthSession, RefreshToken, User, utcnow
 from tests.support import (
@@ -221,3 +222,12 @@ def test_concurrent_refreshes_of_one_token_let_exactly_one_through(
             thread.join(timeout=90)
 
     assert sorted(statuses) == [200] + [401] * (attempts - 1), statuses
+    engine = create_engine(database_url)
+    try:
+        with Session(engine) as db:
+            # The losers presented a rotated token: the session is burnt, and that is recorded once.
+            assert db.scalars(select(AuthSession.revoked_reason)).one() == "refresh_token_reuse"
+            actions = db.scalars(select(AuditEntry.action)).all()
+            assert actions == ["session.refresh_token_reuse"]
+    finally:
+        engine.dispose()
