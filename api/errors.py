@@ -46,6 +46,9 @@ async def domain_error_handler(_request: Request, exc: Exception) -> JSONRespons
         headers["WWW-Authenticate"] = "Bearer"
     if isinstance(exc, errors.TooManyRequests | errors.ServiceBusy):
         headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, errors.PayloadTooLarge):
+        # The rest of the body was never read: close rather than have the server drain it.
+        headers["Connection"] = "close"
     return JSONResponse(
         status_code=status_for(exc), content={"detail": exc.message}, headers=headers
     )
