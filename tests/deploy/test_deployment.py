@@ -4,17 +4,21 @@ two uvicorn workers; and the nginx proxy template rendered and run in front of i
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
+from PIL import Image
 from sqlalchemy import create_engine, inspect, text
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
@@ -34,10 +38,12 @@ from tests.support import (
     free_port,
     fresh_postgres_database,
     fresh_redis_database,
+    image_bytes,
     login_headers,
     redis_reachable,
     register,
     running_process,
+    upload_image,
 )
 
 pytestmark = pytest.mark.deployment
@@ -46,6 +52,8 @@ START_SCRIPT = REPO_ROOT / "scripts" / "start.sh"
 WORKERS = 2
 LOGIN_LIMIT = 5
 START_TIMEOUT_S = 120
+JOB_WAIT_S = 60
+MAX_UPLOAD_MB = 10  # the default, as .env.example ships it
 
 
 class Deployment:
@@ -152,6 +160,7 @@ def deployment(
             FORWARDED_ALLOW_IPS="127.0.0.1",
             DB_WAIT_TIMEOUT="30",
             PROCESS_WORKERS="1",
+            MAX_UPLOAD_MB=str(MAX_UPLOAD_MB),
             PYTHON=sys.executable,
             **{key.upper(): value for key, value in admin_settings().items()},
         )
@@ -233,9 +242,66 @@ def test_the_api_believes_forwarded_for_only_from_trusted_proxies(deployment: De
     assert history[1]["ip_address"] == client.headers["X-Forwarded-For"]
 
 
+def test_signup_login_upload_and_process(deployment: Deployment) -> None:
+    client = deployment.client()
+    headers = register(client, "uploader")["headers"]
+    uploaded = upload_image(client, headers, image_bytes(size=(40, 30)))
+    assert uploaded.status_code == 201, uploaded.text
+    image = uploaded.json()
+    assert (image["width"], image["height"]) == (40, 30)
+
+    job = client.post(
+        f"/images/{image['id']}/process",
+        json={"operations": [{"op": "grayscale"}, {"op": "resize", "width": 20}]},
+        headers=headers,
+    )
+    assert job.status_code == 200, job.text
+    assert job.json()["status"] == "done", job.json()
+    result = client.get(f"/images/{job.json()['result_image_id']}", headers=headers).json()
+    assert result["source_image_id"] == image["id"]
+    assert (result["width"], result["height"]) == (20, 15)
+    content = client.get(f"/images/{result['id']}/content", headers=headers)
+    assert Image.open(io.BytesIO(content.content)).size == (20, 15)
+
+
+def test_a_job_queued_on_one_worker_is_seen_by_every_worker(deployment: Deployment) -> None:
+    client = deployment.client()
+    headers = register(client, "queuer")["headers"]
+    image_id = upload_image(client, headers).json()["id"]
+    queued = client.post(
+        f"/images/{image_id}/process",
+        json={"operations": [{"op": "invert"}], "wait": False},
+        headers=headers,
+    )
+    assert queued.status_code == 202, queued.text
+    job_id = queued.json()["id"]
+
+    by_worker = deployment.connections_on_every_worker(per_worker=1)
+    seen: dict[int, dict[str, Any]] = {}
+    deadline = time.monotonic() + JOB_WAIT_S
+    while len(seen) < WORKERS and time.monotonic() < deadline:
+        for pid, (connection,) in by_worker.items():
+            answer = connection.request("GET", f"/jobs/{job_id}", headers=headers)
+            assert answer.status == 200, answer.body
+            if answer.json()["status"] in ("done", "failed"):
+                seen[pid] = answer.json()
+        time.sleep(0.1)
+    assert set(seen) == set(by_worker), f"job {job_id} did not finish within {JOB_WAIT_S}s"
+    assert [job["status"] for job in seen.values()] == ["done"] * WORKERS, seen
+    [result_id] = {job["result_image_id"] for job in seen.values()}
+    # The result file is on the shared storage: every worker serves it.
+    for connection in itertools.chain(*by_worker.values()):
+        answer = connection.request("GET", f"/images/{result_id}/content", headers=headers)
+        assert answer.status == 200
+        assert Image.open(io.BytesIO(answer.body)).size == (24, 16)
+        connection.close()
+
+
 def test_restart_keeps_users_and_data(deployment: Deployment) -> None:
     client = deployment.client()
-    register(client, "survivor")
+    headers = register(client, "survivor")["headers"]
+    original = image_bytes(size=(12, 12), color=(1, 2, 3))
+    image_id = upload_image(client, headers, original).json()["id"]
 
     deployment.stop()
     deployment.start()
@@ -245,6 +311,7 @@ def test_restart_keeps_users_and_data(deployment: Deployment) -> None:
     client = deployment.client()
     headers = login_headers(client, "survivor")
     assert client.get("/auth/me", headers=headers).json()["username"] == "survivor"
+    assert client.get(f"/images/{image_id}/content", headers=headers).content == original
     admin = login_headers(client, ADMIN_USERNAME)
     admins = client.get("/users", params={"role": "admin"}, headers=admin).json()
     assert [user["username"] for user in admins["items"]] == [ADMIN_USERNAME]
@@ -373,6 +440,16 @@ def test_proxy_passes_the_real_client_address(deployment: Deployment, proxy: Pro
     history = through_proxy.request("GET", "/auth/login-history", headers=account["headers"])
     through_proxy.close()
     assert history.json()["items"][0]["ip_address"] == "127.0.0.2"
+
+
+def test_oversized_uploads_get_the_api_answer_through_the_proxy(
+    deployment: Deployment, proxy: Proxy
+) -> None:
+    headers = register(deployment.client(), "bigfile")["headers"]
+    too_big = b"\0" * (MAX_UPLOAD_MB * 1024 * 1024 + 1)
+    answer = upload_image(LiveClient(proxy.api_url), headers, too_big)
+    assert answer.status_code == 413
+    assert "detail" in answer.json(), "the API's JSON answer, not the proxy's HTML page"
 
 
 def test_proxy_serves_the_dashboard_with_its_websocket(proxy: Proxy) -> None:
