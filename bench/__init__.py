@@ -1,0 +1,1 @@
+"""Benchmarks: each prints figures (`make bench`); none is a test."""
