@@ -25,7 +25,8 @@ from api.models import Image, User, utcnow
 from api.repositories.pagination import fetch_page
 from api.repositories.transactions import end_read_transaction
 from api.schemas.common import PageParams
-from api.services.errors import Forbidden, NotFound, RuleViolation, UnsupportedMediaType
+from api.services.errors import NotFound, RuleViolation, UnsupportedMediaType
+from api.services.ownership import get_owned
 from api.services.processing.imaging import (
     EXTENSIONS,
     MEDIA_TYPES,
@@ -159,13 +160,7 @@ def store_upload(
 
 
 def get_owned_image(db: Session, user: User, image_id: int) -> Image:
-    """The image if it is the caller's: 404 when there is none, 403 when it is someone else's."""
-    image = db.get(Image, image_id)
-    if image is None:
-        raise NotFound("Image not found")
-    if image.owner_id != user.id:
-        raise Forbidden("This image belongs to another user")
-    return image
+    return get_owned(db, Image, user, image_id, "image")
 
 
 def images_page(db: Session, user: User, page: PageParams) -> tuple[list[Image], int]:

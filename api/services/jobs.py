@@ -27,13 +27,14 @@ from api.models import Image, Job, JobStatus, User, utcnow
 from api.repositories.pagination import fetch_page
 from api.repositories.transactions import end_read_transaction
 from api.schemas.common import PageParams
-from api.services.errors import Forbidden, NotFound, RuleViolation
+from api.services.errors import RuleViolation
 from api.services.images import (
     MAX_FILENAME_LENGTH,
     get_owned_image,
     image_path,
     storage_for,
 )
+from api.services.ownership import get_owned
 from api.services.processing.engine import ProcessingEngine, TaskFailed
 from api.services.processing.imaging import EXTENSIONS, result_format
 from api.services.processing.operations import Operation, dump_pipeline, largest_size
@@ -60,12 +61,7 @@ class JobSource:
 
 
 def get_owned_job(db: Session, user: User, job_id: int) -> Job:
-    job = db.get(Job, job_id)
-    if job is None:
-        raise NotFound("Job not found")
-    if job.owner_id != user.id:
-        raise Forbidden("This job belongs to another user")
-    return job
+    return get_owned(db, Job, user, job_id, "job")
 
 
 def jobs_page(

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from api.core.config import Settings
 from api.models import Image
+from api.services.images import delete_user_images
 from tests.support import app_session, image_bytes, login_headers, register, upload_image
 
 
@@ -351,6 +352,28 @@ def test_delete_removes_row_and_file(
     assert client.delete(f"/images/{image_id}", headers=alice["headers"]).status_code == 404
     assert len(stored_files(settings)) == 1
     assert client.get(f"/images/{kept}/content", headers=alice["headers"]).status_code == 200
+
+
+def test_delete_user_images_removes_files_only_when_the_caller_commits(
+    client: TestClient, alice: dict[str, Any], bob: dict[str, Any], settings: Settings
+) -> None:
+    for _ in range(2):
+        upload_image(client, alice["headers"])
+    upload_image(client, bob["headers"])
+    with app_session(client) as db:
+        assert delete_user_images(db, settings, alice["user"]["id"]) == 2
+        assert len(stored_files(settings)) == 3  # rows flushed, files still there
+        db.rollback()
+        db.commit()  # a later commit of the same session must not remove them either
+    assert len(stored_files(settings)) == 3
+    assert client.get("/images", headers=alice["headers"]).json()["total"] == 2
+
+    with app_session(client) as db:
+        assert delete_user_images(db, settings, alice["user"]["id"]) == 2
+        db.commit()
+    assert len(stored_files(settings)) == 1
+    assert client.get("/images", headers=alice["headers"]).json()["total"] == 0
+    assert client.get("/images", headers=bob["headers"]).json()["total"] == 1
 
 
 def test_ids_out_of_range_are_a_422(client: TestClient, alice: dict[str, Any]) -> None:
