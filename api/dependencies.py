@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from api.core.client_info import ClientInfo, client_info
 from api.core.config import Settings
+from api.core.db import end_read_transaction
 from api.core.rate_limit import RateLimiter
 from api.core.security import AccessClaims, InvalidAccessToken
 from api.models import Role, User
@@ -92,6 +93,7 @@ def user_for_claims(db: Session, claims: AccessClaims) -> User:
         raise NotAuthenticated(INVALID_TOKEN)
     if claims.session_id is not None and not session_is_active(db, claims.session_id, user.id):
         raise NotAuthenticated(INVALID_TOKEN)
+    end_read_transaction(db)  # the route's own writes then wait their turn on SQLite
     return user
 
 

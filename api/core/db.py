@@ -64,6 +64,17 @@ def _make_sqlite_transactional(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
+def end_read_transaction(db: Session) -> None:
+    """Ends a transaction that has only read, so that the writes after it start a new one.
+
+    On SQLite a transaction that has read cannot write once another connection has committed
+    since: the write fails at once ("database is locked") instead of waiting its turn, which a
+    transaction that starts with a write does (busy timeout). Committing reads costs nothing
+    and keeps loaded objects usable (expire_on_commit=False).
+    """
+    db.commit()
+
+
 class Database:
     """Owns the engine and hands out sessions."""
 

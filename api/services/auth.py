@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from api.core.client_info import ClientInfo
 from api.core.config import Settings
+from api.core.db import end_read_transaction
 from api.core.rate_limit import RateLimiter
 from api.core.security import password_hasher
 from api.models import LoginFailure, User, utcnow
@@ -54,6 +55,10 @@ def login(
     # bob exists. No account name holds NUL, and PostgreSQL cannot store it: make it inert.
     identifier = identifier.strip().replace("\x00", "\ufffd")
     user = find_user_by_login(db, identifier)
+    locked_for = lockout_seconds_left(
+        db, username_attempted=identifier, user=user, settings=settings
+    )
+    end_read_transaction(db)
 
     def fail(failure: LoginFailure, error: Exception) -> Exception:
         record_login_attempt(
@@ -71,9 +76,6 @@ def login(
                 retry_after,
             ),
         )
-    locked_for = lockout_seconds_left(
-        db, username_attempted=identifier, user=user, settings=settings
-    )
     if locked_for is not None:
         raise fail(
             LoginFailure.LOCKED,

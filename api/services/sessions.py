@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from api.core.client_info import ClientInfo
 from api.core.config import Settings
+from api.core.db import end_read_transaction
 from api.core.security import AccessTokenCodec, new_random_token, sha256_hex
 from api.models import AuthSession, RefreshToken, User, utcnow
 from api.services.audit import record_audit
@@ -159,6 +160,7 @@ def _revoke_for_reuse(db: Session, session: AuthSession, client: ClientInfo) -> 
 def revoke_session_of_token(db: Session, raw_token: str) -> None:
     """Logout: revokes the session a refresh token belongs to; unknown tokens are ignored."""
     token = db.scalar(select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(raw_token)))
+    end_read_transaction(db)
     if token is not None:
         _revoke(token.session, "logout", utcnow())
     db.commit()
@@ -197,6 +199,7 @@ def revoke_own_session(db: Session, user_id: int, session_id: int) -> None:
     session = db.get(AuthSession, session_id)
     if session is None or session.user_id != user_id:
         raise NotFound("Session not found")
+    end_read_transaction(db)
     _revoke(session, "revoked_by_user", utcnow())
     db.commit()
 

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.core.config import Settings
+from api.core.db import end_read_transaction
 from api.core.security import password_hasher
 from api.models import Role, User
 from api.schemas.auth import Username
@@ -61,6 +62,7 @@ def create_user(
     """Creates and commits an account; policy breaches are RuleViolation, duplicates Conflict."""
     check_password(password, username=username, email=email, settings=settings)
     _raise_if_taken(db, username, email)
+    end_read_transaction(db)
     user = User(
         username=username,
         email=email,
@@ -120,6 +122,7 @@ def ensure_admin(db: Session, settings: Settings) -> User | None:
     existing = find_user_by_login(db, settings.admin_username) or find_user_by_login(
         db, settings.admin_email
     )
+    end_read_transaction(db)
     if existing is not None:
         if existing.role != Role.ADMIN.value or not existing.is_active:
             existing.role = Role.ADMIN.value

@@ -1,0 +1,99 @@
+"""Auth under concurrent requests against a real server, on each backend: the one-time rules
+hold (one refresh per token) and nothing fails because another request wrote at the same time."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from api.models import AuditEntry, AuthSession
+from tests.support import LiveClient, api_env, api_server, login, register, signup
+
+
+@pytest.fixture
+def live(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """A real uvicorn on the test database; yields its base URL."""
+    with api_server(api_env(database_url, tmp_path / "images"), tmp_path / "server.log") as url:
+        yield url
+
+
+def _all_at_once(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Runs every call in its own thread, released together; returns results in call order."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(index: int) -> None:
+        barrier.wait(timeout=30)
+        results[index] = calls[index]()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    return results
+
+
+def test_concurrent_refreshes_of_one_token_let_exactly_one_through(
+    live: str, database_url: str
+) -> None:
+    """PostgreSQL's row lock and SQLite's write lock both serialise the conditional UPDATE that
+    claims the token; every loser presented a rotated token, which burns the session."""
+    tokens = register(LiveClient(live), "race_001")["tokens"]
+    body = {"refresh_token": tokens["refresh_token"]}
+    responses = _all_at_once([lambda: LiveClient(live).post("/auth/refresh", json=body)] * 20)
+    assert sorted(r.status_code for r in responses) == [200] + [401] * 19
+
+    engine = create_engine(database_url)
+    try:
+        with Session(engine) as db:
+            assert db.scalars(select(AuthSession.revoked_reason)).one() == "refresh_token_reuse"
+            # Recorded once, however many requests detected the reuse.
+            assert db.scalars(select(AuditEntry.action)).all() == ["session.refresh_token_reuse"]
+    finally:
+        engine.dispose()
+
+
+def test_concurrent_writes_do_not_fail_each_other(live: str) -> None:
+    """Sign-ups, logins (good and bad), profile edits, refreshes and logouts all at once: each
+    gets its own answer, none a 500 (SQLite must not refuse a write because another committed)."""
+    setup = LiveClient(live)
+    member = register(setup, "busy_001")
+    sessions = [login(setup, "busy_001").json() for _ in range(4)]
+
+    calls: list[Callable[[], Any]] = []
+    expected: list[int] = []
+    for n in range(6):
+        calls.append(lambda n=n: signup(LiveClient(live), f"new_{n:04d}"))
+        expected.append(201)
+    for _ in range(6):
+        calls.append(lambda: login(LiveClient(live), "busy_001"))
+        expected.append(200)
+    for _ in range(4):
+        calls.append(lambda: login(LiveClient(live), "busy_001", "Wrong!pass1"))
+        expected.append(401)
+    for n in range(4):
+        calls.append(
+            lambda n=n: LiveClient(live).patch(
+                "/auth/me", headers=member["headers"], json={"name": f"Busy {n}"}
+            )
+        )
+        expected.append(200)
+    for tokens in sessions[:2]:
+        body = {"refresh_token": tokens["refresh_token"]}
+        calls.append(lambda body=body: LiveClient(live).post("/auth/refresh", json=body))
+        expected.append(200)
+    for tokens in sessions[2:]:
+        body = {"refresh_token": tokens["refresh_token"]}
+        calls.append(lambda body=body: LiveClient(live).post("/auth/logout", json=body))
+        expected.append(204)
+
+    responses = _all_at_once(calls)
+    assert [r.status_code for r in responses] == expected, [r.text for r in responses]
