@@ -21,9 +21,9 @@ from sqlalchemy import Select, delete, event, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
 from api.core.config import Settings
+from api.core.db import end_read_transaction
 from api.models import Image, User, utcnow
 from api.repositories.pagination import fetch_page
-from api.repositories.transactions import end_read_transaction
 from api.schemas.common import PageParams
 from api.services.errors import NotFound, RuleViolation, UnsupportedMediaType
 from api.services.ownership import get_owned

@@ -22,10 +22,9 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.core.config import Settings
-from api.core.db import Database
+from api.core.db import Database, end_read_transaction
 from api.models import Image, Job, JobStatus, User, utcnow
 from api.repositories.pagination import fetch_page
-from api.repositories.transactions import end_read_transaction
 from api.schemas.common import PageParams
 from api.services.errors import RuleViolation
 from api.services.images import (
@@ -288,7 +287,9 @@ class JobRunner:
         if task is not None:
             await asyncio.wait({task})
 
-    async def _run(self, job_id: int, source: JobSource, operations: list[dict[str, Any]]) -> None:
+    def _task_for(
+        self, source: JobSource, operations: list[dict[str, Any]]
+    ) -> tuple[ProcessingTask, str]:
         storage = storage_for(self.settings)
         result_key = storage.new_key(EXTENSIONS[source.output_format])
         task = ProcessingTask(
@@ -299,6 +300,18 @@ class JobRunner:
             output_format=source.output_format,
             max_pixels=self.settings.max_image_pixels,
         )
+        return task, result_key
+
+    async def _run(self, job_id: int, source: JobSource, operations: list[dict[str, Any]]) -> None:
+        try:
+            task, result_key = self._task_for(source, operations)
+        except OSError:
+            log.exception("job %s: storage unavailable", job_id)
+            self.engine.withdraw()
+            await run_in_threadpool(
+                fail_jobs, self.database, [job_id], "Processing failed: storage unavailable"
+            )
+            return
 
         async def on_start() -> None:
             if not await run_in_threadpool(mark_running, self.database, job_id):

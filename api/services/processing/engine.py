@@ -48,6 +48,7 @@ log = logging.getLogger("pixelgate.processing")
 WORKER_NICENESS = 10
 PRELOADED_MODULES = ["api.services.processing.worker"]
 STOP_WAIT_S = 10.0
+WORKER_START_TIMEOUT_S = 60.0
 MAX_RETRY_AFTER_S = 300
 
 OnStart = Callable[[], Awaitable[None]]
@@ -96,9 +97,11 @@ class WorkerSlot:
                 initargs=(self._niceness,),
             )
             try:
-                self.pid = await asyncio.wrap_future(self._executor.submit(worker_pid))
-            except BrokenProcessPool:
-                await self._replace()
+                self.pid = await asyncio.wait_for(
+                    asyncio.wrap_future(self._executor.submit(worker_pid)), WORKER_START_TIMEOUT_S
+                )
+            except (BrokenProcessPool, TimeoutError):
+                await self._replace(kill=True)
                 raise TaskFailed("A worker process could not be started") from None
             log.info("worker %s started (pid %s)", self.index, self.pid)
         return self._executor
