@@ -15,8 +15,16 @@ from PIL import Image as PILImage
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from api.models import Job, JobStatus
-from api.services.jobs import SHUTDOWN_ERROR, STALE_JOB_ERROR
+from api.models import Image, Job, JobStatus
+from api.services.images import storage_for
+from api.services.jobs import (
+    SHUTDOWN_ERROR,
+    STALE_JOB_ERROR,
+    JobSource,
+    complete_job,
+    fail_jobs,
+)
+from api.services.processing.worker import ProcessingResult
 from tests.support import app_session, image_bytes, process_is_gone, register, upload_image
 
 # Seconds of work from a tiny file: a 4000×4000 canvas blurred again and again.
@@ -234,7 +242,9 @@ def test_a_job_over_the_timeout_fails_and_leaves_no_result(
     with make_client(job_timeout_s=0.5) as client:
         headers = register(client, "alice")["headers"]
         image_id = upload_image(client, headers).json()["id"]
-        job = process(client, headers, image_id, SLOW).json()
+        response = process(client, headers, image_id, SLOW)
+        assert response.status_code == 200  # finished, if not well
+        job = response.json()
         assert job["status"] == "failed"
         assert "longer than 0.5 s" in job["error"]
         assert job["result_image_id"] is None
@@ -283,3 +293,53 @@ def test_jobs_left_unfinished_by_a_stopped_server_are_failed_at_start(
     assert jobs[done["id"]]["status"] == "done"
     stale = [job for job_id, job in jobs.items() if job_id != done["id"]]
     assert [(job["status"], job["error"]) for job in stale] == [("failed", STALE_JOB_ERROR)] * 2
+
+
+def _running_job_with_result_file(client: TestClient, image_id: int) -> tuple[int, str]:
+    """A job row marked running and a result file on disk, as a worker would leave them."""
+    storage = storage_for(client.app.state.settings)
+    key = storage.new_key("png")
+    storage.path_for(key).write_bytes(image_bytes())
+    with app_session(client) as db:
+        owner_id = db.get(Image, image_id).owner_id
+        job = Job(owner_id=owner_id, image_id=image_id, status="running", operations=[])
+        db.add(job)
+        db.commit()
+        return job.id, key
+
+
+def _finish(client: TestClient, job_id: int, image_id: int, key: str) -> None:
+    source = JobSource(image_id, "unused", "cat.png", "PNG")
+    result = ProcessingResult(24, 16, 100, "PNG", "image/png", 1)
+    app = client.app
+    complete_job(app.state.database, app.state.settings, job_id, source, key, result)
+
+
+def test_a_result_whose_source_was_deleted_meanwhile_is_discarded(
+    client: TestClient, alice: dict[str, Any]
+) -> None:
+    image_id = upload_image(client, alice["headers"]).json()["id"]
+    job_id, key = _running_job_with_result_file(client, image_id)
+    assert client.delete(f"/images/{image_id}", headers=alice["headers"]).status_code == 204
+
+    _finish(client, job_id, image_id, key)
+    job = client.get(f"/jobs/{job_id}", headers=alice["headers"]).json()
+    assert job["status"] == "failed"
+    assert job["error"] == "The source image was deleted while the job ran"
+    assert job["result_image_id"] is None
+    assert client.get("/images", headers=alice["headers"]).json()["total"] == 0
+    assert not storage_for(client.app.state.settings).exists(key)
+
+
+def test_a_result_for_a_job_failed_meanwhile_is_discarded(
+    client: TestClient, alice: dict[str, Any]
+) -> None:
+    image_id = upload_image(client, alice["headers"]).json()["id"]
+    job_id, key = _running_job_with_result_file(client, image_id)
+    fail_jobs(client.app.state.database, [job_id], STALE_JOB_ERROR)  # e.g. another server's start
+
+    _finish(client, job_id, image_id, key)
+    job = client.get(f"/jobs/{job_id}", headers=alice["headers"]).json()
+    assert (job["status"], job["error"]) == ("failed", STALE_JOB_ERROR)
+    assert client.get("/images", headers=alice["headers"]).json()["total"] == 1
+    assert not storage_for(client.app.state.settings).exists(key)
