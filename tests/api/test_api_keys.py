@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -89,6 +90,20 @@ def test_key_acts_as_its_owner_on_image_and_job_routes(client: TestClient) -> No
     last_used = client.get("/api-keys", headers=owner["headers"]).json()[0]["last_used_at"]
     assert last_used is not None
     assert _parse(last_used) >= _parse(key["created_at"])
+
+
+def test_one_key_serves_many_concurrent_requests(client: TestClient) -> None:
+    """Every use writes last_used_at; on SQLite that write must wait for the lock, not fail."""
+    owner = register(client, "owner1")
+    key = _create(client, owner["headers"])["key"]
+
+    def list_images(_: int) -> int:
+        return client.get("/images", headers=_with_key(key)).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(list_images, range(40)))
+    assert codes == [200] * 40
+    assert client.get("/api-keys", headers=owner["headers"]).json()[0]["last_used_at"]
 
 
 def test_key_never_works_on_auth_api_keys_or_admin_routes(admin_client: TestClient) -> None:
