@@ -48,15 +48,13 @@ def _assert_token_pair(response: Any, refresh_days: int) -> dict[str, Any]:
     return body
 
 
-@pytest.mark.parametrize(
-    "identifier", ["login_01", "LOGIN_01", "login_01@example.com", "Login_01@Example.COM"]
-)
-def test_login_by_username_or_email_case_insensitively(client: TestClient, identifier: str) -> None:
+def test_login_by_username_or_email_case_insensitively(client: TestClient) -> None:
     assert signup(client, "login_01").status_code == 201
-    tokens = _assert_token_pair(login(client, identifier), refresh_days=1)
-    me = client.get("/auth/me", headers=bearer(tokens["access_token"]))
-    assert me.status_code == 200
-    assert me.json()["username"] == "login_01"
+    for identifier in ("login_01", "LOGIN_01", "login_01@example.com", "Login_01@Example.COM"):
+        tokens = _assert_token_pair(login(client, identifier), refresh_days=1)
+        me = client.get("/auth/me", headers=bearer(tokens["access_token"]))
+        assert me.status_code == 200
+        assert me.json()["username"] == "login_01"
 
 
 def test_unknown_user_and_wrong_password_get_the_same_401(client: TestClient) -> None:
@@ -71,14 +69,12 @@ def test_unknown_user_and_wrong_password_get_the_same_401(client: TestClient) ->
         assert "set-cookie" not in response.headers
 
 
-@pytest.mark.parametrize(
-    "identifier", ["nul\x00user", "login_03\x00", "nul\x00@example.com", " ", "x" * 320]
-)
-def test_odd_identifiers_are_just_unknown_users(client: TestClient, identifier: str) -> None:
+def test_odd_identifiers_are_just_unknown_users(client: TestClient) -> None:
     assert signup(client, "login_03").status_code == 201
-    response = login(client, identifier)
-    assert response.status_code == 401
-    assert response.json() == INVALID
+    for identifier in ("nul\x00user", "login_03\x00", "nul\x00@example.com", " ", "x" * 320):
+        response = login(client, identifier)
+        assert response.status_code == 401, identifier
+        assert response.json() == INVALID
 
 
 def test_password_with_nul_is_a_401_not_an_error(client: TestClient) -> None:

@@ -134,14 +134,19 @@ def test_history_filters_by_success_and_paginates(client: TestClient) -> None:
     assert _history(client, headers, "?limit=100").status_code == 200
 
 
-@pytest.mark.parametrize(
-    "query", ["?limit=0", "?limit=101", "?limit=-1", "?offset=-1", "?limit=x", "?success=maybe"]
-)
-def test_history_validates_its_query(client: TestClient, query: str) -> None:
+def test_history_validates_its_query(client: TestClient) -> None:
     account = register(client, "hist_006")
-    response = _history(client, account["headers"], query)
-    assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"][0] == "query"
+    for query in (
+        "?limit=0",
+        "?limit=101",
+        "?limit=-1",
+        "?offset=-1",
+        "?limit=x",
+        "?success=maybe",
+    ):
+        response = _history(client, account["headers"], query)
+        assert response.status_code == 422, query
+        assert response.json()["detail"][0]["loc"][0] == "query"
 
 
 def test_history_needs_a_token(client: TestClient) -> None:

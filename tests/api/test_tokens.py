@@ -98,17 +98,21 @@ CLAIM_CHANGES: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.mark.parametrize("change", CLAIM_CHANGES, ids=list(CLAIM_CHANGES))
-def test_tokens_with_bad_claims_are_refused(
-    client: TestClient, account: dict[str, Any], change: str
-) -> None:
-    claims = dict(account["claims"])
-    for name, value in CLAIM_CHANGES[change].items():
-        if value is None:
-            claims.pop(name)
+def test_tokens_with_bad_claims_are_refused(client: TestClient, account: dict[str, Any]) -> None:
+    accepted = []
+    for change, values in CLAIM_CHANGES.items():
+        claims = dict(account["claims"])
+        for name, value in values.items():
+            if value is None:
+                claims.pop(name)
+            else:
+                claims[name] = value
+        response = _me(client, _sign(claims))
+        if response.status_code != 401:
+            accepted.append(change)
         else:
-            claims[name] = value
-    _assert_refused(_me(client, _sign(claims)))
+            _assert_refused(response)
+    assert accepted == [], f"accepted: {accepted}"
 
 
 def test_tampered_tokens_are_refused(client: TestClient, account: dict[str, Any]) -> None:
