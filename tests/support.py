@@ -21,7 +21,7 @@ import redis
 import requests
 from alembic.config import Config
 from PIL import Image
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -95,6 +95,15 @@ def register(client: Any, username: str, password: str = DEFAULT_PASSWORD) -> di
 def app_session(client: Any) -> AbstractContextManager[Session]:
     """A session on a TestClient app's own database: for test setup and inspection."""
     return client.app.state.database.session()
+
+
+def table_names(database_url: str) -> set[str]:
+    """The tables that exist in a database (alembic_version included)."""
+    engine = create_engine(database_url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
 
 
 def refresh_cookie(response: Any) -> str:

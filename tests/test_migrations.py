@@ -19,7 +19,13 @@ from sqlalchemy import Connection, create_engine, inspect, text
 from alembic import command
 from api.models import Base
 from tests.conftest import BACKENDS
-from tests.support import REPO_ROOT, alembic_config, fresh_postgres_database, migrate
+from tests.support import (
+    REPO_ROOT,
+    alembic_config,
+    fresh_postgres_database,
+    migrate,
+    table_names,
+)
 
 # Created by migration 0002 on PostgreSQL only (pg_trgm GIN indexes for user search): no model
 # can declare them portably, so the comparison with the models leaves them out.
@@ -34,14 +40,6 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         return
     with fresh_postgres_database(request.getfixturevalue("postgres_server_url")) as url:
         yield url
-
-
-def _tables(url: str) -> set[str]:
-    engine = create_engine(url)
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
 
 
 def _current_revision(url: str) -> str | None:
@@ -81,16 +79,16 @@ def test_upgrade_from_empty_then_downgrade_to_base(empty_database_url: str) -> N
     config = alembic_config(empty_database_url)
     command.upgrade(config, "head")
     model_tables = set(Base.metadata.tables)
-    assert _tables(empty_database_url) == model_tables | {"alembic_version"}
+    assert table_names(empty_database_url) == model_tables | {"alembic_version"}
     assert _current_revision(empty_database_url) == _head(config)
 
     command.downgrade(config, "base")
-    assert _tables(empty_database_url) <= {"alembic_version"}
+    assert table_names(empty_database_url) <= {"alembic_version"}
     assert _current_revision(empty_database_url) is None
 
     # The round trip is repeatable.
     command.upgrade(config, "head")
-    assert _tables(empty_database_url) == model_tables | {"alembic_version"}
+    assert table_names(empty_database_url) == model_tables | {"alembic_version"}
 
 
 def test_migrated_schema_equals_the_models(empty_database_url: str) -> None:
@@ -170,7 +168,7 @@ def test_a_failing_migration_leaves_nothing_half_applied(
     # From empty: the whole upgrade is one transaction, so nothing at all remains.
     with pytest.raises(RuntimeError, match="fails halfway"):
         command.upgrade(config, "heads")
-    assert _tables(url) <= {"alembic_version"}
+    assert table_names(url) <= {"alembic_version"}
     assert _current_revision(url) is None
 
     # From the last good revision: that revision stays, the broken one left no trace.
@@ -179,7 +177,7 @@ def test_a_failing_migration_leaves_nothing_half_applied(
     with pytest.raises(RuntimeError, match="fails halfway"):
         command.upgrade(config, "heads")
     assert _current_revision(url) == good_head
-    assert "half_applied" not in _tables(url)
+    assert "half_applied" not in table_names(url)
     engine = create_engine(url)
     try:
         columns = {column["name"] for column in inspect(engine).get_columns("users")}

@@ -19,18 +19,19 @@ from api.app import create_app
 from api.models import LoginEvent
 from tests.support import (
     DEFAULT_PASSWORD,
+    REDIS_SERVER_URL,
     REPO_ROOT,
     LiveClient,
     api_env,
     app_session,
     free_port,
+    fresh_redis_database,
     login,
+    redis_reachable,
     register,
     running_process,
     signup,
 )
-
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 
 
 def _assert_limited(response: Any, window_s: int = 60) -> None:
@@ -236,19 +237,12 @@ def test_start_script_believes_forwarded_for_only_from_allowed_peers(
 
 @pytest.fixture
 def redis_uri() -> Iterator[str]:
-    """A random Redis database (1..15), flushed before and after the test."""
-    db_index = random.randint(1, 15)
-    connection = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db_index, socket_timeout=3)
-    try:
-        connection.ping()
-    except redis.RedisError:
-        pytest.skip(f"Redis is not reachable on {REDIS_HOST}:{REDIS_PORT}")
-    connection.flushdb()
-    try:
-        yield f"redis://{REDIS_HOST}:{REDIS_PORT}/{db_index}"
-    finally:
-        connection.flushdb()
-        connection.close()
+    if not redis_reachable():
+        pytest.fail(
+            f"Redis is required at {REDIS_SERVER_URL} (scripts/ensure-services.sh starts it)"
+        )
+    with fresh_redis_database() as url:
+        yield url
 
 
 def test_redis_storage_shares_limits_between_apps(
