@@ -42,3 +42,13 @@ class User(Base):
 # Case-insensitive uniqueness; lookups compare lower() too, so they use these indexes.
 Index("uq_users_username_lower", func.lower(User.username), unique=True)
 Index("uq_users_email_lower", func.lower(User.email), unique=True)
+
+# Admin search (`GET /users?q=`, LIKE '%...%' on lower()): trigram GIN indexes, PostgreSQL
+# only (migration 0002; SQLite has no such index type).
+for _column in (User.username, User.email, User.name):
+    Index(
+        f"ix_users_{_column.key}_trgm",
+        func.lower(_column).label(f"{_column.key}_lower"),
+        postgresql_using="gin",
+        postgresql_ops={f"{_column.key}_lower": "gin_trgm_ops"},
+    ).ddl_if(dialect="postgresql")
