@@ -17,6 +17,7 @@ from typing import BinaryIO
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from api.services.errors import PayloadTooLarge, RuleViolation
 
@@ -131,7 +132,7 @@ async def receive_file_field(
     body_size = 0
     file: BinaryIO = destination.open("wb")
     try:
-        async for chunk in stream:
+        async for chunk in _until_disconnect(stream, field_name):
             body_size += len(chunk)
             if body_size > max_body:
                 raise _too_large(max_bytes)
@@ -155,6 +156,15 @@ async def receive_file_field(
         raise
     file.close()
     return ReceivedFile(destination, collector.filename, collector.size)
+
+
+async def _until_disconnect(stream: AsyncIterator[bytes], field_name: str) -> AsyncIterator[bytes]:
+    """The body's chunks; a client that goes away mid-upload is a 4xx, not a server error."""
+    try:
+        async for chunk in stream:
+            yield chunk
+    except ClientDisconnect:
+        raise RuleViolation(field_name, "The upload was interrupted") from None
 
 
 async def _flush(file: BinaryIO, pending: bytearray) -> None:
