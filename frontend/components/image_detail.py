@@ -16,18 +16,20 @@ from frontend.components.pipeline import pipeline_builder
 from frontend.session import api_client, image_cache
 
 PREVIEW_SIZE = 512
-MEDIA_TYPES = {
-    "JPEG": "image/jpeg",
-    "PNG": "image/png",
-    "WEBP": "image/webp",
-    "GIF": "image/gif",
-    "BMP": "image/bmp",
-    "TIFF": "image/tiff",
-}
+RECENT_JOBS_SCANNED = 50
 
 
 def _result_key(image_id: int) -> str:
     return f"last_result_of_{image_id}"
+
+
+def _latest_result(image_id: int) -> int | None:
+    """The result of this session's last run on the image, else of its latest finished job
+    (so a reload still shows the after picture)."""
+    if known := st.session_state.get(_result_key(image_id)):
+        return known
+    recent = api_client().jobs(limit=RECENT_JOBS_SCANNED, status="done")["items"]
+    return next((job["result_image_id"] for job in recent if job["image_id"] == image_id), None)
 
 
 def back_to_gallery() -> None:
@@ -66,7 +68,7 @@ def _download(image: dict[str, Any]) -> None:
         "Download",
         data=lambda: client.image_content(image["id"]).content,
         file_name=image["filename"],
-        mime=MEDIA_TYPES.get(str(image["format"]).upper(), "application/octet-stream"),
+        mime=image.get("media_type") or "application/octet-stream",
         icon=":material/download:",
         key=f"download_{image['id']}",
         on_click="ignore",
@@ -162,7 +164,7 @@ def image_page(image_id: int) -> None:
                 image["source_image_id"], image_id, describe_operations(image.get("operations"))
             )
         else:
-            result_id = st.session_state.get(_result_key(image_id))
+            result_id = _latest_result(image_id)
             _before_after(image_id, result_id, "Latest result" if result_id else "")
             if result_id:
                 open_link(result_id, "Open the result", ":material/arrow_forward:")

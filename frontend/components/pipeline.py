@@ -117,7 +117,7 @@ def pipeline_builder(key: str) -> list[dict[str, Any]]:
     if ops:
         for index, operation in enumerate(ops):
             text, up, down, remove = st.columns([6, 1, 1, 1], vertical_alignment="center")
-            text.markdown(f"{index + 1}. `{describe_operation(operation)}`")
+            text.markdown(f"**{index + 1}.** `{describe_operation(operation)}`")
             up.button(
                 "",
                 icon=":material/arrow_upward:",

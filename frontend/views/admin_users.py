@@ -62,12 +62,15 @@ st.dataframe(
 pager("users", users["total"], PAGE_SIZE)
 
 st.subheader("Manage a user")
-chosen = st.selectbox(
+by_id = {user["id"]: user for user in users["items"]}
+chosen_id = st.selectbox(
     "User",
-    users["items"],
-    format_func=lambda user: f"{user['username']} — {user['email']}",
+    list(by_id),
+    format_func=lambda user_id: f"{by_id[user_id]['username']} — {by_id[user_id]['email']}",
     key="admin_chosen",
 )
+# This run's copy (a selectbox would keep a stale object), or the first if the filter changed.
+chosen = by_id.get(chosen_id) or users["items"][0]
 me = auth_state().user or {}
 with st.container(border=True):
     role_column, active_column = st.columns(2)

@@ -32,9 +32,16 @@ with (
     st.expander("Create a key", icon=":material/add:", expanded=not created),
     st.form("api_key_form", clear_on_submit=True),
 ):
-    name = st.text_input("Name", placeholder="e.g. backup script", max_chars=100)
+    name = st.text_input(
+        "Name", placeholder="e.g. backup script", max_chars=100, key="api_key_name"
+    )
     days = st.number_input(
-        "Expires after (days, 0 = never)", min_value=0, max_value=3650, value=90, step=1
+        "Expires after (days, 0 = never)",
+        min_value=0,
+        max_value=3650,
+        value=90,
+        step=1,
+        key="api_key_days",
     )
     if st.form_submit_button("Create key", type="primary"):
         if not name.strip():
@@ -70,15 +77,18 @@ else:
     )
     active = [key for key in keys if not key["revoked"]]
     if active:
+        by_id = {key["id"]: key for key in active}
         choice = st.selectbox(
             "Revoke a key",
-            active,
-            format_func=lambda key: f"{key['name']} ({key['prefix']}…)",
+            list(by_id),
+            format_func=lambda key_id: f"{by_id[key_id]['name']} ({by_id[key_id]['prefix']}…)",
             index=None,
             placeholder="Choose a key",
             key="api_key_revoke_choice",
         )
+        if choice not in by_id:
+            choice = None
         if st.button("Revoke", icon=":material/block:", disabled=choice is None):
-            client.revoke_api_key(choice["id"])
-            st.toast(f"Key {choice['name']} revoked.")
+            client.revoke_api_key(by_id[choice]["id"])
+            st.toast(f"Key {by_id[choice]['name']} revoked.")
             st.rerun()

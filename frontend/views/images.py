@@ -19,6 +19,7 @@ from frontend.session import api_client
 PAGE_SIZE = 12
 COLUMNS = 4
 SELECTED_KEY = "selected_images"
+UPLOAD_REPORT_KEY = "upload_report"
 
 
 def _selected() -> set[int]:
@@ -57,9 +58,18 @@ def _upload(files: list[Any]) -> None:
         except ApiError as error:
             failed.append((file.name, error.message))
         progress.progress(index / len(files), text=f"{index} of {len(files)} sent")
-    progress.empty()
+    # Rerun so the gallery lists the new images; the report is shown on that run.
+    st.session_state[UPLOAD_REPORT_KEY] = (len(uploaded), failed)
+    st.rerun()
+
+
+def _upload_report() -> None:
+    report = st.session_state.pop(UPLOAD_REPORT_KEY, None)
+    if report is None:
+        return
+    uploaded, failed = report
     if uploaded:
-        st.success(f"Uploaded {len(uploaded)} image(s).", icon=":material/check_circle:")
+        st.success(f"Uploaded {uploaded} image(s).", icon=":material/check_circle:")
     for name, message in failed:
         st.error(f"**{name}**: {message}")
 
@@ -69,6 +79,7 @@ def _gallery() -> None:
     client = api_client()
     page = client.images(limit=PAGE_SIZE, offset=current_offset("gallery", PAGE_SIZE))
     _upload_form(expanded=page["total"] == 0)
+    _upload_report()
     if not page["items"]:
         empty_state(
             "Your library is empty",
@@ -128,7 +139,7 @@ def _run_batch(image_ids: list[int], operations: list[dict[str, Any]]) -> None:
     for job in finished_jobs:
         line, link = st.columns([4, 1], vertical_alignment="center")
         line.markdown(
-            f"Image #{job['image_id']} {badge(job['status'])} {duration(job.get('duration_ms'))}"
+            f"Job #{job['id']} {badge(job['status'])} {duration(job.get('duration_ms'))}"
             + (f" — {job['error']}" if job.get("error") else "")
         )
         if job.get("result_image_id"):
@@ -139,6 +150,8 @@ def _run_batch(image_ids: list[int], operations: list[dict[str, Any]]) -> None:
 
 image_param = st.query_params.get(IMAGE_QUERY_PARAM)
 if image_param and image_param.isdigit():
+    # Written back so the browser's address keeps it: reruns and reloads stay on this image.
+    st.query_params[IMAGE_QUERY_PARAM] = image_param
     image_page(int(image_param))
 else:
     _gallery()

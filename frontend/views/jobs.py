@@ -49,7 +49,10 @@ for job in jobs["items"]:
             if job.get("error"):
                 st.markdown(f":red[{job['error']}]")
         with source:
-            open_link(job["image_id"], "Source", ":material/image:")
+            if job.get("image_id"):
+                open_link(job["image_id"], "Source", ":material/image:")
+            else:
+                st.caption("Source deleted")
         with result:
             if job.get("result_image_id"):
                 open_link(job["result_image_id"], "Result", ":material/auto_awesome:")

@@ -13,7 +13,7 @@ from tests.support import DEFAULT_PASSWORD, REPO_ROOT, api_env, api_server, migr
 MAIN_SCRIPT = REPO_ROOT / "frontend" / "main.py"
 ADMIN_USERNAME = "root_admin"
 # Script runs that call the API (bcrypt at 4 rounds, image processing) need more than 3 s.
-RUN_TIMEOUT = 30
+RUN_TIMEOUT = 90
 
 
 @pytest.fixture(scope="package")

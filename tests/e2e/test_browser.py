@@ -1,0 +1,332 @@
+"""One real-browser journey: headless Debian Chromium against the API and the dashboard, each
+started as its own process, exactly as `make run` starts them.
+
+sign up → log in (remember me) → upload → process → see the result → reload, still logged in
+→ log out → reload, still logged out. A screenshot of every page visited goes to
+test-artifacts/browser/; the dashboard and the before/after page also refresh
+docs/screenshots/ (the README shows them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+from tests.support import (
+    DEFAULT_PASSWORD,
+    REPO_ROOT,
+    api_env,
+    api_server,
+    free_port,
+    migrate,
+    running_process,
+)
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
+README_SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
+WAIT_S = 30
+
+
+def _require_chromium() -> None:
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
+    if not missing:
+        return
+    message = f"Debian's chromium and chromium-driver are needed: missing {', '.join(missing)}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + " (scripts/ensure-services.sh installs them)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """API and dashboard as separate processes, the dashboard through `streamlit run`."""
+    _require_chromium()
+    workdir = tmp_path_factory.mktemp("browser")
+    database_url = f"sqlite:///{workdir / 'app.db'}"
+    migrate(database_url)
+    with api_server(api_env(database_url, workdir / "images"), workdir / "api.log") as api_url:
+        port = free_port()
+        env = {**os.environ, "API_BASE_URL": api_url, "PYTHONUNBUFFERED": "1"}
+        args = [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "frontend/app.py",
+            "--server.address=127.0.0.1",
+            f"--server.port={port}",
+            "--server.headless=true",
+            "--browser.gatherUsageStats=false",
+        ]
+        base_url = f"http://127.0.0.1:{port}"
+        with running_process(args, env, f"{base_url}/_stcore/health", workdir / "dashboard.log"):
+            yield base_url
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[object]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1440,1100",
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(WAIT_S)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def sample_photo(path: Path) -> Path:
+    """A colourful picture, so the before/after screenshot shows what processing did."""
+    width, height = 640, 420
+    image = Image.new("RGB", (width, height))
+    draw = ImageDraw.Draw(image)
+    for y in range(height):
+        draw.line([(0, y), (width, y)], fill=(40 + y // 3, 90 + y // 4, 200 - y // 3))
+    draw.ellipse((380, 60, 560, 240), fill=(255, 196, 40))
+    draw.polygon([(0, 420), (220, 170), (430, 420)], fill=(34, 110, 70))
+    draw.polygon([(260, 420), (470, 210), (640, 420)], fill=(20, 80, 55))
+    buffer = BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+class Journey:
+    """The browser plus the few moves a person makes on a Streamlit page."""
+
+    def __init__(self, driver: object, base_url: str) -> None:
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        self.driver = driver
+        self.base_url = base_url
+        self.wait = WebDriverWait(driver, WAIT_S)
+        self.shots = 0
+        shutil.rmtree(ARTIFACTS, ignore_errors=True)
+        ARTIFACTS.mkdir(parents=True)
+
+    def body(self) -> str:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.TAG_NAME, "body").text
+
+    def until(self, condition: Callable[[], bool], what: str) -> None:
+        try:
+            self.wait.until(lambda _driver: condition())
+        except Exception as error:
+            self.screenshot("failure")
+            page = self.body()
+            raise AssertionError(f"timed out waiting for {what}; page says:\n{page}") from error
+
+    def see(self, text: str) -> None:
+        self.until(lambda: text in self.body(), repr(text))
+
+    def settled(self) -> None:
+        """Waits until Streamlit finished running the script (no 'running' indicator)."""
+        from selenium.webdriver.common.by import By
+
+        self.until(
+            lambda: (
+                not self.driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
+            ),
+            "the script run to finish",
+        )
+
+    def screenshot(self, name: str) -> Path:
+        self.shots += 1
+        path = ARTIFACTS / f"{self.shots:02d}-{name}.png"
+        self.driver.save_screenshot(str(path))
+        return path
+
+    def type_into(self, label: str, text: str) -> None:
+        from selenium.webdriver.common.by import By
+
+        field = self.driver.find_element(By.CSS_SELECTOR, f'input[aria-label="{label}"]')
+        field.clear()
+        field.send_keys(text)
+
+    def tick(self, label: str) -> None:
+        from selenium.webdriver.common.by import By
+
+        checkbox = self.driver.find_element(By.CSS_SELECTOR, f'input[aria-label="{label}"]')
+        self.driver.execute_script("arguments[0].click();", checkbox)
+
+    def click_button(self, label: str) -> None:
+        from selenium.webdriver.common.by import By
+
+        def clickable() -> bool:
+            buttons = [
+                button
+                for button in self.driver.find_elements(By.TAG_NAME, "button")
+                if button.text.strip().endswith(label) and button.is_enabled()
+            ]
+            if buttons:
+                buttons[0].click()
+            return bool(buttons)
+
+        self.until(clickable, f"a button {label!r}")
+
+    def click_link(self, text: str) -> None:
+        from selenium.webdriver.common.by import By
+
+        def clickable() -> bool:
+            links = [
+                link
+                for link in self.driver.find_elements(By.TAG_NAME, "a")
+                if link.text.strip().endswith(text)
+            ]
+            if links:
+                links[0].click()
+            return bool(links)
+
+        self.until(clickable, f"a link {text!r}")
+
+    def chart_drawn(self) -> bool:
+        return self.driver.execute_script(
+            "return !!document.querySelector("
+            '\'[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg\');'
+        )
+
+    def loaded_images(self) -> int:
+        """Images on the page that really arrived (not broken), thumbnails included."""
+        return self.driver.execute_script(
+            "return [...document.querySelectorAll('[data-testid=\"stImage\"] img')]"
+            ".filter(img => img.complete && img.naturalWidth > 0).length;"
+        )
+
+
+def test_sign_up_to_log_out_in_a_real_browser(
+    browser: object, dashboard_url: str, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    me = Journey(browser, dashboard_url)
+    username = "browser_user"
+
+    # Sign up
+    browser.get(dashboard_url)
+    me.see("Welcome back to Pixelgate")
+    me.screenshot("login")
+    me.click_link("Sign up")
+    me.see("Password rules")
+    me.type_into("Username", username)
+    me.type_into("Email", f"{username}@example.com")
+    me.type_into("Full name", "Browser User")
+    me.type_into("Password", DEFAULT_PASSWORD)
+    me.type_into("Confirm password", DEFAULT_PASSWORD)
+    me.tick("I agree to the terms of use")
+    me.screenshot("signup")
+    me.click_button("Sign up")
+    me.see(f"Account {username} created. Log in below.")
+
+    # Log in, remembered
+    me.type_into("Password", DEFAULT_PASSWORD)
+    me.tick("Remember me on this device")
+    me.click_button("Log in")
+    me.see("Hello, Browser User")
+    me.see("No images yet")
+    me.settled()
+    me.screenshot("dashboard-empty")
+
+    # Upload
+    me.click_link("Images")
+    me.see("Your library is empty")
+    upload = browser.find_element(By.CSS_SELECTOR, 'input[type="file"]')
+    upload.send_keys(str(sample_photo(tmp_path / "mountains.jpg")))
+    me.see("mountains.jpg")
+    me.click_button("Upload")
+    me.see("Uploaded 1 image(s).")
+    me.until(lambda: me.loaded_images() == 1, "the thumbnail")
+    me.screenshot("images")
+
+    # Process: sepia, then a little more contrast
+    me.click_link("Open")
+    me.see("Pipeline")
+    me.see("JPEG")
+    choose_operation(me, "Sepia")
+    me.click_button("Add step")
+    me.see("1. sepia")
+    choose_operation(me, "Contrast")
+    me.click_button("Add step")
+    me.see("2. contrast(factor=1.3)")
+    me.click_button("Run pipeline")
+    me.see("done in")
+    me.see("Open the result")
+    me.until(lambda: me.loaded_images() == 2, "before and after images")
+    me.settled()
+    before_after = me.screenshot("image-before-after")
+    image_url = browser.current_url
+    assert "image=" in image_url
+
+    # Reload: a new Streamlit session, continued from the HttpOnly cookie
+    cookies = {cookie["name"]: cookie for cookie in browser.get_cookies()}
+    refresh_cookie = cookies["pixelgate_refresh"]
+    assert refresh_cookie["httpOnly"] is True
+    assert refresh_cookie["sameSite"] == "Strict"
+    assert browser.execute_script("return document.cookie").find("pixelgate_refresh") == -1
+    browser.refresh()
+    me.see("Signed in as")
+    me.see("mountains.jpg")
+    me.until(lambda: me.loaded_images() == 2, "before and after images after the reload")
+    me.screenshot("image-after-reload")
+
+    me.click_link("Dashboard")
+    me.see("Hello, Browser User")
+    me.until(lambda: me.loaded_images() == 2, "recent images on the dashboard")
+    me.until(me.chart_drawn, "the logins chart")
+    me.settled()
+    dashboard = me.screenshot("dashboard")
+
+    # Log out; a reload no longer logs in
+    me.click_button("Log out")
+    me.see("Welcome back to Pixelgate")
+    me.until(
+        lambda: "pixelgate_refresh" not in {c["name"] for c in browser.get_cookies()},
+        "the refresh cookie to be cleared",
+    )
+    browser.refresh()
+    me.see("Welcome back to Pixelgate")
+    assert "Signed in as" not in me.body()
+    me.screenshot("logged-out-after-reload")
+
+    README_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(dashboard, README_SCREENSHOTS / "dashboard.png")
+    shutil.copyfile(before_after, README_SCREENSHOTS / "image-before-after.png")
+
+
+def choose_operation(me: Journey, label: str) -> None:
+    """Picks an entry of the 'Add a step' select box by typing it, as a keyboard user does."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    def select() -> object:
+        return me.driver.find_element(By.CSS_SELECTOR, 'input[aria-label="Add a step"]')
+
+    select().click()
+    select().send_keys(label)
+    select().send_keys(Keys.ENTER)
+    me.until(lambda: select().get_attribute("value") == label, f"{label!r} to be chosen")
+    me.settled()
