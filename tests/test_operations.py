@@ -122,6 +122,17 @@ def test_palette_and_cmyk_sources_are_normalised() -> None:
     assert run(Image.new("CMYK", (4, 4)), {"op": "blur", "radius": 1}).mode == "RGB"
 
 
+def test_sixteen_bit_greyscale_is_scaled_not_clipped() -> None:
+    buffer = io.BytesIO()
+    ramp = np.linspace(0, 65535, 256).astype(np.uint16)[None, :].repeat(4, axis=0)
+    Image.fromarray(ramp).save(buffer, "PNG")
+    sixteen_bit = Image.open(buffer)
+    assert sixteen_bit.mode.startswith("I")
+    result = np.asarray(run(sixteen_bit, {"op": "flip", "direction": "vertical"}))
+    assert result.dtype == np.uint8
+    assert (result[0, 0], result[0, 128], result[0, -1]) == (0, 128, 255)
+
+
 def test_operations_are_applied_in_order() -> None:
     image = Image.new("RGB", (40, 20), (0, 0, 0))
     image.putpixel((39, 0), (0, 255, 0))  # top right

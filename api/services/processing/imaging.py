@@ -87,9 +87,8 @@ def make_thumbnail(path: Path, size: int) -> tuple[bytes, str]:
         source_format = source.format or "PNG"
         # JPEG can decode at 1/2..1/8 scale straight away: much less work for big photos.
         source.draft("RGB", (size, size))
-        image = load_oriented(source)
+        image = normalize_mode(load_oriented(source))
     image.thumbnail((size, size), Image.Resampling.LANCZOS)
-    image = normalize_mode(image)
     image_format = thumbnail_format(image, source_format)
     buffer = io.BytesIO()
     save_clean(image, buffer, image_format)

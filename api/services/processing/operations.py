@@ -38,10 +38,23 @@ def normalize_mode(image: Image.Image) -> Image.Image:
     converted; transparency becomes an alpha channel)."""
     if image.mode in ("RGB", "RGBA", "L", "LA"):
         return image
+    if image.mode.startswith(("I", "F")):
+        return _to_eight_bits(image)
     has_alpha = image.mode in ("PA", "RGBa", "La") or "transparency" in image.info
-    if image.mode in ("1", "I", "I;16", "I;16B", "I;16L", "F") and not has_alpha:
+    if image.mode == "1" and not has_alpha:
         return image.convert("L")
     return image.convert("RGBA" if has_alpha else "RGB")
+
+
+def _to_eight_bits(image: Image.Image) -> Image.Image:
+    """16-bit, 32-bit and float greyscale scaled to 0..255 (Pillow's own conversion clips,
+    which turns most 16-bit pictures white)."""
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode.startswith("F"):
+        top = 1.0 if values.size and values.max() <= 1.0 else 255.0
+    else:
+        top = 65535.0 if values.size and values.max() > 255 else 255.0
+    return Image.fromarray(np.clip(values * (255.0 / top), 0, 255).round().astype(np.uint8), "L")
 
 
 def has_alpha(image: Image.Image) -> bool:
