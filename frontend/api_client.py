@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from frontend.auth_state import SESSION_EXPIRED, AuthState, Tokens
+from frontend.auth_state import REMEMBERED, SESSION_EXPIRED, AuthState, Tokens
 from frontend.config import REQUEST_TIMEOUT, TRANSFER_TIMEOUT, api_base_url
 
 UNREACHABLE = "Cannot reach the Pixelgate server right now. Please try again in a moment."
@@ -185,7 +185,12 @@ class ApiClient:
         return self.load_user()
 
     def resume(self, refresh_token: str) -> dict[str, Any]:
-        """Continues a remembered session from the refresh cookie (a new browser session)."""
+        """Continues a remembered session from the refresh cookie (a new browser session):
+        joins the tab that already holds it, else rotates it at the API."""
+        box = REMEMBERED.find(refresh_token)
+        if box is not None:
+            self.auth.join(box)
+            return self.load_user()
         response = self._send("POST", "/auth/refresh", None, json={"refresh_token": refresh_token})
         if response.status_code in (400, 401, 403, 422):
             self.auth.expire()

@@ -5,13 +5,15 @@ surviving a reload — is the real-browser test's part."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from streamlit.testing.v1 import AppTest
 
-from frontend.auth_state import AuthState
+from frontend.api_client import ApiClient
+from frontend.auth_state import AuthState, RememberedLogins, TokenBox, Tokens
 from frontend.session import AUTH_KEY
 from frontend.session_cookie import HANDOFFS, ROUTE_PATH
-from tests.frontend.harness import new_user, submit
+from tests.frontend.harness import expired_access_token, new_user, submit
 from tests.support import DEFAULT_PASSWORD
 
 
@@ -79,3 +81,80 @@ def test_logging_out_clears_the_cookie(app: AppTest, api_url: str) -> None:
     handoff = HANDOFFS.redeem(cookie_ticket(app))
     assert handoff is not None
     assert handoff.refresh_token is None
+
+
+def count_refreshes(client: ApiClient) -> list[int]:
+    calls: list[int] = []
+    client._http.hooks["response"].append(
+        lambda response, **_: calls.append(1) if response.url.endswith("/auth/refresh") else None
+    )
+    return calls
+
+
+def test_tabs_continuing_one_remembered_login_share_its_tokens(api_url: str) -> None:
+    """A second tab (or a reload while the first lives on) must not rotate the cookie's token
+    behind the first tab's back: the first would later present a rotated token, which the API
+    treats as reuse and answers by revoking the session for both."""
+    username, _ = new_user(api_url, "two_tabs")
+    first = ApiClient(AuthState(), base_url=api_url)
+    first.login(username, DEFAULT_PASSWORD, remember_me=True)
+    assert first.auth.tokens is not None
+    cookie = first.auth.tokens.refresh_token
+
+    second = ApiClient(AuthState(), base_url=api_url)
+    second_refreshes = count_refreshes(second)
+    assert second.resume(cookie)["username"] == username
+    assert second.auth.tokens == first.auth.tokens
+    assert second_refreshes == []
+
+    # The first tab's access token runs out: it rotates the pair for both tabs.
+    expired = expired_access_token(api_url, first.auth.tokens)
+    first.auth.store(replace(first.auth.tokens, access_token=expired))
+    first_refreshes = count_refreshes(first)
+    assert first.load_user()["username"] == username
+    assert first_refreshes == [1]
+    assert first.auth.tokens.refresh_token != cookie
+    assert second.load_user()["username"] == username
+    assert second_refreshes == []
+
+    # A third tab reloading before the browser got the new cookie still joins.
+    third = ApiClient(AuthState(), base_url=api_url)
+    third_refreshes = count_refreshes(third)
+    third.resume(cookie)
+    assert third.auth.tokens == first.auth.tokens
+    assert third_refreshes == []
+
+    # Logging out in one tab logs every tab of that login out.
+    second.logout()
+    assert not first.auth.logged_in
+    assert not third.auth.logged_in
+
+
+def test_an_unknown_cookie_token_is_refreshed_at_the_api(api_url: str) -> None:
+    _, tokens = new_user(api_url, "elsewhere")  # a login this dashboard process never saw
+    client = ApiClient(AuthState(), base_url=api_url)
+    refreshes = count_refreshes(client)
+    client.resume(tokens.refresh_token)
+    assert refreshes == [1]
+    assert client.auth.tokens is not None
+    assert client.auth.tokens.refresh_token != tokens.refresh_token
+    assert client.auth.remember
+
+
+def test_a_rotated_token_finds_its_login_only_for_a_short_grace() -> None:
+    now = [0.0]
+    logins = RememberedLogins(grace_s=120, clock=lambda: now[0])
+    box = TokenBox()
+    old = Tokens("a1", "r1", 3600)
+    new = Tokens("a2", "r2", 3600)
+    box.tokens = old
+    logins.rotated(box, None, old)
+    box.tokens = new
+    logins.rotated(box, old, new)
+    assert logins.find("r1") is box
+    assert logins.find("r2") is box
+    now[0] = 121
+    assert logins.find("r1") is None
+    assert logins.find("r2") is box
+    logins.forget(box)
+    assert logins.find("r2") is None
