@@ -21,7 +21,7 @@ from api.routers import admin, api_keys, auth, health, images, jobs, users
 from api.services.images import sweep_storage
 from api.services.jobs import JobRunner, fail_stale_jobs
 from api.services.processing.engine import ProcessingEngine
-from api.services.users import ensure_admin
+from api.services.users import AdminAccountTaken, ensure_admin
 
 log = logging.getLogger("pixelgate.app")
 
@@ -35,8 +35,11 @@ and a private image library processed by a pool of worker processes.
 
 
 def _bootstrap_admin(database: Database, settings: Settings) -> None:
-    with database.session() as db:
-        ensure_admin(db, settings)
+    try:
+        with database.session() as db:
+            ensure_admin(db, settings)
+    except AdminAccountTaken as exc:
+        log.warning("first admin not created: %s", exc)
 
 
 def _recover_processing_state(database: Database, settings: Settings) -> None:

@@ -10,17 +10,21 @@ import time
 
 from api.core.config import ConfigurationError, Settings, load_settings
 from api.core.db import Database
-from api.services.users import ensure_admin
+from api.services.users import AdminAccountTaken, ensure_admin
 
 log = logging.getLogger("pixelgate.cli")
 
 
 def create_admin(settings: Settings) -> int:
-    """Creates (or promotes) the admin named by ADMIN_*; a no-op when they are unset."""
+    """Creates the admin named by ADMIN_*; a no-op when they are unset or it exists."""
     database = Database(settings.database_url)
     try:
         with database.session() as db:
             admin = ensure_admin(db, settings)
+    except AdminAccountTaken as exc:
+        # Not fatal: the service runs without a bootstrapped admin rather than promote anyone.
+        print(f"warning: {exc}", file=sys.stderr)
+        return 0
     finally:
         database.dispose()
     if admin is None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import Session
 
 from api.app import create_app
@@ -84,18 +84,37 @@ def test_the_created_admin_logs_in_with_the_configured_password(
         assert me.json()["role"] == "admin"
 
 
-def test_create_admin_promotes_an_existing_account(
-    cli_env: pytest.MonkeyPatch, database_url: str, settings: Settings
+def test_create_admin_never_promotes_an_existing_member(
+    cli_env: pytest.MonkeyPatch,
+    database_url: str,
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # Someone signed up under the configured name first: they must not become an admin.
     with TestClient(create_app(settings)) as client:
-        assert signup(client, "root_admin", email="root@example.com").status_code == 201
+        assert signup(client, "root_admin", email="squatter@example.com").status_code == 201
     _set_admin(cli_env)
     assert main(["create-admin"]) == 0
-    assert _users(database_url) == [("root_admin", "admin", True)]
+    assert "not an active admin" in capsys.readouterr().err
+    assert _users(database_url) == [("root_admin", "member", True)]
     with TestClient(create_app(settings)) as client:
-        # Promotion does not change the password.
-        assert login(client, "root_admin").status_code == 200
         assert login(client, "root_admin", ADMIN_PASSWORD).status_code == 401
+
+
+def test_create_admin_does_not_revive_a_deactivated_admin(
+    cli_env: pytest.MonkeyPatch, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _set_admin(cli_env)
+    assert main(["create-admin"]) == 0
+    engine = create_engine(database_url)
+    with Session(engine) as db:
+        db.execute(update(User).values(is_active=False))
+        db.commit()
+    engine.dispose()
+    capsys.readouterr()
+    assert main(["create-admin"]) == 0
+    assert "not an active admin" in capsys.readouterr().err
+    assert _users(database_url) == [("root_admin", "admin", False)]
 
 
 def test_create_admin_refuses_a_password_breaking_the_policy(

@@ -13,6 +13,8 @@ from limits import parse
 from slowapi import Limiter
 from starlette.requests import Request
 
+KEY_NAMESPACE = "pixelgate"
+
 
 def _unused_key(_request: Request) -> str:  # slowapi wants one; keys are passed to hit()
     return ""
@@ -26,7 +28,6 @@ class RateLimiter:
             storage_uri=storage_uri,
             strategy="moving-window",
             enabled=enabled,
-            key_prefix="pixelgate",
         )
 
     def hit(self, scope: str, limit: str, key: str) -> int | None:
@@ -35,9 +36,10 @@ class RateLimiter:
             return None
         item = parse(limit)
         strategy = self._limiter.limiter
-        if strategy.hit(item, scope, key):
+        # The namespace keeps our counters apart on a Redis shared with other applications.
+        if strategy.hit(item, KEY_NAMESPACE, scope, key):
             return None
-        reset_at = strategy.get_window_stats(item, scope, key).reset_time
+        reset_at = strategy.get_window_stats(item, KEY_NAMESPACE, scope, key).reset_time
         return max(1, math.ceil(reset_at - time.time()))
 
     def reset(self) -> None:

@@ -103,10 +103,17 @@ _USERNAME_RULE = TypeAdapter(Username)
 _EMAIL_RULE = TypeAdapter(EmailStr)
 
 
-def ensure_admin(db: Session, settings: Settings) -> User | None:
-    """Creates the first admin from ADMIN_* settings, or promotes that account; idempotent.
+class AdminAccountTaken(Exception):
+    """ADMIN_USERNAME or ADMIN_EMAIL belongs to an account that is not an active admin."""
 
-    The name and email follow the rules of sign-up; a breach is a ValueError naming the variable.
+
+def ensure_admin(db: Session, settings: Settings) -> User | None:
+    """Creates the first admin from ADMIN_* settings; idempotent.
+
+    It never promotes or revives an existing account: anyone may sign up under the configured
+    name before the operator sets it, and an admin may have deactivated or deleted the account
+    on purpose. Such a clash raises AdminAccountTaken for the caller to report. The name and
+    email follow the rules of sign-up; a breach is a ValueError naming the variable.
     """
     if not (settings.admin_username and settings.admin_email and settings.admin_password):
         return None
@@ -124,12 +131,12 @@ def ensure_admin(db: Session, settings: Settings) -> User | None:
     )
     end_read_transaction(db)
     if existing is not None:
-        if existing.role != Role.ADMIN.value or not existing.is_active:
-            existing.role = Role.ADMIN.value
-            existing.is_active = True
-            db.commit()
-            log.info("promoted existing user id=%s to admin", existing.id)
-        return existing
+        if existing.is_admin and existing.is_active and existing.deleted_at is None:
+            return existing
+        raise AdminAccountTaken(
+            "ADMIN_USERNAME or ADMIN_EMAIL belongs to an existing account that is not an active "
+            "admin; it was left as it is (an admin can change it through PATCH /users/{id})"
+        )
     try:
         user = create_user(
             db,
