@@ -3,8 +3,8 @@ started as its own process, exactly as `make run` starts them.
 
 sign up → log in (remember me) → upload → process → see the result → reload, still logged in
 → log out → reload, still logged out. A screenshot of every page visited goes to
-test-artifacts/browser/; the dashboard and the before/after page also refresh
-docs/screenshots/ (the README shows them).
+test-artifacts/browser/; the dashboard and the before/after page are the README's
+docs/screenshots/ (refreshed with UPDATE_SCREENSHOTS=1).
 """
 
 from __future__ import annotations
@@ -312,9 +312,17 @@ def test_sign_up_to_log_out_in_a_real_browser(
     assert "Signed in as" not in me.body()
     me.screenshot("logged-out-after-reload")
 
+    refresh_readme_screenshots({"dashboard.png": dashboard, "image-before-after.png": before_after})
+
+
+def refresh_readme_screenshots(shots: dict[str, Path]) -> None:
+    """Copies the README's screenshots when missing or with UPDATE_SCREENSHOTS=1 (so a test
+    run does not rewrite tracked files every time)."""
     README_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(dashboard, README_SCREENSHOTS / "dashboard.png")
-    shutil.copyfile(before_after, README_SCREENSHOTS / "image-before-after.png")
+    for name, shot in shots.items():
+        target = README_SCREENSHOTS / name
+        if os.environ.get("UPDATE_SCREENSHOTS") == "1" or not target.exists():
+            shutil.copyfile(shot, target)
 
 
 def choose_operation(me: Journey, label: str) -> None:
