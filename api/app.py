@@ -19,7 +19,7 @@ from api.core.request_context import RequestContextMiddleware
 from api.errors import install_error_handlers
 from api.routers import admin, api_keys, auth, health, images, jobs, users
 from api.services.images import sweep_storage
-from api.services.jobs import JobRunner, fail_stale_jobs
+from api.services.jobs import JobRunner, fail_stale_jobs, register_server
 from api.services.processing.engine import ProcessingEngine
 from api.services.users import AdminAccountTaken, ensure_admin
 
@@ -42,15 +42,19 @@ def _bootstrap_admin(database: Database, settings: Settings) -> None:
         log.warning("first admin not created: %s", exc)
 
 
-def _recover_processing_state(database: Database, settings: Settings) -> None:
-    """Storage sweep and stale jobs, before this server queues anything. Best effort: with the
-    database unreachable the app still starts (and /health says so)."""
+def _start_server_instance(database: Database, settings: Settings) -> str | None:
+    """Registers this process as a job-running instance, then fails jobs of dead instances
+    and sweeps storage. Best effort: with the database unreachable the app still starts
+    (and /health says so), without instance tracking."""
     try:
+        server_id = register_server(database)
         with database.session() as db:
-            fail_stale_jobs(db)
+            fail_stale_jobs(db, settings.job_heartbeat_s)
             sweep_storage(db, settings)
     except SQLAlchemyError as exc:
-        log.warning("start-up storage sweep skipped: database unavailable (%s)", type(exc).__name__)
+        log.warning("start-up recovery skipped: database unavailable (%s)", type(exc).__name__)
+        return None
+    return server_id
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -60,10 +64,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_bootstrap_admin, app.state.database, settings)
-        await run_in_threadpool(_recover_processing_state, app.state.database, settings)
+        server_id = await run_in_threadpool(_start_server_instance, app.state.database, settings)
         app.state.processing = ProcessingEngine.from_settings(settings)
         app.state.processing.warm_up()
-        app.state.job_runner = JobRunner(app.state.database, settings, app.state.processing)
+        app.state.job_runner = JobRunner(
+            app.state.database, settings, app.state.processing, server_id
+        )
+        app.state.job_runner.start_heartbeat()
         try:
             yield
         finally:

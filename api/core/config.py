@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     process_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     max_queued_jobs: int = Field(100, ge=1)
     job_timeout_s: float = Field(60, gt=0)
+    job_heartbeat_s: float = Field(10, gt=0)
 
     admin_username: str | None = None
     admin_email: str | None = None

@@ -6,6 +6,7 @@ from api.models.base import Base, utcnow
 from api.models.image import Image
 from api.models.job import Job, JobStatus
 from api.models.login_event import LoginEvent, LoginFailure
+from api.models.server_instance import ServerInstance
 from api.models.session import AuthSession, RefreshToken
 from api.models.user import Role, User
 
@@ -21,6 +22,7 @@ __all__ = [
     "LoginFailure",
     "RefreshToken",
     "Role",
+    "ServerInstance",
     "User",
     "utcnow",
 ]

@@ -24,6 +24,7 @@ class Job(Base):
         Index("ix_jobs_owner_status", "owner_id", "status"),
         Index("ix_jobs_status", "status"),
         Index("ix_jobs_image_id", "image_id"),
+        Index("ix_jobs_server_id", "server_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -39,3 +40,7 @@ class Job(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     duration_ms: Mapped[int | None] = mapped_column(Integer)
+    # The API process that runs it; NULL for jobs from before instances were tracked.
+    server_id: Mapped[str | None] = mapped_column(
+        ForeignKey("server_instances.id", ondelete="SET NULL")
+    )

@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.core.config import Settings
 from api.core.db import Database, end_read_transaction
-from api.models import Image, Job, JobStatus, User, utcnow
+from api.models import Image, Job, JobStatus, ServerInstance, User, utcnow
 from api.repositories.pagination import fetch_page
 from api.schemas.common import PageParams
 from api.services.errors import RuleViolation
@@ -44,6 +47,10 @@ log = logging.getLogger("pixelgate.jobs")
 STALE_JOB_ERROR = "The server stopped before this job finished; submit it again"
 SHUTDOWN_ERROR = "The server was stopped before this job finished; submit it again"
 UNFINISHED = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+# A server instance missing this many heartbeats in a row is taken for dead.
+MISSED_HEARTBEATS = 3
+# Rows of instances silent for this long are forgotten (their jobs were failed long before).
+FORGET_INSTANCES_AFTER = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +110,11 @@ def plan_jobs(
 
 
 def create_jobs(
-    db: Session, owner: User, sources: Sequence[JobSource], operations: Sequence[Operation]
+    db: Session,
+    owner: User,
+    sources: Sequence[JobSource],
+    operations: Sequence[Operation],
+    server_id: str | None = None,
 ) -> list[Job]:
     stored_operations = dump_pipeline(operations)
     end_read_transaction(db)
@@ -113,6 +124,7 @@ def create_jobs(
             image_id=source.image_id,
             status=JobStatus.QUEUED.value,
             operations=stored_operations,
+            server_id=server_id,
         )
         for source in sources
     ]
@@ -124,18 +136,63 @@ def create_jobs(
 # --- status changes -------------------------------------------------------------------------
 
 
-def fail_stale_jobs(db: Session) -> int:
-    """Fails jobs left queued or running by a server that stopped; run at start-up, before
-    this server queues anything itself."""
+def register_server(database: Database) -> str:
+    """Records this API process as a live server instance; returns its id."""
+    server_id = uuid.uuid4().hex
+    with database.session() as db:
+        db.add(ServerInstance(id=server_id, hostname=socket.gethostname()[:255], pid=os.getpid()))
+        db.commit()
+    return server_id
+
+
+def beat(database: Database, server_id: str) -> None:
+    with database.session() as db:
+        db.execute(
+            update(ServerInstance)
+            .where(ServerInstance.id == server_id)
+            .values(heartbeat_at=utcnow())
+        )
+        db.commit()
+
+
+def mark_server_stopped(database: Database, server_id: str) -> None:
+    with database.session() as db:
+        db.execute(
+            update(ServerInstance).where(ServerInstance.id == server_id).values(stopped_at=utcnow())
+        )
+        db.commit()
+
+
+def fail_stale_jobs(db: Session, heartbeat_s: float) -> int:
+    """Fails queued or running jobs whose server stopped or missed its heartbeats.
+
+    Jobs of live instances (this one, sibling workers, other hosts) are left alone, so any
+    process may run this at start-up and then periodically. Jobs naming no instance predate
+    instance tracking, or lost theirs, and are failed too.
+    """
+    now = utcnow()
+    dead_servers = select(ServerInstance.id).where(
+        or_(
+            ServerInstance.stopped_at.is_not(None),
+            ServerInstance.heartbeat_at < now - timedelta(seconds=heartbeat_s * MISSED_HEARTBEATS),
+        )
+    )
     result = db.execute(
         update(Job)
-        .where(Job.status.in_(UNFINISHED))
-        .values(status=JobStatus.FAILED.value, error=STALE_JOB_ERROR, finished_at=utcnow())
+        .where(
+            Job.status.in_(UNFINISHED),
+            or_(Job.server_id.is_(None), Job.server_id.in_(dead_servers)),
+        )
+        .values(status=JobStatus.FAILED.value, error=STALE_JOB_ERROR, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.execute(
+        delete(ServerInstance).where(ServerInstance.heartbeat_at < now - FORGET_INSTANCES_AFTER)
     )
     db.commit()
     count = result.rowcount or 0  # type: ignore[attr-defined]
     if count:
-        log.warning("failed %s job(s) left unfinished by a previous server", count)
+        log.warning("failed %s job(s) left unfinished by a server that stopped", count)
     return count
 
 
@@ -240,11 +297,39 @@ class JobRunner:
     """Queues jobs on the engine and drives each one to `done` or `failed` in the background,
     so a caller can either wait for a job or leave and poll it."""
 
-    def __init__(self, database: Database, settings: Settings, engine: ProcessingEngine) -> None:
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        engine: ProcessingEngine,
+        server_id: str | None = None,
+    ) -> None:
         self.database = database
         self.settings = settings
         self.engine = engine
+        self.server_id = server_id
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    def start_heartbeat(self) -> None:
+        """Keeps this instance's jobs its own, and fails those of instances that went silent."""
+        if self.server_id is not None and self._heartbeat is None:
+            self._heartbeat = asyncio.create_task(self._beat_forever(self.server_id))
+
+    async def _beat_forever(self, server_id: str) -> None:
+        interval = self.settings.job_heartbeat_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await run_in_threadpool(beat, self.database, server_id)
+                await run_in_threadpool(self._fail_stale_jobs)
+            except Exception:
+                # A database hiccup must not stop the heartbeat for good; the next beat retries.
+                log.warning("heartbeat of server instance %s failed", server_id, exc_info=True)
+
+    def _fail_stale_jobs(self) -> int:
+        with self.database.session() as db:
+            return fail_stale_jobs(db, self.settings.job_heartbeat_s)
 
     async def submit(
         self,
@@ -270,7 +355,9 @@ class JobRunner:
         operations: Sequence[Operation],
     ) -> list[Job]:
         try:
-            jobs = await run_in_threadpool(create_jobs, db, owner, sources, operations)
+            jobs = await run_in_threadpool(
+                create_jobs, db, owner, sources, operations, self.server_id
+            )
         except BaseException:
             self.engine.withdraw(len(sources))
             raise
@@ -349,6 +436,9 @@ class JobRunner:
 
     async def shutdown(self) -> None:
         """Refuses new jobs, stops the running ones and the workers, and fails what was cut off."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
         self.engine.close()
         unfinished = dict(self._tasks)
         for task in unfinished.values():
@@ -357,6 +447,8 @@ class JobRunner:
         await self.engine.shutdown()
         if unfinished:
             await run_in_threadpool(fail_jobs, self.database, list(unfinished), SHUTDOWN_ERROR)
+        if self.server_id is not None:
+            await run_in_threadpool(mark_server_stopped, self.database, self.server_id)
 
 
 def _remove_files(task: ProcessingTask) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,33 +24,16 @@ from api.services.jobs import (
     fail_jobs,
 )
 from api.services.processing.worker import ProcessingResult
-from tests.support import app_session, image_bytes, process_is_gone, register, upload_image
-
-# Seconds of work from a tiny file: a 4000×4000 canvas blurred again and again.
-SLOW = [{"op": "resize", "width": 4000, "height": 4000}, *[{"op": "blur", "radius": 50}] * 9]
-POLL_DEADLINE_S = 120
-
-
-def wait_for_job(
-    client: TestClient, headers: dict[str, str], job_id: int, statuses: set[str]
-) -> dict[str, Any]:
-    """Polls the job until its status is one of `statuses` (not a timing assertion: the
-    deadline only keeps a broken build from hanging)."""
-    deadline = time.monotonic() + POLL_DEADLINE_S
-    while time.monotonic() < deadline:
-        job = client.get(f"/jobs/{job_id}", headers=headers).json()
-        if job["status"] in statuses:
-            return job
-        time.sleep(0.02)
-    raise AssertionError(f"job {job_id} never reached {statuses}: {job}")
-
-
-def process(
-    client: TestClient, headers: dict[str, str], image_id: int, operations: list[Any], **body: Any
-) -> Any:
-    return client.post(
-        f"/images/{image_id}/process", json={"operations": operations, **body}, headers=headers
-    )
+from tests.support import (
+    SLOW,
+    app_session,
+    image_bytes,
+    process,
+    process_is_gone,
+    register,
+    upload_image,
+    wait_for_job,
+)
 
 
 @pytest.fixture
