@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 
 from api.services import errors
 
@@ -54,5 +55,22 @@ async def domain_error_handler(_request: Request, exc: Exception) -> JSONRespons
     )
 
 
+SQLITE_BUSY_MESSAGE = "database is locked"
+
+
+async def database_busy_handler(_request: Request, exc: Exception) -> JSONResponse:
+    """SQLite refuses a write that would need a newer snapshot at once, whatever the busy
+    timeout: answer that as a retryable 503, not a 500. Any other database error stays a 500."""
+    assert isinstance(exc, OperationalError)
+    if SQLITE_BUSY_MESSAGE not in str(exc.orig):
+        raise exc
+    return JSONResponse(
+        status_code=503,
+        content={"detail": "The database is busy; try again in a moment"},
+        headers={"Retry-After": "1"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.DomainError, domain_error_handler)
+    app.add_exception_handler(OperationalError, database_busy_handler)
