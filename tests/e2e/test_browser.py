@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from io import BytesIO
 from pathlib import Path
@@ -24,9 +23,8 @@ from tests.support import (
     REPO_ROOT,
     api_env,
     api_server,
-    free_port,
+    dashboard_server,
     migrate,
-    running_process,
 )
 
 pytestmark = pytest.mark.browser
@@ -55,23 +53,11 @@ def dashboard_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     workdir = tmp_path_factory.mktemp("browser")
     database_url = f"sqlite:///{workdir / 'app.db'}"
     migrate(database_url)
-    with api_server(api_env(database_url, workdir / "images"), workdir / "api.log") as api_url:
-        port = free_port()
-        env = {**os.environ, "API_BASE_URL": api_url, "PYTHONUNBUFFERED": "1"}
-        args = [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "frontend/app.py",
-            "--server.address=127.0.0.1",
-            f"--server.port={port}",
-            "--server.headless=true",
-            "--browser.gatherUsageStats=false",
-        ]
-        base_url = f"http://127.0.0.1:{port}"
-        with running_process(args, env, f"{base_url}/_stcore/health", workdir / "dashboard.log"):
-            yield base_url
+    with (
+        api_server(api_env(database_url, workdir / "images"), workdir / "api.log") as api_url,
+        dashboard_server(api_url, workdir / "dashboard.log") as base_url,
+    ):
+        yield base_url
 
 
 @pytest.fixture

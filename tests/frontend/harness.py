@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import timedelta
 from io import BytesIO
 from typing import Any
@@ -71,19 +72,28 @@ def logged_in(app: AppTest, api_url: str, tokens: Tokens) -> AuthState:
     return auth
 
 
-def expired_access_token(api_url: str, tokens: Tokens) -> str:
-    """An access token for the same user and session, signed with the server's secret, whose
-    `exp` is in the past: what a tab left open past the token's lifetime holds."""
+def open_page(app: AppTest, api_url: str, tokens: Tokens, page: str, **query: str) -> AppTest:
+    """Runs the app logged in with `tokens`, then switches to `page` (with URL query values)."""
+    logged_in(app, api_url, tokens)
+    app.run()
+    app.query_params.update(query)
+    return app.switch_page(page).run()
+
+
+def with_expired_access_token(api_url: str, tokens: Tokens) -> Tokens:
+    """The same pair, but its access token (same user and session, signed with the server's
+    secret) expired: what a tab left open past the token's lifetime holds."""
     me = ApiCaller(api_url).get("/auth/me", headers=bearer(tokens.access_token)).json()
     settings = Settings(_env_file=None, jwt_secret_key=TEST_JWT_SECRET)  # type: ignore[call-arg]
     codec = access_codec(settings)
     codec.lifetime = timedelta(minutes=-5)
-    return codec.encode(
+    expired = codec.encode(
         user_id=me["id"],
         username=me["username"],
         role=me["role"],
         session_id=codec.decode(tokens.access_token).session_id,
     )
+    return replace(tokens, access_token=expired)
 
 
 def texts(app: AppTest) -> str:

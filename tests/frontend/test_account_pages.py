@@ -9,19 +9,13 @@ from frontend.auth_state import Tokens
 from tests.frontend.harness import (
     ApiCaller,
     api_login,
-    logged_in,
     menu,
     new_user,
+    open_page,
     submit,
     texts,
 )
 from tests.support import DEFAULT_PASSWORD, bearer
-
-
-def open_page(app: AppTest, api_url: str, tokens: Tokens, page: str) -> AppTest:
-    logged_in(app, api_url, tokens)
-    app.run()
-    return app.switch_page(page).run()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from frontend.auth_state import Tokens
 from tests.frontend.conftest import ADMIN_USERNAME
-from tests.frontend.harness import ApiCaller, api_login, logged_in, new_user, texts
+from tests.frontend.harness import ApiCaller, api_login, new_user, open_page, texts
 from tests.support import bearer
 
 
@@ -16,18 +16,17 @@ def admin(api_url: str) -> Tokens:
     return api_login(api_url, ADMIN_USERNAME)
 
 
-def open_page(app: AppTest, api_url: str, tokens: Tokens, page: str) -> AppTest:
-    logged_in(app, api_url, tokens)
-    app.run()
-    return app.switch_page(page).run()
-
-
 def user_named(api_url: str, admin: Tokens, username: str) -> dict:
     answer = ApiCaller(api_url).get(
         "/users", params={"q": username}, headers=bearer(admin.access_token)
     )
     (user,) = [u for u in answer.json()["items"] if u["username"] == username]
     return user
+
+
+def set_role(app: AppTest, user_id: int, role: str) -> None:
+    app.radio(key=f"admin_role_{user_id}").set_value(role).run()
+    app.button(key="admin_save_role").click().run()
 
 
 def search(app: AppTest, query: str) -> None:
@@ -58,8 +57,7 @@ def test_an_admin_changes_a_role_and_deactivates_and_reactivates(
     search(app, username)
     user = user_named(api_url, admin, username)
 
-    app.radio(key=f"admin_role_{user['id']}").set_value("admin").run()
-    app.button(key="admin_save_role").click().run()
+    set_role(app, user["id"], "admin")
     assert not app.exception
     assert user_named(api_url, admin, username)["role"] == "admin"
 
@@ -72,8 +70,7 @@ def test_an_admin_changes_a_role_and_deactivates_and_reactivates(
     app.button(key="admin_toggle_active").click().run()
     assert user_named(api_url, admin, username)["is_active"] is True
 
-    app.radio(key=f"admin_role_{user['id']}").set_value("member").run()
-    app.button(key="admin_save_role").click().run()
+    set_role(app, user["id"], "member")
     assert user_named(api_url, admin, username)["role"] == "member"
 
 
@@ -87,8 +84,7 @@ def test_demoting_the_last_admin_shows_the_servers_refusal(
     open_page(app, api_url, admin, "views/admin_users.py")
     search(app, ADMIN_USERNAME)
     me = user_named(api_url, admin, ADMIN_USERNAME)
-    app.radio(key=f"admin_role_{me['id']}").set_value("member").run()
-    app.button(key="admin_save_role").click().run()
+    set_role(app, me["id"], "member")
     assert not app.exception
     (error,) = app.error
     assert "admin" in error.value.lower()

@@ -49,6 +49,7 @@ def failing_url() -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+    server.server_close()
 
 
 def anonymous(base_url: str) -> ApiClient:

@@ -13,11 +13,11 @@ from frontend.api_client import ApiClient, SessionExpired
 from frontend.auth_state import SESSION_EXPIRED, AuthState
 from tests.frontend.harness import (
     ApiCaller,
-    expired_access_token,
     logged_in,
     menu,
     new_user,
     texts,
+    with_expired_access_token,
 )
 from tests.support import bearer
 
@@ -26,9 +26,7 @@ def test_an_expired_access_token_is_refreshed_once_and_the_page_loads(
     app: AppTest, api_url: str
 ) -> None:
     _, tokens = new_user(api_url, "refresh")
-    auth = logged_in(
-        app, api_url, replace(tokens, access_token=expired_access_token(api_url, tokens))
-    )
+    auth = logged_in(app, api_url, with_expired_access_token(api_url, tokens))
 
     app.switch_page("views/sessions.py").run()
 
@@ -48,9 +46,7 @@ def test_a_revoked_session_shows_the_login_page_with_the_expiry_message(
     app: AppTest, api_url: str
 ) -> None:
     _, tokens = new_user(api_url, "revoked")
-    auth = logged_in(
-        app, api_url, replace(tokens, access_token=expired_access_token(api_url, tokens))
-    )
+    auth = logged_in(app, api_url, with_expired_access_token(api_url, tokens))
     answer = ApiCaller(api_url).post("/auth/logout", json={"refresh_token": tokens.refresh_token})
     assert answer.status_code == 204
 
@@ -69,7 +65,7 @@ def test_two_runs_meeting_an_expired_token_rotate_it_only_once(api_url: str) -> 
     the same refresh token twice would be reuse: the API would revoke the whole session.)"""
     _, tokens = new_user(api_url, "racing")
     auth = AuthState()
-    auth.store(replace(tokens, access_token=expired_access_token(api_url, tokens)))
+    auth.store(with_expired_access_token(api_url, tokens))
     client = ApiClient(auth, base_url=api_url)
     refreshes: list[int] = []
     client._http.hooks["response"].append(

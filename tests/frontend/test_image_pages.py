@@ -10,8 +10,8 @@ from streamlit.testing.v1 import AppTest
 from frontend.auth_state import Tokens
 from tests.frontend.harness import (
     ApiCaller,
-    logged_in,
     new_user,
+    open_page,
     png_bytes,
     texts,
     upload_png,
@@ -27,13 +27,6 @@ def member(api_url: str) -> Tokens:
 def images_of(api_url: str, tokens: Tokens) -> list[dict[str, Any]]:
     answer = ApiCaller(api_url).get("/images", headers=bearer(tokens.access_token))
     return answer.json()["items"]
-
-
-def open_page(app: AppTest, api_url: str, tokens: Tokens, page: str, **query: str) -> AppTest:
-    logged_in(app, api_url, tokens)
-    app.run()
-    app.query_params.update(query)
-    return app.switch_page(page).run()
 
 
 def add_step(app: AppTest, key: str, op: str, **params: Any) -> None:

@@ -5,7 +5,6 @@ surviving a reload — is the real-browser test's part."""
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
 from streamlit.testing.v1 import AppTest
 
@@ -13,7 +12,7 @@ from frontend.api_client import ApiClient
 from frontend.auth_state import AuthState, RememberedLogins, TokenBox, Tokens
 from frontend.session import AUTH_KEY
 from frontend.session_cookie import HANDOFFS, ROUTE_PATH
-from tests.frontend.harness import expired_access_token, new_user, submit
+from tests.frontend.harness import new_user, submit, with_expired_access_token
 from tests.support import DEFAULT_PASSWORD
 
 
@@ -108,8 +107,7 @@ def test_tabs_continuing_one_remembered_login_share_its_tokens(api_url: str) -> 
     assert second_refreshes == []
 
     # The first tab's access token runs out: it rotates the pair for both tabs.
-    expired = expired_access_token(api_url, first.auth.tokens)
-    first.auth.store(replace(first.auth.tokens, access_token=expired))
+    first.auth.store(with_expired_access_token(api_url, first.auth.tokens))
     first_refreshes = count_refreshes(first)
     assert first.load_user()["username"] == username
     assert first_refreshes == [1]
