@@ -34,10 +34,10 @@ if auth.logged_in:
         client.load_user()  # every run: a role change or deactivation shows at once
     except SessionExpired:
         pass
-    except ApiError as error:
+    except ApiError as error:  # the API is down or failing: say so once, offer a retry
         show_error(error)
-        if auth.user is None:
-            st.stop()
+        st.button("Try again", icon=":material/refresh:", key="retry_api")
+        st.stop()
 forget_user_data_after_logout()
 
 page = st.navigation(pages_for(auth))

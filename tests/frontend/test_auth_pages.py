@@ -261,3 +261,21 @@ def test_signup_with_a_taken_username_names_it(signup_page: AppTest, api_url: st
     fill_signup(signup_page, username=taken, email=f"other_{taken}@example.com")
     (error,) = signup_page.error
     assert "username" in error.value.lower()
+
+
+def test_a_logged_in_page_with_the_api_down_says_so_without_a_traceback(
+    app: AppTest, api_url: str
+) -> None:
+    _, tokens = new_user(api_url, "offline")
+    auth = logged_in(app, api_url, tokens)
+    app.session_state[CLIENT_KEY] = ApiClient(auth, base_url="http://127.0.0.1:9")
+    app.run()
+    assert not app.exception
+    assert [e.value for e in app.error] == [
+        "Cannot reach the Pixelgate server right now. Please try again in a moment."
+    ]
+    assert [b.label for b in app.button] == ["Try again"]
+    assert auth.logged_in  # nothing is lost: the next run continues when the API is back
+    app.session_state[CLIENT_KEY] = ApiClient(auth, base_url=api_url)
+    app.button(key="retry_api").click().run()
+    assert app.title[0].value.startswith("Hello")
