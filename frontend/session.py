@@ -138,11 +138,10 @@ def sync_cookie() -> None:
     """
     auth = auth_state()
     if auth.cookie_dirty:
-        tokens = auth.tokens
-        remembered = tokens is not None and auth.remember
+        kept = auth.tokens if auth.remember else None  # None: clear the cookie
         auth.cookie_ticket = HANDOFFS.issue(
-            tokens.refresh_token if remembered and tokens else None,
-            tokens.refresh_expires_in if remembered and tokens else None,
+            kept.refresh_token if kept else None,
+            kept.refresh_expires_in if kept else None,
             replaces=auth.cookie_ticket,
         )
         auth.cookie_dirty = False
