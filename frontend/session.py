@@ -30,22 +30,37 @@ def auth_state() -> AuthState:
     return st.session_state[AUTH_KEY]
 
 
-def _browser_headers() -> dict[str, str]:
-    """The browser's user agent and address, so login history and sessions name the device.
+def forwarded_for(received: str | None, peer: str | None) -> str | None:
+    """The X-Forwarded-For to send on: the chain this server received plus the peer it saw.
 
-    The API believes X-Forwarded-For only from proxies listed in its FORWARDED_ALLOW_IPS.
+    The dashboard's server is one more proxy hop between the browser and the API. It trusts
+    nothing itself: the API walks the chain from the right past the proxies it trusts
+    (FORWARDED_ALLOW_IPS), so a browser forging the header gains nothing.
     """
+    hops = [hop.strip() for hop in (received or "").split(",") if hop.strip()]
+    if peer:
+        hops.append(peer)
+    return ", ".join(hops) or None
+
+
+def _browser_headers() -> dict[str, str]:
+    """The browser's user agent and address, so login history and sessions name the device."""
     headers: dict[str, str] = {}
     try:
         user_agent = st.context.headers.get("User-Agent")
+        received = st.context.headers.get("X-Forwarded-For")
         ip_address = st.context.ip_address
     except Exception:  # no browser behind this session (e.g. AppTest)
         return headers
     # Only real strings: without a browser (AppTest) these are stand-in objects.
     if isinstance(user_agent, str) and user_agent:
         headers["User-Agent"] = user_agent
-    if isinstance(ip_address, str) and ip_address:
-        headers["X-Forwarded-For"] = ip_address
+    chain = forwarded_for(
+        received if isinstance(received, str) else None,
+        ip_address if isinstance(ip_address, str) else None,
+    )
+    if chain:
+        headers["X-Forwarded-For"] = chain
     return headers
 
 

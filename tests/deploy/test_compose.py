@@ -165,14 +165,21 @@ def test_proxy_fronts_both_and_is_the_only_trusted_forwarder(resolved: dict[str,
     assert proxy["depends_on"]["api"] == {"condition": "service_healthy", "restart": True}
     assert proxy["depends_on"]["frontend"]["restart"] is True
 
-    proxy_ip = proxy["networks"]["backend"]["ipv4_address"]
+    # The hops that forward client addresses have fixed addresses, and only they are trusted.
+    fixed = {
+        name: service["networks"]["backend"]["ipv4_address"]
+        for name, service in services.items()
+        if isinstance(service["networks"], dict)
+    }
+    assert set(fixed) == {"proxy", "frontend"}
     subnet = resolved["networks"]["backend"]["ipam"]["config"][0]["subnet"]
-    assert ipaddress.ip_address(proxy_ip) in ipaddress.ip_network(subnet)
-    assert _environment(services["api"])["FORWARDED_ALLOW_IPS"] == proxy_ip
+    assert all(ipaddress.ip_address(ip) in ipaddress.ip_network(subnet) for ip in fixed.values())
+    assert len(set(fixed.values())) == 2
+    trusted = _environment(services["api"])["FORWARDED_ALLOW_IPS"].split(",")
+    assert trusted == [fixed["proxy"], fixed["frontend"]]
     for name, service in services.items():
-        assert service["networks"] == (
-            ["backend"] if name != "proxy" else {"backend": {"ipv4_address": proxy_ip}}
-        )
+        if name not in fixed:
+            assert service["networks"] == ["backend"]
 
 
 def test_proxy_template_is_mounted_and_fully_rendered(compose: dict[str, Any]) -> None:
@@ -252,7 +259,7 @@ def test_the_api_container_settings_load_once_secrets_are_set(
     )
     assert settings.rate_limit_storage_uri == "redis://redis:6379/0"
     assert str(settings.storage_dir) == "/data/images"
-    assert settings.forwarded_allow_ips == [dotenv["PROXY_IPV4"]]
+    assert settings.forwarded_allow_ips == [dotenv["PROXY_IPV4"], dotenv["FRONTEND_IPV4"]]
 
 
 # --- Dockerfile -----------------------------------------------------------------------------
