@@ -316,9 +316,14 @@ def choose_operation(me: Journey, label: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    def select() -> object:
-        return me.driver.find_element(By.CSS_SELECTOR, 'input[aria-label="Add a step"]')
+    selector = 'input[aria-label="Add a step"]'
 
+    def select() -> object:
+        return me.driver.find_element(By.CSS_SELECTOR, selector)
+
+    # The page streams in: the box may be drawn a moment after the heading above it.
+    me.settled()
+    me.until(lambda: bool(me.driver.find_elements(By.CSS_SELECTOR, selector)), "the step picker")
     select().click()
     select().send_keys(label)
     select().send_keys(Keys.ENTER)
