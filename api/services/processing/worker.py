@@ -7,6 +7,7 @@ preloaded by the forkserver (with numpy and Pillow), so a new worker starts in m
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -49,11 +50,37 @@ class ProcessingFailed(Exception):
     """The job cannot be done; the message is meant for the job's owner."""
 
 
+# glibc's mallopt parameters (malloc.h).
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+# The largest mmap threshold glibc accepts on 64-bit; a 2000×2000 RGB buffer is 12 MB.
+WORKER_MMAP_THRESHOLD = 32 * 1024 * 1024
+WORKER_TRIM_THRESHOLD = 256 * 1024 * 1024
+
+
+def keep_freed_buffers() -> None:
+    """Keeps freed image buffers in the worker's heap for the next job.
+
+    By default glibc maps every large buffer afresh and hands it back to the kernel when it
+    is freed, so each job page-faults all of its pixel buffers in again: measured, jobs ran
+    about 1.4× longer in a worker than in a warm process. The price is that a worker keeps
+    the memory of its largest job (bounded by MAX_IMAGE_PIXELS) between jobs.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to tune
+        return
+    libc.mallopt(M_MMAP_THRESHOLD, WORKER_MMAP_THRESHOLD)
+    libc.mallopt(M_TRIM_THRESHOLD, WORKER_TRIM_THRESHOLD)
+
+
 def initialize_worker(niceness: int) -> None:
-    """Runs once in each new worker: lower its priority so the server stays responsive, and
-    leave Ctrl+C to the server (which stops the workers itself)."""
+    """Runs once in each new worker: lower its priority so the server stays responsive, keep
+    freed buffers for the next job, and leave Ctrl+C to the server (which stops the workers
+    itself)."""
     if niceness:
         os.nice(niceness)
+    keep_freed_buffers()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     warnings.simplefilter("ignore")
 
