@@ -55,39 +55,49 @@ class RememberedLogins:
     token a browser's cookie holds.
 
     A box is found by its current refresh token — what the API would need to refresh anyway —
-    or, for `grace_s` after a rotation, by the previous one: the browser may not have fetched
-    the updated cookie yet when another tab reloads.
+    or, once and for `grace_s` after a rotation, by the previous one: the browser may not have
+    fetched the updated cookie yet when another of its tabs reloads. Short and single-use, so a
+    stolen rotated token is no way in: a second presentation goes to the API, whose reuse
+    detection revokes the session.
     """
 
-    def __init__(self, grace_s: float = 120.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, grace_s: float = 10.0, clock: Callable[[], float] = time.monotonic):
         self._grace_s = grace_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._boxes: dict[str, tuple[TokenBox, float]] = {}
+        # digest of a refresh token -> (box, valid until, usable once)
+        self._boxes: dict[str, tuple[TokenBox, float, bool]] = {}
 
     def rotated(self, box: TokenBox, previous: Tokens | None, current: Tokens) -> None:
         now = self._clock()
         with self._lock:
             self._purge(now)
-            self._boxes[_digest(current.refresh_token)] = (box, now + current.refresh_expires_in)
+            self._boxes[_digest(current.refresh_token)] = (
+                box,
+                now + current.refresh_expires_in,
+                False,
+            )
             if previous is not None and previous.refresh_token != current.refresh_token:
-                self._boxes[_digest(previous.refresh_token)] = (box, now + self._grace_s)
+                self._boxes[_digest(previous.refresh_token)] = (box, now + self._grace_s, True)
 
     def find(self, refresh_token: str) -> TokenBox | None:
+        key = _digest(refresh_token)
         with self._lock:
             self._purge(self._clock())
-            entry = self._boxes.get(_digest(refresh_token))
+            entry = self._boxes.get(key)
+            if entry is not None and entry[2]:
+                del self._boxes[key]
         if entry is None or entry[0].tokens is None:
             return None
         return entry[0]
 
     def forget(self, box: TokenBox) -> None:
         with self._lock:
-            for key in [key for key, (known, _) in self._boxes.items() if known is box]:
+            for key in [key for key, (known, _, _) in self._boxes.items() if known is box]:
                 del self._boxes[key]
 
     def _purge(self, now: float) -> None:
-        for key in [key for key, (_, until) in self._boxes.items() if until <= now]:
+        for key in [key for key, (_, until, _) in self._boxes.items() if until <= now]:
             del self._boxes[key]
 
 
