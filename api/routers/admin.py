@@ -9,7 +9,15 @@ from fastapi import APIRouter, Depends, Query
 from api.dependencies import AdminUser, DbSession
 from api.schemas.admin import AuditEntryOut, StatsOut
 from api.schemas.auth import LoginEventOut
-from api.schemas.common import MAX_ID, Page, PageParams, error_responses, page_params, to_page
+from api.schemas.common import (
+    MAX_ID,
+    NoControlCharacters,
+    Page,
+    PageParams,
+    error_responses,
+    page_params,
+    to_page,
+)
 from api.services import admin as admin_service
 from api.services.login_history import login_history_page
 
@@ -24,7 +32,9 @@ def login_history(
     db: DbSession,
     page: Annotated[PageParams, Depends(page_params)],
     username: Annotated[
-        str | None, Query(max_length=320, description="Name attempted, case-insensitive")
+        str | None,
+        Query(max_length=320, description="Name attempted, case-insensitive"),
+        NoControlCharacters,
     ] = None,
     success: Annotated[bool | None, Query(description="Only successes or failures")] = None,
 ) -> Page[LoginEventOut]:
@@ -45,10 +55,14 @@ def audit_log(
     _admin: AdminUser,
     db: DbSession,
     page: Annotated[PageParams, Depends(page_params)],
-    action: Annotated[str | None, Query(max_length=64, description="e.g. user.deleted")] = None,
+    action: Annotated[
+        str | None, Query(max_length=64, description="e.g. user.deleted"), NoControlCharacters
+    ] = None,
     actor_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Who acted")] = None,
     target_type: Annotated[
-        str | None, Query(max_length=32, description="user, api_key or session")
+        str | None,
+        Query(max_length=32, description="user, api_key or session"),
+        NoControlCharacters,
     ] = None,
     target_id: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="What was acted on")

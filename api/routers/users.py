@@ -9,7 +9,15 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from api.dependencies import AdminUser, Client, DbSession, SelfOrAdmin, SettingsDep
 from api.models import Role
 from api.schemas.admin import AdminUserOut, UserUpdate
-from api.schemas.common import IdPath, Page, PageParams, error_responses, page_params, to_page
+from api.schemas.common import (
+    IdPath,
+    NoControlCharacters,
+    Page,
+    PageParams,
+    error_responses,
+    page_params,
+    to_page,
+)
 from api.services import admin as admin_service
 from api.services.users import get_user
 
@@ -24,6 +32,7 @@ def list_users(
     q: Annotated[
         str | None,
         Query(max_length=100, description="Case-insensitive part of username, email or name"),
+        NoControlCharacters,
     ] = None,
     role: Annotated[Role | None, Query(description="Only this role")] = None,
     is_active: Annotated[bool | None, Query(description="Only active or inactive")] = None,

@@ -5,13 +5,19 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from api.schemas.common import NoControlCharacters
+
 MAX_KEY_LIFETIME_DAYS = 3650
 
 
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    name: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+        NoControlCharacters,
+    ]
     expires_in_days: int | None = Field(
         None,
         ge=1,

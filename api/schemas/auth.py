@@ -3,7 +3,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from api.schemas.common import NoControlCharacters
 
 Username = Annotated[
     str,
@@ -12,17 +14,10 @@ Username = Annotated[
 ]
 
 
-def _no_control_characters(value: str) -> str:
-    # They have no place in a name, and PostgreSQL cannot store NUL at all.
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
 DisplayName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
-    AfterValidator(_no_control_characters),
+    NoControlCharacters,
 ]
 # Length in bytes is a policy rule (services/password_policy.py); this only bounds the input.
 Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
@@ -13,6 +13,19 @@ DEFAULT_PAGE_SIZE = 20
 # Ids are 32-bit integer columns: a larger path value would overflow the driver (a 500).
 MAX_ID = 2**31 - 1
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="An id")]
+# Past this the database driver cannot even bind the number (a 500); no list is that long.
+MAX_OFFSET = 2**31 - 1
+
+
+def reject_control_characters(value: str | None) -> str | None:
+    """Names and filters are text: control characters have no place in them, and PostgreSQL
+    cannot store or compare NUL at all (a 500 if it got that far)."""
+    if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+NoControlCharacters = AfterValidator(reject_control_characters)
 
 
 class ErrorOut(BaseModel):
@@ -52,7 +65,7 @@ def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = (
         DEFAULT_PAGE_SIZE
     ),
-    offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")] = 0,
 ) -> PageParams:
     return PageParams(limit=limit, offset=offset)
 

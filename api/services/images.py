@@ -87,7 +87,9 @@ def inspect_image(path: Path, max_pixels: int) -> ImageInfo:
         warnings.simplefilter("ignore")
         try:
             with open_image(path) as image:
-                image_format = image.format or ""
+                # Pillow names a JPEG with an MPF block (phones' depth or multi-picture data)
+                # "MPO"; it is a JPEG, and its first picture is the one shown.
+                image_format = "JPEG" if image.format == "MPO" else (image.format or "")
                 if image.width * image.height > max_pixels:
                     raise _bomb(image.width, image.height, max_pixels)
                 image.verify()

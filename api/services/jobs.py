@@ -310,6 +310,15 @@ class JobRunner:
         self.server_id = server_id
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
+        self._registering = asyncio.Lock()
+
+    async def _ensure_registered(self) -> None:
+        """A server that started while the database was down registers before its first job:
+        jobs naming no instance are taken for a dead server's and failed by the others."""
+        async with self._registering:
+            if self.server_id is None:
+                self.server_id = await run_in_threadpool(register_server, self.database)
+                self.start_heartbeat()
 
     def start_heartbeat(self) -> None:
         """Keeps this instance's jobs its own, and fails those of instances that went silent."""
@@ -339,6 +348,7 @@ class JobRunner:
         operations: Sequence[Operation],
     ) -> list[Job]:
         """Validates, admits and queues one job per image (all or none); returns the rows."""
+        await self._ensure_registered()
         sources = await run_in_threadpool(
             plan_jobs, db, self.settings, owner, image_ids, operations
         )
