@@ -97,8 +97,11 @@ class WorkerSlot:
                 initargs=(self._niceness,),
             )
             try:
+                # The first submit spawns the process, which waits for the forkserver (still
+                # preloading numpy and Pillow just after start-up): not on the event loop.
+                first = await asyncio.to_thread(self._executor.submit, worker_pid)
                 self.pid = await asyncio.wait_for(
-                    asyncio.wrap_future(self._executor.submit(worker_pid)), WORKER_START_TIMEOUT_S
+                    asyncio.wrap_future(first), WORKER_START_TIMEOUT_S
                 )
             except (BrokenProcessPool, TimeoutError):
                 await self._replace(kill=True)
