@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from api.dependencies import AdminUser, DbSession
 from api.schemas.admin import AuditEntryOut, StatsOut
@@ -13,9 +13,8 @@ from api.schemas.common import (
     MAX_ID,
     NoControlCharacters,
     Page,
-    PageParams,
+    Pagination,
     error_responses,
-    page_params,
     to_page,
 )
 from api.services import admin as admin_service
@@ -30,7 +29,7 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 def login_history(
     _admin: AdminUser,
     db: DbSession,
-    page: Annotated[PageParams, Depends(page_params)],
+    page: Pagination,
     username: Annotated[
         str | None,
         Query(max_length=320, description="Name attempted, case-insensitive"),
@@ -54,7 +53,7 @@ def stats(_admin: AdminUser, db: DbSession) -> StatsOut:
 def audit_log(
     _admin: AdminUser,
     db: DbSession,
-    page: Annotated[PageParams, Depends(page_params)],
+    page: Pagination,
     action: Annotated[
         str | None, Query(max_length=64, description="e.g. user.deleted"), NoControlCharacters
     ] = None,

@@ -31,9 +31,8 @@ from api.schemas.auth import (
 from api.schemas.common import (
     IdPath,
     Page,
-    PageParams,
+    Pagination,
     error_responses,
-    page_params,
     to_page,
 )
 from api.services import auth as auth_service
@@ -255,7 +254,7 @@ def revoke_session(session_id: IdPath, user: CurrentUser, db: DbSession) -> Resp
 def login_history(
     user: CurrentUser,
     db: DbSession,
-    page: Annotated[PageParams, Depends(page_params)],
+    page: Pagination,
     success: Annotated[bool | None, Query(description="Only successes or failures")] = None,
 ) -> Page[LoginEventOut]:
     items, total = login_history_page(db, page, user_id=user.id, success=success)

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.core.multipart_upload import receive_file_field
 from api.dependencies import CurrentUserOrKey, DbSession, SettingsDep
-from api.schemas.common import IdPath, Page, PageParams, error_responses, page_params, to_page
+from api.schemas.common import IdPath, Page, Pagination, error_responses, to_page
 from api.schemas.image import ImageOut
 from api.schemas.job import BatchJobsOut, BatchProcessRequest, JobOut, ProcessRequest
 from api.services import images as image_service
@@ -84,9 +84,7 @@ async def upload_image(
 
 
 @router.get("", response_model=Page[ImageOut], responses=error_responses(401, 422))
-def list_images(
-    user: CurrentUserOrKey, db: DbSession, page: Annotated[PageParams, Depends(page_params)]
-) -> Page[ImageOut]:
+def list_images(user: CurrentUserOrKey, db: DbSession, page: Pagination) -> Page[ImageOut]:
     """The caller's images, newest first."""
     items, total = image_service.images_page(db, user, page)
     return to_page(ImageOut, items, total, page)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from api.dependencies import CurrentUserOrKey, DbSession
 from api.models import JobStatus
-from api.schemas.common import IdPath, Page, PageParams, error_responses, page_params, to_page
+from api.schemas.common import IdPath, Page, Pagination, error_responses, to_page
 from api.schemas.job import JobOut
 from api.services import jobs as job_service
 
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 def list_jobs(
     user: CurrentUserOrKey,
     db: DbSession,
-    page: Annotated[PageParams, Depends(page_params)],
+    page: Pagination,
     status: Annotated[JobStatus | None, Query(description="Only jobs in this status")] = None,
 ) -> Page[JobOut]:
     """The caller's jobs, newest first."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from api.dependencies import AdminUser, Client, DbSession, SelfOrAdmin, SettingsDep
 from api.models import Role
@@ -13,9 +13,8 @@ from api.schemas.common import (
     IdPath,
     NoControlCharacters,
     Page,
-    PageParams,
+    Pagination,
     error_responses,
-    page_params,
     to_page,
 )
 from api.services import admin as admin_service
@@ -28,7 +27,7 @@ router = APIRouter(prefix="/users", tags=["users"])
 def list_users(
     _admin: AdminUser,
     db: DbSession,
-    page: Annotated[PageParams, Depends(page_params)],
+    page: Pagination,
     q: Annotated[
         str | None,
         Query(max_length=100, description="Case-insensitive part of username, email or name"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Path, Query
+from fastapi import Depends, Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 MAX_PAGE_SIZE = 100
@@ -68,6 +68,9 @@ def page_params(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")] = 0,
 ) -> PageParams:
     return PageParams(limit=limit, offset=offset)
+
+
+Pagination = Annotated[PageParams, Depends(page_params)]
 
 
 _DESCRIPTIONS = {
