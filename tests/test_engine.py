@@ -215,3 +215,58 @@ def test_workers_run_at_a_lower_priority_than_the_server(storage: Storage, sourc
             await engine.shutdown()
 
     assert run_async(scenario) > os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def test_a_task_starts_while_its_on_start_hook_is_still_running(
+    storage: Storage, source_key: str
+) -> None:
+    """The job's `running` row is written alongside the work, not before it: a worker must not
+    idle for a database write per job."""
+    task = make_task(storage, source_key, [{"op": "invert"}])
+
+    async def scenario() -> ProcessingResult:
+        engine = ProcessingEngine(worker_count=1, max_queued=5, timeout_s=60)
+        engine.admit()
+
+        async def on_start() -> None:
+            # Returns only once the worker has the task: deadlocks (and times out) if the
+            # engine waited for this hook before handing the task over.
+            await asyncio.wait_for(wait_until_running(engine, task), 30)
+
+        try:
+            return await engine.run(task, on_start)
+        finally:
+            await engine.shutdown()
+
+    assert run_async(scenario).width == 60
+
+
+def test_a_failing_on_start_hook_fails_the_task_once_the_worker_is_idle_again(
+    storage: Storage, source_key: str
+) -> None:
+    doomed = make_task(storage, source_key, SHORTER_SLOW_PIPELINE)
+    later = make_task(storage, source_key, [{"op": "invert"}])
+
+    async def scenario() -> tuple[str, bool, list[int], ProcessingResult, list[int]]:
+        engine = ProcessingEngine(worker_count=1, max_queued=5, timeout_s=120)
+        engine.admit(2)
+
+        async def refuse() -> None:
+            await asyncio.wait_for(wait_until_running(engine, doomed), 30)
+            raise TaskFailed("The job was no longer queued")
+
+        try:
+            with pytest.raises(TaskFailed) as failed:
+                await engine.run(doomed, refuse)
+            # Raised only after the worker finished: nothing more will write the files.
+            written = Path(doomed.destination_path).exists()
+            pids = engine.worker_pids
+            return failed.value.message, written, pids, await engine.run(later), engine.worker_pids
+        finally:
+            await engine.shutdown()
+
+    message, written, pids_before, later_result, pids_after = run_async(scenario)
+    assert message == "The job was no longer queued"
+    assert written  # the worker was let finish, not killed...
+    assert pids_before == pids_after  # ...and it runs the next task
+    assert later_result.width == 60

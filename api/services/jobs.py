@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy import Select, delete, or_, select, update
+from sqlalchemy import ColumnElement, Select, Update, delete, or_, select, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -178,13 +178,10 @@ def fail_stale_jobs(db: Session, heartbeat_s: float) -> int:
         )
     )
     result = db.execute(
-        update(Job)
-        .where(
+        _update_jobs(
             Job.status.in_(UNFINISHED),
             or_(Job.server_id.is_(None), Job.server_id.in_(dead_servers)),
-        )
-        .values(status=JobStatus.FAILED.value, error=STALE_JOB_ERROR, finished_at=now)
-        .execution_options(synchronize_session=False)
+        ).values(status=JobStatus.FAILED.value, error=STALE_JOB_ERROR, finished_at=now)
     )
     db.execute(
         delete(ServerInstance).where(ServerInstance.heartbeat_at < now - FORGET_INSTANCES_AFTER)
@@ -196,12 +193,18 @@ def fail_stale_jobs(db: Session, heartbeat_s: float) -> int:
     return count
 
 
+def _update_jobs(*conditions: ColumnElement[bool]) -> Update:
+    """An UPDATE of the jobs matching `conditions`. The short sessions that run it hold no
+    Job objects to keep in step, so SQLAlchemy is told not to look for any."""
+    return update(Job).where(*conditions).execution_options(synchronize_session=False)
+
+
 def mark_running(database: Database, job_id: int) -> bool:
     with database.session() as db:
         result = db.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.QUEUED.value)
-            .values(status=JobStatus.RUNNING.value, started_at=utcnow())
+            _update_jobs(Job.id == job_id, Job.status == JobStatus.QUEUED.value).values(
+                status=JobStatus.RUNNING.value, started_at=utcnow()
+            )
         )
         db.commit()
         return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -216,17 +219,16 @@ def fail_jobs(database: Database, job_ids: Sequence[int], message: str) -> None:
     now = utcnow()
     with database.session() as db:
         failed = db.execute(
-            update(Job)
-            .where(Job.id.in_(job_ids), Job.status.in_(UNFINISHED))
+            _update_jobs(Job.id.in_(job_ids), Job.status.in_(UNFINISHED))
             .values(status=JobStatus.FAILED.value, error=message, finished_at=now)
             .returning(Job.id, Job.started_at)
         ).all()
         for job_id, started_at in failed:
             if started_at is not None:
                 db.execute(
-                    update(Job)
-                    .where(Job.id == job_id)
-                    .values(duration_ms=_milliseconds_between(started_at, now))
+                    _update_jobs(Job.id == job_id).values(
+                        duration_ms=_milliseconds_between(started_at, now)
+                    )
                 )
         db.commit()
 
@@ -247,24 +249,25 @@ def complete_job(
         with database.session() as db:
             # The first statement writes: it claims the job (and SQLite's write lock) at once.
             claimed = db.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status == JobStatus.RUNNING.value)
+                _update_jobs(Job.id == job_id, Job.status == JobStatus.RUNNING.value)
                 .values(status=JobStatus.DONE.value, finished_at=now)
-            )
-            if not claimed.rowcount:  # type: ignore[attr-defined]
+                .returning(Job.owner_id, Job.operations, Job.started_at)
+            ).one_or_none()
+            if claimed is None:
                 db.rollback()  # failed meanwhile (shutdown, another server's start-up)
                 storage.delete(result_key)
                 return
-            job = db.get_one(Job, job_id)
-            if job.started_at is not None:
-                job.duration_ms = _milliseconds_between(job.started_at, now)
+            owner_id, operations, started_at = claimed
+            outcome: dict[str, Any] = {}
+            if started_at is not None:
+                outcome["duration_ms"] = _milliseconds_between(started_at, now)
             if db.get(Image, source.image_id) is None:
-                job.status = JobStatus.FAILED.value
-                job.error = "The source image was deleted while the job ran"
+                outcome["status"] = JobStatus.FAILED.value
+                outcome["error"] = "The source image was deleted while the job ran"
                 storage.delete(result_key)
             else:
                 image = Image(
-                    owner_id=job.owner_id,
+                    owner_id=owner_id,
                     filename=_result_filename(source.filename, result.format),
                     storage_key=result_key,
                     format=result.format,
@@ -273,11 +276,12 @@ def complete_job(
                     height=result.height,
                     size_bytes=result.size_bytes,
                     source_image_id=source.image_id,
-                    operations=job.operations,
+                    operations=operations,
                 )
                 db.add(image)
                 db.flush()
-                job.result_image_id = image.id
+                outcome["result_image_id"] = image.id
+            db.execute(_update_jobs(Job.id == job_id).values(outcome))
             db.commit()
     except BaseException:
         storage.delete(result_key)

@@ -186,6 +186,22 @@ async def _shutdown_executor(executor: ProcessPoolExecutor) -> None:
         log.error("a worker executor did not shut down within %ss", STOP_WAIT_S)
 
 
+async def _alongside(
+    on_start: Awaitable[None], execution: asyncio.Future[ProcessingResult]
+) -> None:
+    """Awaits `on_start` while the task already runs: awaiting it first would leave the worker
+    idle for a database write per job. If `on_start` fails, the task is let finish (or, when
+    we are cancelled, stopped) before the failure is raised, so the worker is idle again and
+    the caller may remove the task's files."""
+    try:
+        await on_start
+    except BaseException as exc:
+        if isinstance(exc, asyncio.CancelledError):
+            execution.cancel()
+        await asyncio.gather(execution, return_exceptions=True)
+        raise
+
+
 class ProcessingEngine:
     """Runs admitted tasks on `worker_count` worker processes, in the order they were admitted."""
 
@@ -250,17 +266,20 @@ class ProcessingEngine:
         self._waiting -= count
 
     async def run(self, task: ProcessingTask, on_start: OnStart | None = None) -> ProcessingResult:
-        """Runs an admitted task when a worker is free; raises TaskFailed with the reason."""
+        """Runs an admitted task when a worker is free; raises TaskFailed with the reason.
+
+        `on_start` (marking the job running) is awaited while the worker already works."""
         try:
             slot = await self._idle.get()
         finally:
             self._waiting -= 1
         try:
             await slot.start()  # before `on_start`: a job's time starts on a live worker
-            if on_start is not None:
-                await on_start()
             started = asyncio.get_running_loop().time()
-            result = await slot.execute(task, self.timeout_s)
+            execution = asyncio.ensure_future(slot.execute(task, self.timeout_s))
+            if on_start is not None:
+                await _alongside(on_start(), execution)
+            result = await execution
             self._record_duration(asyncio.get_running_loop().time() - started)
             return result
         finally:
