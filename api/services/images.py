@@ -12,6 +12,7 @@ import logging
 import re
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -26,7 +27,7 @@ from api.models import Image, User, utcnow
 from api.repositories.pagination import fetch_page
 from api.schemas.common import PageParams
 from api.services.errors import NotFound, RuleViolation, UnsupportedMediaType
-from api.services.ownership import get_owned
+from api.services.ownership import get_owned, get_owned_many
 from api.services.processing.imaging import (
     EXTENSIONS,
     MEDIA_TYPES,
@@ -42,6 +43,7 @@ log = logging.getLogger("pixelgate.images")
 UPLOAD_FIELD = "file"
 MAX_FILENAME_LENGTH = 255
 DEFAULT_FILENAME = "upload"
+IMAGE_NOUN = "image"
 # Files younger than this are left alone by the sweep: another server process sharing
 # STORAGE_DIR may be between writing a file and committing its row.
 SWEEP_GRACE_S = 3600
@@ -162,7 +164,11 @@ def store_upload(
 
 
 def get_owned_image(db: Session, user: User, image_id: int) -> Image:
-    return get_owned(db, Image, user, image_id, "image")
+    return get_owned(db, Image, user, image_id, IMAGE_NOUN)
+
+
+def get_owned_images(db: Session, user: User, image_ids: Sequence[int]) -> list[Image]:
+    return get_owned_many(db, Image, user, image_ids, IMAGE_NOUN)
 
 
 def images_page(db: Session, user: User, page: PageParams) -> tuple[list[Image], int]:

@@ -32,7 +32,7 @@ from api.schemas.common import PageParams
 from api.services.errors import RuleViolation
 from api.services.images import (
     MAX_FILENAME_LENGTH,
-    get_owned_image,
+    get_owned_images,
     image_path,
     storage_for,
 )
@@ -92,7 +92,7 @@ def plan_jobs(
 ) -> list[JobSource]:
     """Checks every image before anything is queued (all or nothing): 404 for an unknown
     image, 403 for another user's, 422 when the pipeline would exceed MAX_IMAGE_PIXELS."""
-    images = [get_owned_image(db, owner, image_id) for image_id in image_ids]
+    images = get_owned_images(db, owner, image_ids)
     sources = []
     for image in images:
         image_path(settings, image)  # 404 if its file is gone

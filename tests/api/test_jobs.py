@@ -91,7 +91,8 @@ def test_process_without_wait_answers_202_and_the_job_can_be_polled(
 
 
 def test_batch_queues_one_job_per_image(client: TestClient, alice: dict[str, Any]) -> None:
-    ids = [upload_image(client, alice["headers"]).json()["id"] for _ in range(3)]
+    uploaded = [upload_image(client, alice["headers"]).json()["id"] for _ in range(3)]
+    ids = uploaded[::-1]  # the jobs follow the order asked, not the ids'
     response = client.post(
         "/images/process-batch",
         json={"image_ids": ids, "operations": [{"op": "sepia"}]},
@@ -152,7 +153,14 @@ def test_a_batch_is_all_or_nothing(client: TestClient, alice: dict[str, Any]) ->
     mine = upload_image(client, alice["headers"]).json()["id"]
     theirs = upload_image(client, bob["headers"]).json()["id"]
     operations = [{"op": "invert"}]
-    for image_ids, status in (([mine, theirs], 403), ([mine, 987654], 404), ([mine, mine], 422)):
+    cases = (
+        ([mine, theirs], 403),
+        ([mine, 987654], 404),
+        ([theirs, 987654], 403),  # the first image at fault decides
+        ([987654, theirs], 404),
+        ([mine, mine], 422),
+    )
+    for image_ids, status in cases:
         response = client.post(
             "/images/process-batch",
             json={"image_ids": image_ids, "operations": operations},
