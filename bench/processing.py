@@ -2,8 +2,9 @@
 
 1. A batch of 16 images of 2000×2000 through one pipeline (blur radius 5, then sharpen), run
    in-process sequentially, through a thread pool of the engine's size, and through the engine
-   over HTTP (a real uvicorn server, `POST /images/process-batch`). All three run the same
-   worker function (read the file, apply, write the result), so only the parallelism differs.
+   over HTTP (a real uvicorn server; one `POST /images/{id}/process` with `wait: true` per
+   image, all at once). All three run the same worker function (read the file, apply, write
+   the result), so only the parallelism differs.
 2. `/health` latency, p50 and p99, with the pool idle and with it saturated.
 3. Peak memory growth of the server process during a 10 MB upload.
 
