@@ -35,7 +35,7 @@ from api.services.processing.worker import ProcessingTask, run_task
 from tests.support import api_env, free_port, migrate, register, running_process
 
 IMAGES = 16
-REPEATS = 3  # each variant's figure is its best of this many runs
+REPEATS = 5  # each variant's figure is its best of this many runs
 SIDE = 2000
 PIPELINE: list[dict[str, Any]] = [{"op": "blur", "radius": 5}, {"op": "sharpen"}]
 HEALTH_SAMPLES = 200
@@ -94,18 +94,31 @@ def tasks_for(sources: Sequence[Path], out_dir: Path) -> list[ProcessingTask]:
     ]
 
 
-# --- in-process runs ------------------------------------------------------------------------
+# --- timing and in-process runs -----------------------------------------------------------
 
 
-def timed(name: str, workers: int, run: Callable[[], object]) -> Timing:
-    """The best of REPEATS runs: on a shared 2-core VM single runs swing by 20%, and the
-    least disturbed run is the closest to what the code itself costs."""
-    best = math.inf
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    workers: int
+    run: Callable[[], object]
+
+
+def best_timings(variants: Sequence[Variant]) -> list[Timing]:
+    """Each variant's best of REPEATS runs, the variants taking turns. On a shared 2-core VM
+    single runs swing by 20% and the CPU on offer drifts over tens of seconds: taking turns
+    exposes every variant to the same drift, and the least disturbed run of each is the
+    closest to what its code costs."""
+    best = [math.inf] * len(variants)
     for _ in range(REPEATS):
-        started = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - started)
-    return Timing(name, best, workers)
+        for index, variant in enumerate(variants):
+            started = time.perf_counter()
+            variant.run()
+            best[index] = min(best[index], time.perf_counter() - started)
+    return [
+        Timing(variant.name, seconds, variant.workers)
+        for variant, seconds in zip(variants, best, strict=True)
+    ]
 
 
 def run_sequential(tasks: Sequence[ProcessingTask]) -> None:
@@ -223,7 +236,7 @@ def machine() -> str:
 def main() -> None:
     print(f"Machine: {machine()}")
     print(f"Batch: {IMAGES} images of {SIDE}×{SIDE} JPEG, pipeline {PIPELINE}, {WORKERS} workers")
-    print(f"Each time below is the best of {REPEATS} runs.")
+    print(f"Each time below is the best of {REPEATS} runs; the three ways take turns.")
     workdir = Path(tempfile.mkdtemp(prefix="pixelgate-bench-"))
     try:
         sources = []
@@ -232,25 +245,30 @@ def main() -> None:
             make_photo(sources[-1], index)
 
         run_task(tasks_for(sources[:1], workdir / "warm")[0])  # imports and caches, once
-        sequential = timed(
-            "sequential", 1, lambda: run_sequential(tasks_for(sources, workdir / "seq"))
-        )
-        threads = timed(
-            f"thread pool ({WORKERS})",
-            WORKERS,
-            lambda: run_threads(tasks_for(sources, workdir / "thr")),
-        )
-
         upload_file = workdir / "upload.png"
         upload_size = make_upload_file(upload_file)
         with server(workdir) as (url, pid), httpx.Client(base_url=url, timeout=300) as http:
             headers = register(http, "bench_user")["headers"]
             image_ids = [upload(http, headers, path) for path in sources]
             run_batch(http, headers, image_ids[:WORKERS])  # start every worker once
-            engine = timed(
-                f"engine over HTTP ({WORKERS})",
-                WORKERS,
-                lambda: run_batch(http, headers, image_ids),
+            sequential, threads, engine = best_timings(
+                [
+                    Variant(
+                        "sequential",
+                        1,
+                        lambda: run_sequential(tasks_for(sources, workdir / "seq")),
+                    ),
+                    Variant(
+                        f"thread pool ({WORKERS})",
+                        WORKERS,
+                        lambda: run_threads(tasks_for(sources, workdir / "thr")),
+                    ),
+                    Variant(
+                        f"engine over HTTP ({WORKERS})",
+                        WORKERS,
+                        lambda: run_batch(http, headers, image_ids),
+                    ),
+                ]
             )
 
             idle = health_latencies_ms(http, HEALTH_SAMPLES, lambda: True)

@@ -251,17 +251,17 @@ def complete_job(
             claimed = db.execute(
                 _update_jobs(Job.id == job_id, Job.status == JobStatus.RUNNING.value)
                 .values(status=JobStatus.DONE.value, finished_at=now)
-                .returning(Job.owner_id, Job.operations, Job.started_at)
+                .returning(Job.owner_id, Job.image_id, Job.operations, Job.started_at)
             ).one_or_none()
             if claimed is None:
                 db.rollback()  # failed meanwhile (shutdown, another server's start-up)
                 storage.delete(result_key)
                 return
-            owner_id, operations, started_at = claimed
+            owner_id, image_id, operations, started_at = claimed
             outcome: dict[str, Any] = {}
             if started_at is not None:
                 outcome["duration_ms"] = _milliseconds_between(started_at, now)
-            if db.get(Image, source.image_id) is None:
+            if image_id is None:  # the source was deleted (ON DELETE SET NULL)
                 outcome["status"] = JobStatus.FAILED.value
                 outcome["error"] = "The source image was deleted while the job ran"
                 storage.delete(result_key)
@@ -275,7 +275,7 @@ def complete_job(
                     width=result.width,
                     height=result.height,
                     size_bytes=result.size_bytes,
-                    source_image_id=source.image_id,
+                    source_image_id=image_id,
                     operations=operations,
                 )
                 db.add(image)
