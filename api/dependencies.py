@@ -18,7 +18,7 @@ from api.models import Role, User
 from api.schemas.common import IdPath
 from api.services.api_keys import authenticate_api_key
 from api.services.errors import Forbidden, NotAuthenticated
-from api.services.sessions import access_codec, session_is_active
+from api.services.sessions import access_codec, user_of_active_session
 
 bearer_scheme = OAuth2PasswordBearer(
     tokenUrl="/auth/token",
@@ -88,10 +88,11 @@ AccessClaimsDep = Annotated[AccessClaims, Depends(get_access_claims)]
 
 def user_for_claims(db: Session, claims: AccessClaims) -> User:
     """The token's user, if it still exists, is active, and its session was not revoked."""
-    user = db.get(User, claims.user_id)
+    if claims.session_id is None:
+        user = db.get(User, claims.user_id)
+    else:
+        user = user_of_active_session(db, claims.session_id, claims.user_id)
     if user is None or not user.is_active:
-        raise NotAuthenticated(INVALID_TOKEN)
-    if claims.session_id is not None and not session_is_active(db, claims.session_id, user.id):
         raise NotAuthenticated(INVALID_TOKEN)
     end_read_transaction(db)  # the route's own writes then wait their turn on SQLite
     return user

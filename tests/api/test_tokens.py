@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from fastapi.testclient import TestClient
 from jose import jwt
 from sqlalchemy import delete, update
 
-from api.models import User, utcnow
+from api.models import AuthSession, User, utcnow
 from tests.support import TEST_JWT_SECRET, app_session, bearer, register
 
 ISSUER, AUDIENCE = "pixelgate", "pixelgate-clients"
@@ -164,6 +165,20 @@ def test_token_of_a_revoked_session_is_refused(client: TestClient, account: dict
     refresh = {"refresh_token": account["tokens"]["refresh_token"]}
     assert client.post("/auth/logout", json=refresh).status_code == 204
     _assert_refused(_me(client, account["tokens"]["access_token"]))
+
+
+def test_token_of_an_expired_session_is_refused(
+    client: TestClient, account: dict[str, Any]
+) -> None:
+    token = account["tokens"]["access_token"]
+    with app_session(client) as db:
+        db.execute(update(AuthSession).values(expires_at=utcnow() + timedelta(seconds=30)))
+        db.commit()
+    assert _me(client, token).status_code == 200  # about to expire is not expired
+    with app_session(client) as db:
+        db.execute(update(AuthSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.commit()
+    _assert_refused(_me(client, token))
 
 
 def test_token_of_a_deactivated_or_soft_deleted_user_is_refused(
