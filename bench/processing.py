@@ -2,9 +2,10 @@
 
 1. A batch of 16 images of 2000×2000 through one pipeline (blur radius 5, then sharpen), run
    in-process sequentially, through a thread pool of the engine's size, and through the engine
-   over HTTP (a real uvicorn server; one `POST /images/{id}/process` with `wait: true` per
-   image, all at once). All three run the same worker function (read the file, apply, write
-   the result), so only the parallelism differs.
+   over HTTP (a real uvicorn server): once as one `POST /images/process-batch`, once as one
+   `POST /images/{id}/process` with `wait: true` per image, all at once. All of them run the
+   same worker function (read the file, apply, write the result), so only the parallelism and
+   the way there differ.
 2. `/health` latency, p50 and p99, with the pool idle and with it saturated.
 3. Peak memory growth of the server process during a 10 MB upload.
 
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ REPEATS = 5  # each variant's figure is its best of this many runs
 SIDE = 2000
 PIPELINE: list[dict[str, Any]] = [{"op": "blur", "radius": 5}, {"op": "sharpen"}]
 HEALTH_SAMPLES = 200
+BATCH_POLL_S = 0.25
 SATURATING_BATCHES = 3
 UPLOAD_BYTES_TARGET = 10 * 1024 * 1024
 WORKERS = os.cpu_count() or 1
@@ -101,7 +104,7 @@ def tasks_for(sources: Sequence[Path], out_dir: Path) -> list[ProcessingTask]:
 class Variant:
     name: str
     workers: int
-    run: Callable[[], object]
+    run: Callable[[], float]  # runs the batch once; returns its seconds
 
 
 def best_timings(variants: Sequence[Variant]) -> list[Timing]:
@@ -112,13 +115,20 @@ def best_timings(variants: Sequence[Variant]) -> list[Timing]:
     best = [math.inf] * len(variants)
     for _ in range(REPEATS):
         for index, variant in enumerate(variants):
-            started = time.perf_counter()
-            variant.run()
-            best[index] = min(best[index], time.perf_counter() - started)
+            best[index] = min(best[index], variant.run())
     return [
         Timing(variant.name, seconds, variant.workers)
         for variant, seconds in zip(variants, best, strict=True)
     ]
+
+
+def wall_seconds(run: Callable[[], object]) -> Callable[[], float]:
+    def timed_run() -> float:
+        started = time.perf_counter()
+        run()
+        return time.perf_counter() - started
+
+    return timed_run
 
 
 def run_sequential(tasks: Sequence[ProcessingTask]) -> None:
@@ -157,11 +167,42 @@ def upload(http: httpx.Client, headers: dict[str, str], path: Path) -> int:
     return response.json()["id"]
 
 
-def run_batch(http: httpx.Client, headers: dict[str, str], image_ids: list[int]) -> float:
-    """Seconds from submitting the batch to the last job done.
+def run_batch_request(http: httpx.Client, headers: dict[str, str], image_ids: list[int]) -> float:
+    """Seconds from sending one `POST /images/process-batch` to the last of its jobs'
+    `finished_at`.
+
+    That moment is the server's own record (its clock is this machine's), so the client only
+    needs to learn that every job has finished: it asks every BATCH_POLL_S, which keeps its
+    requests from taking CPU from the very workers measured and adds nothing to the figure.
+    """
+    sent = datetime.now(UTC)
+    response = http.post(
+        "/images/process-batch",
+        json={"image_ids": image_ids, "operations": PIPELINE},
+        headers=headers,
+    )
+    response.raise_for_status()
+    batch = {job["id"] for job in response.json()["jobs"]}
+    while True:
+        time.sleep(BATCH_POLL_S)
+        newest = http.get(f"/jobs?limit={len(batch)}", headers=headers).json()["items"]
+        if {job["id"] for job in newest} != batch:
+            raise RuntimeError("other jobs were queued during the benchmark")
+        if all(job["status"] in ("done", "failed") for job in newest):
+            break
+    for job in newest:
+        if job["status"] != "done":
+            raise RuntimeError(f"job {job['id']} {job['status']}: {job['error']}")
+    last_finished = max(datetime.fromisoformat(job["finished_at"]) for job in newest)
+    return (last_finished - sent).total_seconds()
+
+
+def run_wait_requests(http: httpx.Client, headers: dict[str, str], image_ids: list[int]) -> float:
+    """Seconds from submitting the images to the last job done, as the client sees it.
 
     One `wait: true` request per image, all at once: each answers when its job is finished,
-    so nothing polls (on two cores, polling would take CPU from the very workers measured).
+    so nothing polls; but each image also costs a request of its own (authentication, checks,
+    its own job row), which the batch request pays once.
     """
 
     def process(image_id: int) -> None:
@@ -236,7 +277,7 @@ def machine() -> str:
 def main() -> None:
     print(f"Machine: {machine()}")
     print(f"Batch: {IMAGES} images of {SIDE}×{SIDE} JPEG, pipeline {PIPELINE}, {WORKERS} workers")
-    print(f"Each time below is the best of {REPEATS} runs; the three ways take turns.")
+    print(f"Each time below is the best of {REPEATS} runs; the ways take turns.")
     workdir = Path(tempfile.mkdtemp(prefix="pixelgate-bench-"))
     try:
         sources = []
@@ -250,23 +291,28 @@ def main() -> None:
         with server(workdir) as (url, pid), httpx.Client(base_url=url, timeout=300) as http:
             headers = register(http, "bench_user")["headers"]
             image_ids = [upload(http, headers, path) for path in sources]
-            run_batch(http, headers, image_ids[:WORKERS])  # start every worker once
-            sequential, threads, engine = best_timings(
+            run_wait_requests(http, headers, image_ids[:WORKERS])  # start every worker once
+            timings = best_timings(
                 [
                     Variant(
                         "sequential",
                         1,
-                        lambda: run_sequential(tasks_for(sources, workdir / "seq")),
+                        wall_seconds(lambda: run_sequential(tasks_for(sources, workdir / "seq"))),
                     ),
                     Variant(
                         f"thread pool ({WORKERS})",
                         WORKERS,
-                        lambda: run_threads(tasks_for(sources, workdir / "thr")),
+                        wall_seconds(lambda: run_threads(tasks_for(sources, workdir / "thr"))),
                     ),
                     Variant(
-                        f"engine over HTTP ({WORKERS})",
+                        f"engine, 1 batch request ({WORKERS})",
                         WORKERS,
-                        lambda: run_batch(http, headers, image_ids),
+                        lambda: run_batch_request(http, headers, image_ids),
+                    ),
+                    Variant(
+                        f"engine, {IMAGES} wait requests ({WORKERS})",
+                        WORKERS,
+                        lambda: run_wait_requests(http, headers, image_ids),
                     ),
                 ]
             )
@@ -284,22 +330,26 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    report_speed(sequential, [sequential, threads, engine])
+    report_speed(timings)
     report_health(idle, saturated)
     report_upload(upload_size, (peak - rss_before) * 1024, peak_reset)
 
 
-def report_speed(baseline: Timing, timings: list[Timing]) -> None:
+def report_speed(timings: list[Timing]) -> None:
+    """The first timing is the baseline; the target is the engine's, through the batch route."""
+    baseline, _threads, engine = timings[:3]
     print()
-    print(f"{'run':<24}{'seconds':>9}{'images/s':>10}{'speedup':>9}{'efficiency':>12}")
+    print(f"{'run':<34}{'seconds':>9}{'images/s':>10}{'speedup':>9}{'efficiency':>12}")
     for timing in timings:
         speedup = baseline.seconds / timing.seconds
         print(
-            f"{timing.name:<24}{timing.seconds:>9.2f}{timing.images_per_second:>10.2f}"
+            f"{timing.name:<34}{timing.seconds:>9.2f}{timing.images_per_second:>10.2f}"
             f"{speedup:>8.2f}×{speedup / timing.workers:>12.2f}"
         )
-    engine_speedup = baseline.seconds / timings[-1].seconds
-    print(f"target: engine speedup ≥ 1.85× on 2 cores (measured {engine_speedup:.2f}×)")
+    engine_speedup = baseline.seconds / engine.seconds
+    print(
+        f"target: engine speedup ≥ 1.85× on 2 cores, batch request (measured {engine_speedup:.2f}×)"
+    )
 
 
 def report_health(idle: list[float], saturated: list[float]) -> None:
