@@ -75,6 +75,35 @@ def end_read_transaction(db: Session) -> None:
     db.commit()
 
 
+@contextmanager
+def writes(db: Session) -> Iterator[Session]:
+    """The one unit of work: everything a change writes commits together or not at all.
+
+    Entering ends the read transaction (the SQLite rule above lives here and only here);
+    leaving commits, an exception rolls back. A `writes` inside another one joins it, so a
+    service called by another service never commits on its own. Changes made to the session
+    outside a unit of work are a bug, and are refused rather than committed by accident.
+    """
+    if db.info.get(_IN_UNIT_OF_WORK):
+        yield db
+        return
+    if db.new or db.dirty or db.deleted:
+        raise RuntimeError("changes were made to the session outside a unit of work")
+    end_read_transaction(db)
+    db.info[_IN_UNIT_OF_WORK] = True
+    try:
+        yield db
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    finally:
+        db.info.pop(_IN_UNIT_OF_WORK, None)
+
+
+_IN_UNIT_OF_WORK = "pixelgate.in_unit_of_work"
+
+
 class Database:
     """Owns the engine and hands out sessions."""
 
