@@ -144,6 +144,7 @@ class Journey:
         self.driver.get(self.base_url + path)
         self.see(f"Log in to see {title}.")
         self.see("Welcome back to Pixelgate")
+        self.field("Username or email")
         self.settled()
         assert "Page not found" not in self.body()
 
