@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.support import ADMIN_USERNAME, login_headers, register
+from tests.support.accounts import ADMIN_USERNAME, login_headers, register
 
 CLIENT_IP = "testclient"  # Starlette's TestClient peer address
 
