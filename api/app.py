@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from api.core.config import Settings, load_settings
 from api.core.db import Database
 from api.core.logging import configure_logging
+from api.core.mail import build_mailer
 from api.core.rate_limit import RateLimiter
 from api.core.request_context import RequestContextMiddleware
 from api.errors import install_error_handlers
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database = Database(settings.database_url)
+    app.state.mailer = build_mailer(settings)
     app.state.rate_limiter = RateLimiter(
         settings.rate_limit_storage_uri, settings.rate_limit_enabled
     )
