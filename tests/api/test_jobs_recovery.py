@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from api.models import Job, JobStatus, ServerInstance, utcnow
-from api.services.jobs import STALE_JOB_ERROR
+from api.services.server_instances import STALE_JOB_ERROR
 from tests.support import SLOW, app_session, process, register, upload_image, wait_for_job
 
 
