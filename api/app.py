@@ -18,7 +18,17 @@ from api.core.mail import build_mailer
 from api.core.rate_limit import RateLimiter
 from api.core.request_context import RequestContextMiddleware
 from api.errors import install_error_handlers
-from api.routers import admin, api_keys, auth, health, images, jobs, password_policy, users
+from api.routers import (
+    account,
+    admin,
+    api_keys,
+    health,
+    images,
+    jobs,
+    password_policy,
+    tokens,
+    users,
+)
 from api.services.images import sweep_storage
 from api.services.jobs import JobRunner, fail_stale_jobs, register_server
 from api.services.processing.engine import ProcessingEngine
@@ -105,7 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in (
         health.router,
-        auth.router,
+        tokens.router,
+        account.router,
         password_policy.router,
         users.router,
         admin.router,

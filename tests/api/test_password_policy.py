@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from api.services.password_policy import COMMON_PASSWORD, common_passwords
-from tests.support import DEFAULT_PASSWORD, register, signup
+from tests.support.accounts import DEFAULT_PASSWORD, register, signup
 
 # On zxcvbn's list as "p@ssw0rd", and it meets every other rule.
 COMMON_BUT_COMPLEX = "P@ssw0rd"

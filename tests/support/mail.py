@@ -19,7 +19,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from tests.support import free_port
+from tests.support.servers import free_port
 
 MAIL_DEADLINE_S = 30
 
