@@ -19,7 +19,17 @@ from api.core.rate_limit import RateLimiter
 from api.core.request_context import RequestContextMiddleware
 from api.errors import install_error_handlers
 from api.processing.engine import ProcessingEngine
-from api.routers import account, admin, api_keys, health, images, jobs, tokens, users
+from api.routers import (
+    account,
+    admin,
+    api_keys,
+    health,
+    images,
+    jobs,
+    password_policy,
+    tokens,
+    users,
+)
 from api.services.job_runner import JobRunner
 from api.services.server_instances import fail_stale_jobs, register_server
 from api.services.storage_sweep import sweep_storage
@@ -112,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health.router,
         tokens.router,
         account.router,
+        password_policy.router,
         users.router,
         admin.router,
         api_keys.router,
