@@ -1,4 +1,8 @@
-"""Login, refresh, logout and password changes: the rules of the Auth section."""
+"""Sign-up, login, refresh and password changes: the rules of the Auth section.
+
+Every per-address rate limit of these routes is enforced here, in the service, because a
+refused login must still be written to the login history with the name it tried.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +12,19 @@ from api.core.client_info import ClientInfo
 from api.core.config import Settings
 from api.core.db import end_read_transaction
 from api.core.rate_limit import RateLimiter
-from api.core.security import password_hasher
+from api.core.security import AccessTokenCodec, PasswordHasher
 from api.models import LoginFailure, User, utcnow
 from api.services import sessions
 from api.services.errors import (
     AccountInactive,
     InvalidCredentials,
+    RuleViolation,
     TooManyRequests,
     WrongPassword,
 )
 from api.services.login_history import lockout_seconds_left, record_login_attempt
 from api.services.password_policy import check_password
-from api.services.users import find_user_by_login
+from api.services.users import create_user, find_user_by_login
 
 LOGIN_SCOPE = "login"
 SIGNUP_SCOPE = "signup"
@@ -30,7 +35,7 @@ def _client_key(client: ClientInfo) -> str:
     return client.ip_address or "unknown"
 
 
-def enforce_rate_limit(
+def _enforce_rate_limit(
     limiter: RateLimiter, scope: str, limit: str, client: ClientInfo, what: str
 ) -> None:
     retry_after = limiter.hit(scope, limit, _client_key(client))
@@ -40,10 +45,37 @@ def enforce_rate_limit(
         )
 
 
+def signup(
+    db: Session,
+    settings: Settings,
+    limiter: RateLimiter,
+    hasher: PasswordHasher,
+    *,
+    client: ClientInfo,
+    username: str,
+    email: str,
+    name: str,
+    password: str,
+    password_confirm: str,
+    agree_terms: bool,
+) -> User:
+    """Creates a member account, at most SIGNUP_RATE_LIMIT per address."""
+    _enforce_rate_limit(limiter, SIGNUP_SCOPE, settings.signup_rate_limit, client, "sign-ups")
+    if not agree_terms:
+        raise RuleViolation("agree_terms", "You must agree to the terms of service")
+    if password != password_confirm:
+        raise RuleViolation("password_confirm", "Passwords do not match")
+    return create_user(
+        db, settings, hasher, username=username, email=email, name=name, password=password
+    )
+
+
 def login(
     db: Session,
     settings: Settings,
     limiter: RateLimiter,
+    hasher: PasswordHasher,
+    codec: AccessTokenCodec,
     *,
     identifier: str,
     password: str,
@@ -84,7 +116,6 @@ def login(
                 locked_for,
             ),
         )
-    hasher = password_hasher(settings.bcrypt_rounds)
     if not hasher.verify(password, user.password_hash if user else None) or user is None:
         raise fail(LoginFailure.BAD_CREDENTIALS, InvalidCredentials())
     if not user.is_active:
@@ -92,21 +123,30 @@ def login(
 
     user.last_login_at = utcnow()
     record_login_attempt(db, username_attempted=identifier, user=user, failure=None, client=client)
-    issued = sessions.start_session(db, settings, user, remember_me=remember_me, client=client)
+    issued = sessions.start_session(
+        db, settings, codec, user, remember_me=remember_me, client=client
+    )
     db.commit()
     return issued
 
 
 def refresh(
-    db: Session, settings: Settings, limiter: RateLimiter, *, raw_token: str, client: ClientInfo
+    db: Session,
+    settings: Settings,
+    limiter: RateLimiter,
+    codec: AccessTokenCodec,
+    *,
+    raw_token: str,
+    client: ClientInfo,
 ) -> sessions.IssuedTokens:
-    enforce_rate_limit(limiter, REFRESH_SCOPE, settings.refresh_rate_limit, client, "refreshes")
-    return sessions.rotate_refresh_token(db, settings, raw_token, client)
+    _enforce_rate_limit(limiter, REFRESH_SCOPE, settings.refresh_rate_limit, client, "refreshes")
+    return sessions.rotate_refresh_token(db, settings, codec, raw_token, client)
 
 
 def change_password(
     db: Session,
     settings: Settings,
+    hasher: PasswordHasher,
     user: User,
     *,
     current_password: str,
@@ -114,7 +154,6 @@ def change_password(
     current_session_id: int | None,
 ) -> None:
     """Sets a new password and signs out every other session."""
-    hasher = password_hasher(settings.bcrypt_rounds)
     if not hasher.verify(current_password, user.password_hash):
         raise WrongPassword("Current password is incorrect")
     check_password(
