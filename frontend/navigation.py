@@ -28,7 +28,7 @@ REGISTERED_KEY = "navigation_pages"  # script -> the page registered for it in t
 
 def _for_admins_only(spec: PageSpec, home: StreamlitPage) -> None:
     st.info(f"**{spec.title}** is for administrators.", icon=":material/lock:")
-    st.page_link(home, label="Back to your home page", icon=":material/home:")
+    st.page_link(home, label=f"Go to {home.title}", icon=":material/home:")
 
 
 def _stand_in(spec: PageSpec, auth: AuthState, home: StreamlitPage) -> Callable[[], None]:
