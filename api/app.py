@@ -14,9 +14,13 @@ from starlette.concurrency import run_in_threadpool
 from api.core.config import Settings, load_settings
 from api.core.credentials import password_hasher_from_settings, token_codec_from_settings
 from api.core.db import Database
+from api.core.error_tracking import init_error_tracking
 from api.core.logging import configure_logging
 from api.core.mail import build_mailer
+from api.core.metrics import API_PROCESSES, WORKER_PROCESSES
+from api.core.metrics_exposition import MetricsSource, forget_this_process
 from api.core.rate_limit import RateLimiter
+from api.core.readiness import Dependency, ReadinessChecker
 from api.core.request_context import RequestContextMiddleware
 from api.core.security import PasswordHasher
 from api.errors import install_error_handlers
@@ -28,11 +32,13 @@ from api.routers import (
     health,
     images,
     jobs,
+    metrics,
     password_policy,
     tokens,
     users,
 )
 from api.services.job_runner import JobRunner
+from api.services.operations import DatabaseStateCollector
 from api.services.server_instances import fail_stale_jobs, register_server
 from api.services.storage_sweep import sweep_storage
 from api.services.users import AdminAccountTaken, ensure_admin
@@ -73,9 +79,20 @@ def _start_server_instance(database: Database, storage: Storage, settings: Setti
     return server_id
 
 
+def _readiness_checker(
+    settings: Settings, database: Database, rate_limiter: RateLimiter
+) -> ReadinessChecker:
+    """What /health probes: the database always, every other shared part when configured."""
+    dependencies = [Dependency("database", database.is_reachable)]
+    if rate_limiter.shared_storage:
+        dependencies.append(Dependency("rate_limits", rate_limiter.is_reachable))
+    return ReadinessChecker(dependencies, settings.health_check_timeout_s)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
+    init_error_tracking(settings, "api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -88,10 +105,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             database, storage, settings, app.state.processing, server_id
         )
         app.state.job_runner.start_heartbeat()
+        API_PROCESSES.set(1)
+        WORKER_PROCESSES.set(app.state.processing.worker_count)
         try:
             yield
         finally:
+            API_PROCESSES.set(0)
+            WORKER_PROCESSES.set(0)
+            forget_this_process()
             await app.state.job_runner.shutdown()
+            app.state.readiness.close()
             app.state.database.dispose()
 
     app = FastAPI(
@@ -110,6 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(
         settings.rate_limit_storage_uri, settings.rate_limit_enabled
     )
+    app.state.readiness = _readiness_checker(settings, app.state.database, app.state.rate_limiter)
+    app.state.metrics = MetricsSource([DatabaseStateCollector(app.state.database)])
 
     install_error_handlers(app)
     app.add_middleware(
@@ -132,6 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_keys.router,
         images.router,
         jobs.router,
+        metrics.router,
     ):
         app.include_router(router)
     return app

@@ -12,12 +12,14 @@ from sqlalchemy.orm import Session
 from api.core.client_info import ClientInfo, client_info
 from api.core.config import Settings
 from api.core.db import end_read_transaction
+from api.core.log_context import note_user
+from api.core.metrics_exposition import MetricsSource, token_matches
 from api.core.rate_limit import RateLimiter
 from api.core.security import AccessClaims, AccessTokenCodec, InvalidAccessToken, PasswordHasher
 from api.models import Role, User
 from api.schemas.common import IdPath
 from api.services.api_keys import authenticate_api_key
-from api.services.errors import Forbidden, NotAuthenticated
+from api.services.errors import Forbidden, NotAuthenticated, NotFound
 from api.services.job_runner import JobRunner
 from api.services.sessions import user_of_active_session
 from api.storage import Storage
@@ -86,6 +88,19 @@ def get_job_runner(request: Request) -> JobRunner:
 JobRunnerDep = Annotated[JobRunner, Depends(get_job_runner)]
 
 
+def metrics_scrape(request: Request, settings: SettingsDep) -> MetricsSource:
+    """The metrics, for a caller presenting `Authorization: Bearer <METRICS_TOKEN>`; 404 while
+    no token is configured (the route does not exist), 401 for any other caller."""
+    if settings.metrics_token is None:
+        raise NotFound("Not Found")
+    if not token_matches(request.headers.get("authorization"), settings.metrics_token):
+        raise NotAuthenticated("A valid metrics token is required")
+    return request.app.state.metrics
+
+
+MetricsScrape = Annotated[MetricsSource, Depends(metrics_scrape)]
+
+
 def get_client_info(request: Request, settings: SettingsDep) -> ClientInfo:
     return client_info(request, settings)
 
@@ -125,6 +140,7 @@ def user_for_claims(db: Session, claims: AccessClaims) -> User:
     if user is None or not user.is_active:
         raise NotAuthenticated(INVALID_TOKEN)
     end_read_transaction(db)  # the route's own writes then wait their turn on SQLite
+    note_user(user.id)
     return user
 
 
@@ -145,7 +161,9 @@ def get_user_from_token_or_api_key(
     if token:
         return user_for_claims(db, _decode_access_token(codec, token))
     if api_key:
-        return authenticate_api_key(db, api_key)
+        user = authenticate_api_key(db, api_key)
+        note_user(user.id)
+        return user
     raise NotAuthenticated(NOT_AUTHENTICATED)
 
 

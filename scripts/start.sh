@@ -8,6 +8,9 @@
 #   API_HOST (127.0.0.1)   API_PORT (8000)   API_WORKERS (1)   DB_WAIT_TIMEOUT (60 seconds)
 #   FORWARDED_ALLOW_IPS    the same variable the app reads: uvicorn believes X-Forwarded-For and
 #                          X-Forwarded-Proto only from these proxies (empty: from nobody)
+#   PROMETHEUS_MULTIPROC_DIR  where every worker writes its metrics, so that /metrics sums them
+#                          (default: ${TMPDIR:-/tmp}/pixelgate-metrics-$API_PORT); emptied here,
+#                          so it must belong to this server alone
 #   PYTHON                 the interpreter (default: .venv's when there is one, else python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +23,9 @@ API_PORT=${API_PORT:-8000}
 API_WORKERS=${API_WORKERS:-1}
 DB_WAIT_TIMEOUT=${DB_WAIT_TIMEOUT:-60}
 FORWARDED_ALLOW_IPS=${FORWARDED_ALLOW_IPS:-}
+METRICS_DIR=${PROMETHEUS_MULTIPROC_DIR:-${TMPDIR:-/tmp}/pixelgate-metrics-${API_PORT}}
+# For uvicorn's workers only (below): the steps before are processes of their own.
+unset PROMETHEUS_MULTIPROC_DIR
 
 echo "==> waiting for the database (at most ${DB_WAIT_TIMEOUT}s)"
 "$PYTHON" -m api.cli wait-for-db --timeout "$DB_WAIT_TIMEOUT"
@@ -37,6 +43,12 @@ if [ -n "$FORWARDED_ALLOW_IPS" ]; then
 else
   proxy_args=(--no-proxy-headers)
 fi
+
+# Every worker writes its metrics there and /metrics sums them. Values of a previous run would
+# be summed into this one's, so it starts empty.
+mkdir -p "$METRICS_DIR"
+find "$METRICS_DIR" -mindepth 1 -maxdepth 1 -name '*.db' -delete
+export PROMETHEUS_MULTIPROC_DIR=$METRICS_DIR
 
 echo "==> serving on ${API_HOST}:${API_PORT} with ${API_WORKERS} worker(s)"
 # The app writes its own access log (with request ids), so uvicorn's is off.

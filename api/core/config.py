@@ -18,6 +18,7 @@ PROJECT_NAME = "pixelgate"
 # The value `.env.example` ships with. Good enough to develop with; `ENV=production` refuses it.
 DEVELOPMENT_JWT_SECRET = "development-only-secret-change-me-0123456789abcdef"
 MIN_JWT_SECRET_BYTES = 32
+MIN_METRICS_TOKEN_CHARS = 16
 # `.env.example`'s POSTGRES_PASSWORD, which docker-compose puts into DATABASE_URL.
 EXAMPLE_POSTGRES_PASSWORD = "change-me-example-postgres-password"
 
@@ -99,7 +100,12 @@ class Settings(BaseSettings):
     require_verified_email: bool = False
 
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
     slow_request_ms: int = Field(1000, ge=1)
+
+    metrics_token: SecretStr | None = None
+    health_check_timeout_s: float = Field(2, gt=0, le=30)
+    sentry_dsn: SecretStr | None = None
 
     _split_lists = field_validator("cors_origins", "forwarded_allow_ips", mode="before")(
         _split_commas
@@ -134,6 +140,13 @@ class Settings(BaseSettings):
         _name, address = parseaddr(value)
         if "@" not in address:
             raise ValueError("must be an address such as `Pixelgate <no-reply@example.com>`")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_enough_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_METRICS_TOKEN_CHARS:
+            raise ValueError(f"must be at least {MIN_METRICS_TOKEN_CHARS} characters long")
         return value
 
     @model_validator(mode="after")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -102,6 +102,24 @@ def writes(db: Session) -> Iterator[Session]:
 
 
 _IN_UNIT_OF_WORK = "pixelgate.in_unit_of_work"
+_AFTER_COMMIT = "pixelgate.after_commit"
+
+
+def after_commit(db: Session, action: Callable[[], None]) -> None:
+    """Runs `action` once the session's current transaction has committed, and never if it
+    rolls back: for what must only reflect a change that really happened (metrics)."""
+    db.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    for action in session.info.pop(_AFTER_COMMIT, ()):
+        action()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_commit(session: Session) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
 
 
 class Database:

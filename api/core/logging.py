@@ -1,18 +1,69 @@
-"""Log format for the service's own loggers (uvicorn keeps its own)."""
+"""Log format of every Pixelgate process (API, Celery worker, event consumer).
+
+`LOG_FORMAT=text` (default): `time level logger message`, for people. `LOG_FORMAT=json`: one JSON
+object per line with `time`, `level`, `logger`, `message`, the current unit of work's ids
+(`request_id`, `user_id`, `task_id`, `job_id`, `event_id`; see `api/core/log_context.py`) and
+whatever a line adds (`route`, `status`, `duration_ms`, ...), for log shippers. In JSON mode
+uvicorn's and Celery's own loggers get the same format, so every line a process writes parses.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
-_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+from pythonjsonlogger.json import JsonFormatter
+
+from api.core.log_context import current_log_context
+
+LogFormat = Literal["text", "json"]
+
+_TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+_JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
+_JSON_RENAMES = {"asctime": "time", "levelname": "level", "name": "logger"}
+# Loggers of the servers we run under, which write lines of their own.
+HOST_LOGGERS = ("uvicorn", "uvicorn.error", "celery", "celery.task", "celery.worker")
+_MARK = "_pixelgate"
 
 
-def configure_logging(level: str) -> None:
+class ContextFilter(logging.Filter):
+    """Adds the current unit of work's ids to every record passing the handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = current_log_context()
+        if context is not None:
+            for name, value in context.fields().items():
+                if not hasattr(record, name):
+                    setattr(record, name, value)
+        return True
+
+
+def formatter(log_format: LogFormat) -> logging.Formatter:
+    if log_format == "json":
+        return JsonFormatter(_JSON_FIELDS, rename_fields=_JSON_RENAMES)
+    return logging.Formatter(_TEXT_FORMAT)
+
+
+def _handler(log_format: LogFormat) -> logging.Handler:
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter(log_format))
+    handler.addFilter(ContextFilter())
+    setattr(handler, _MARK, True)
+    return handler
+
+
+def configure_logging(level: str, log_format: LogFormat = "text") -> None:
+    """Idempotent: the `pixelgate` loggers get one handler in the chosen format; in JSON mode
+    the hosts' handlers are switched to it too."""
     logger = logging.getLogger("pixelgate")
     logger.setLevel(level.upper())
-    if not any(getattr(h, "_pixelgate", False) for h in logger.handlers):
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter(_FORMAT))
-        handler._pixelgate = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
+    for handler in [h for h in logger.handlers if getattr(h, _MARK, False)]:
+        logger.removeHandler(handler)
+    logger.addHandler(_handler(log_format))
     logger.propagate = True
+    if log_format == "json":
+        for name in HOST_LOGGERS:
+            for handler in logging.getLogger(name).handlers:
+                handler.setFormatter(formatter(log_format))
+                if not any(isinstance(f, ContextFilter) for f in handler.filters):
+                    handler.addFilter(ContextFilter())

@@ -1,8 +1,10 @@
-"""Pure-ASGI middleware: request id, one access-log line per request, and a last-resort 500.
+"""Pure-ASGI middleware: request id, the request's log context, its metrics, one access-log
+line per request, and a last-resort 500.
 
 Written as raw ASGI (not BaseHTTPMiddleware) so streamed uploads and downloads pass through
-untouched. It sits outside Starlette's exception handling, so the 500 it sends for an
-unhandled error still carries X-Request-ID.
+untouched, and so that it costs a few microseconds. It sits outside Starlette's exception
+handling, so the 500 it sends for an unhandled error still carries X-Request-ID. The route
+template for logs and metrics is read from `scope["route"]`, which routing leaves there.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.core.client_info import client_ip
 from api.core.config import Settings
+from api.core.log_context import LogContext, bind_log_context, reset_log_context
+from api.core.metrics import UNMATCHED_ROUTE, observe_request
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -34,6 +38,12 @@ def request_id_from(raw: str | None) -> str:
     return uuid.uuid4().hex
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (`/images/{image_id}`), never the raw path."""
+    route = scope.get("route")
+    return getattr(route, "path_format", None) or UNMATCHED_ROUTE
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -47,6 +57,8 @@ class RequestContextMiddleware:
         connection = HTTPConnection(scope)
         request_id = request_id_from(connection.headers.get(REQUEST_ID_HEADER))
         scope.setdefault("state", {})["request_id"] = request_id
+        context = LogContext(request_id=request_id)
+        context_token = bind_log_context(context)
         started = time.perf_counter()
         status_code = 500
         response_started = False
@@ -85,19 +97,44 @@ class RequestContextMiddleware:
             )
             await send({"type": "http.response.body", "body": body})
         finally:
-            duration_ms = (time.perf_counter() - started) * 1000
-            level = (
-                logging.WARNING if duration_ms >= self.settings.slow_request_ms else logging.INFO
-            )
-            # Path only: query strings, headers, cookies and bodies may carry secrets.
-            access_log.log(
-                level,
-                "%s %s client=%s status=%s duration_ms=%.1f request_id=%s%s",
-                scope["method"],
-                scope["path"],
-                client_ip(connection, self.settings),
-                status_code,
-                duration_ms,
-                request_id,
-                " slow" if level == logging.WARNING else "",
-            )
+            duration_s = time.perf_counter() - started
+            route = route_template(scope)
+            observe_request(route, scope["method"], status_code, duration_s)
+            self._log_access(connection, scope, route, status_code, duration_s, context)
+            reset_log_context(context_token)
+
+    def _log_access(
+        self,
+        connection: HTTPConnection,
+        scope: Scope,
+        route: str,
+        status_code: int,
+        duration_s: float,
+        context: LogContext,
+    ) -> None:
+        duration_ms = duration_s * 1000
+        slow = duration_ms >= self.settings.slow_request_ms
+        client = client_ip(connection, self.settings)
+        # Path only: query strings, headers, cookies and bodies may carry secrets.
+        access_log.log(
+            logging.WARNING if slow else logging.INFO,
+            "%s %s route=%s client=%s status=%s duration_ms=%.1f request_id=%s user_id=%s%s",
+            scope["method"],
+            scope["path"],
+            route,
+            client,
+            status_code,
+            duration_ms,
+            context.request_id,
+            context.user_id if context.user_id is not None else "-",
+            " slow" if slow else "",
+            extra={
+                "method": scope["method"],
+                "path": scope["path"],
+                "route": route,
+                "client": client,
+                "status": status_code,
+                "duration_ms": round(duration_ms, 1),
+                "slow": slow,
+            },
+        )

@@ -2,30 +2,51 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from api.core.readiness import OK
 
 router = APIRouter(tags=["health"])
 
+_STATE = "`ok` or `unreachable`"
+
 
 class HealthOut(BaseModel):
-    status: str
-    database: str
-    workers: int
+    status: str = Field(description="`ok`, or `unavailable` when a required part is unreachable")
+    database: str = Field(description=_STATE)
+    workers: int = Field(description="Processing workers of this process's pool")
+    rate_limits: str | None = Field(
+        None,
+        description=f"The shared rate-limit store (required), {_STATE}; only when "
+        "RATE_LIMIT_STORAGE_URI is not memory://",
+    )
+    detail: str | None = Field(None, description="On 503: which required parts are unreachable")
 
 
 @router.get(
     "/health",
     response_model=HealthOut,
-    responses={503: {"model": HealthOut, "description": "The database is unreachable"}},
+    response_model_exclude_none=True,
+    responses={
+        503: {"model": HealthOut, "description": "A required part (named in detail) is down"}
+    },
 )
-def health(request: Request) -> JSONResponse:
-    """Liveness and readiness; cheap enough for load balancers to poll."""
+async def health(request: Request) -> JSONResponse:
+    """Liveness and readiness; cheap enough for load balancers to poll. Every configured part
+    is probed at once, each for at most HEALTH_CHECK_TIMEOUT_S, off the event loop."""
     state = request.app.state
-    database_ok = state.database.is_reachable()
+    readiness = await state.readiness.check()
     engine = getattr(state, "processing", None)
     body = HealthOut(
-        status="ok" if database_ok else "unavailable",
-        database="ok" if database_ok else "unreachable",
+        status=OK if readiness.ready else "unavailable",
         workers=engine.worker_count if engine is not None else 0,
+        detail=None if readiness.ready else _not_ready(readiness.failing_required),
+        **readiness.states,
     )
-    return JSONResponse(body.model_dump(), status_code=200 if database_ok else 503)
+    return JSONResponse(
+        body.model_dump(exclude_none=True), status_code=200 if readiness.ready else 503
+    )
+
+
+def _not_ready(names: list[str]) -> str:
+    return "Not ready: " + ", ".join(f"{name} unreachable" for name in names)

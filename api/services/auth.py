@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from api.core.client_info import ClientInfo
 from api.core.config import Settings
 from api.core.db import end_read_transaction
+from api.core.metrics import LOCKOUTS
 from api.core.rate_limit import RateLimiter
 from api.core.security import AccessTokenCodec, PasswordHasher
 from api.models import LoginFailure, User, utcnow
@@ -117,7 +118,10 @@ def login(
             ),
         )
     if not hasher.verify(password, user.password_hash if user else None) or user is None:
-        raise fail(LoginFailure.BAD_CREDENTIALS, InvalidCredentials())
+        error = fail(LoginFailure.BAD_CREDENTIALS, InvalidCredentials())
+        if lockout_seconds_left(db, username_attempted=identifier, user=user, settings=settings):
+            LOCKOUTS.inc()  # this failure started a lockout (none was on before it)
+        raise error
     if not user.is_active:
         raise fail(LoginFailure.INACTIVE, AccountInactive())
 

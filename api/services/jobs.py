@@ -19,7 +19,8 @@ from sqlalchemy import ColumnElement, Select, Update, select, update
 from sqlalchemy.orm import Session
 
 from api.core.config import Settings
-from api.core.db import Database, end_read_transaction
+from api.core.db import Database, after_commit, end_read_transaction
+from api.core.metrics import observe_job_finished
 from api.models import Job, JobStatus, User, utcnow
 from api.processing.imaging import EXTENSIONS, result_format
 from api.processing.operations import Operation, dump_pipeline, largest_size
@@ -141,6 +142,15 @@ def _milliseconds_between(started: datetime, finished: datetime) -> int:
     return round((finished - started).total_seconds() * 1000)
 
 
+def count_finished_job(
+    db: Session, status: str, started_at: datetime | None, finished_at: datetime
+) -> None:
+    """The one place a job reaching done or failed is counted (`pixelgate_jobs_total`, and its
+    run time when it ran): once the transaction that finished it commits."""
+    run_seconds = None if started_at is None else (finished_at - started_at).total_seconds()
+    after_commit(db, lambda: observe_job_finished(status, run_seconds))
+
+
 def fail_jobs(database: Database, job_ids: Sequence[int], message: str) -> None:
     """Fails these jobs unless they are already finished."""
     now = utcnow()
@@ -151,6 +161,7 @@ def fail_jobs(database: Database, job_ids: Sequence[int], message: str) -> None:
             .returning(Job.id, Job.started_at)
         ).all()
         for job_id, started_at in failed:
+            count_finished_job(db, JobStatus.FAILED.value, started_at, now)
             if started_at is not None:
                 db.execute(
                     update_jobs(Job.id == job_id).values(
@@ -207,6 +218,7 @@ def complete_job(
                 )
                 outcome["result_image_id"] = image.id
             db.execute(update_jobs(Job.id == job_id).values(outcome))
+            count_finished_job(db, outcome.get("status", JobStatus.DONE.value), started_at, now)
             db.commit()
     except BaseException:
         storage.delete(result_key)

@@ -10,9 +10,13 @@ from sqlalchemy.orm import Session
 
 from api.core.client_info import ClientInfo
 from api.core.config import Settings
+from api.core.db import after_commit
+from api.core.metrics import LOGINS
 from api.models import LoginEvent, LoginFailure, User, utcnow
 from api.repositories.pagination import fetch_page
 from api.schemas.common import PageParams
+
+SUCCESS_OUTCOME = "success"  # the `outcome` label of a login without a failure reason
 
 
 def record_login_attempt(
@@ -32,6 +36,8 @@ def record_login_attempt(
         user_agent=client.user_agent,
     )
     db.add(event)
+    outcome = failure.value if failure else SUCCESS_OUTCOME
+    after_commit(db, LOGINS.labels(outcome).inc)
     return event
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from api.core.db import Database
 from api.models import Job, JobStatus, ServerInstance, utcnow
-from api.services.jobs import UNFINISHED, update_jobs
+from api.services.jobs import UNFINISHED, count_finished_job, update_jobs
 
 log = logging.getLogger("pixelgate.jobs")
 
@@ -66,17 +66,21 @@ def fail_stale_jobs(db: Session, heartbeat_s: float) -> int:
             ServerInstance.heartbeat_at < now - timedelta(seconds=heartbeat_s * MISSED_HEARTBEATS),
         )
     )
-    result = db.execute(
+    failed = db.execute(
         update_jobs(
             Job.status.in_(UNFINISHED),
             or_(Job.server_id.is_(None), Job.server_id.in_(dead_servers)),
-        ).values(status=JobStatus.FAILED.value, error=STALE_JOB_ERROR, finished_at=now)
-    )
+        )
+        .values(status=JobStatus.FAILED.value, error=STALE_JOB_ERROR, finished_at=now)
+        .returning(Job.started_at)
+    ).all()
+    for (started_at,) in failed:
+        count_finished_job(db, JobStatus.FAILED.value, started_at, now)
     db.execute(
         delete(ServerInstance).where(ServerInstance.heartbeat_at < now - FORGET_INSTANCES_AFTER)
     )
     db.commit()
-    count = result.rowcount or 0  # type: ignore[attr-defined]
+    count = len(failed)
     if count:
         log.warning("failed %s job(s) left unfinished by a server that stopped", count)
     return count

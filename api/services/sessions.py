@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from api.core.client_info import ClientInfo
 from api.core.config import Settings
-from api.core.db import end_read_transaction
+from api.core.db import after_commit, end_read_transaction
+from api.core.metrics import REFRESH_TOKEN_REUSE, REFRESHES
 from api.core.security import AccessTokenCodec, new_random_token, sha256_hex
 from api.models import AuthSession, RefreshToken, User, utcnow
 from api.services.audit import record_audit
@@ -114,6 +115,7 @@ def rotate_refresh_token(
     if claimed != 1 or token is None:
         if token is not None and token.used_at is not None:
             _revoke_for_reuse(db, token.session, client)
+            after_commit(db, REFRESH_TOKEN_REUSE.inc)
             db.commit()
         else:
             db.rollback()
@@ -127,6 +129,7 @@ def rotate_refresh_token(
     session.ip_address = client.ip_address
     session.user_agent = client.user_agent
     issued = _issue(db, settings, codec, session, user)
+    after_commit(db, REFRESHES.inc)
     db.commit()
     return issued
 

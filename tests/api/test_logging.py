@@ -21,8 +21,9 @@ from tests.support.accounts import bearer, login, signup
 from tests.support.databases import app_session
 
 ACCESS_LINE = re.compile(
-    r"^(?P<method>[A-Z]+) (?P<path>\S+) client=(?P<client>\S+) status=(?P<status>\d{3}) "
-    r"duration_ms=(?P<duration>\d+\.\d) request_id=(?P<request_id>\S+?)(?P<slow> slow)?$"
+    r"^(?P<method>[A-Z]+) (?P<path>\S+) route=(?P<route>\S+) client=(?P<client>\S+) "
+    r"status=(?P<status>\d{3}) duration_ms=(?P<duration>\d+\.\d) "
+    r"request_id=(?P<request_id>\S+?) user_id=(?P<user_id>\d+|-)(?P<slow> slow)?$"
 )
 
 
@@ -44,12 +45,13 @@ def test_one_access_line_per_request(client: TestClient, caplog: pytest.LogCaptu
     client.get("/no/such/route")
 
     lines = _access_lines(caplog)
-    assert [(line["method"], line["path"], line["status"]) for _, line in lines] == [
-        ("GET", "/health", "200"),
-        ("POST", "/auth/login", "401"),
-        ("POST", "/auth/login", "422"),
-        ("GET", "/no/such/route", "404"),
+    assert [(line["method"], line["path"], line["route"], line["status"]) for _, line in lines] == [
+        ("GET", "/health", "/health", "200"),
+        ("POST", "/auth/login", "/auth/login", "401"),
+        ("POST", "/auth/login", "/auth/login", "422"),
+        ("GET", "/no/such/route", "unmatched", "404"),
     ]
+    assert all(line["user_id"] == "-" for _, line in lines)
     assert lines[0][1]["request_id"] == "req-0001"
     assert all(level == logging.INFO and line["slow"] is None for level, line in lines)
     assert all(line["client"] == "testclient" for _, line in lines)

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from api.core.config import Settings
 from api.core.mail.templates import MailTemplate, render
 from api.core.mail.transports import MailTransport, build_transport
+from api.core.metrics import MAILS
 
 log = logging.getLogger("pixelgate.mail")
 
@@ -99,7 +100,12 @@ class Mailer:
         occurred_at=event.occurred_at)`. Raises MailDeliveryError when it was not handed
         over, so the event handler that called it is retried."""
         message = self.compose(template, recipient, occurred_at=occurred_at, **context)
-        self.transport.deliver(message)
+        try:
+            self.transport.deliver(message)
+        except Exception:
+            MAILS.labels(template.file_stem, "failed").inc()
+            raise
+        MAILS.labels(template.file_stem, "sent").inc()
         log.info("mail sent: %s %s", template.file_stem, message["Message-ID"])
 
 
