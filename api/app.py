@@ -114,7 +114,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             WORKER_PROCESSES.set(0)
             forget_this_process()
             await app.state.job_runner.shutdown()
-            app.state.readiness.close()
             app.state.database.dispose()
 
     app = FastAPI(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,15 +13,13 @@ from pathlib import Path
 import jinja2
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from prometheus_client import REGISTRY
 
 from api.core.config import Settings
 from api.core.mail import MailDeliveryError, Mailer, MailTemplate, build_mailer
 from api.core.mail.transports import FileTransport, NullTransport, SmtpTransport
 from tests.support.accounts import TEST_JWT_SECRET
+from tests.support.certificates import self_signed_certificate
 from tests.support.mail import SmtpServer, html_body, link_in, smtp_server, text_body
 from tests.support.servers import free_port
 
@@ -145,6 +142,22 @@ def test_an_smtp_refusal_is_a_delivery_error_and_the_next_try_works(
     assert len(server.messages) == 1
 
 
+def test_mails_sent_and_failed_are_counted_by_template(server: SmtpServer) -> None:
+    def count(outcome: str) -> float:
+        labels = {"template": MailTemplate.PASSWORD_RESET.file_stem, "outcome": outcome}
+        return REGISTRY.get_sample_value("pixelgate_mails_total", labels) or 0.0
+
+    before = {outcome: count(outcome) for outcome in ("sent", "failed")}
+    mailer = _mailer(_smtp(server))
+    server.refuse_next(1, "451 4.3.0 Mailbox busy, try again")
+    with pytest.raises(MailDeliveryError):
+        mailer.send(MailTemplate.PASSWORD_RESET, Person(), **_reset_context(mailer))
+    for _ in range(2):
+        mailer.send(MailTemplate.PASSWORD_RESET, Person(), **_reset_context(mailer))
+    assert count("failed") - before["failed"] == 1
+    assert count("sent") - before["sent"] == 2
+
+
 def test_an_unreachable_server_is_a_delivery_error() -> None:
     transport = SmtpTransport(
         "127.0.0.1", free_port(), username=None, password=None, starttls=False, timeout_s=2
@@ -162,39 +175,8 @@ def test_starttls_required_but_not_offered_sends_nothing_in_clear_text(
     assert server.messages == []
 
 
-def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 def test_starttls_then_login_against_a_server_that_requires_both(tmp_path: Path) -> None:
-    cert_path, key_path = _self_signed_certificate(tmp_path)
+    cert_path, key_path = self_signed_certificate(tmp_path)
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert_path, key_path)
     logins: list[tuple[bytes, bytes]] = []

@@ -1,24 +1,25 @@
 """Readiness of the parts the API depends on, for `/health`: each probed at once, off the event
 loop, and each bounded in time.
 
-Probes run on a small pool of their own: one that hangs (a server accepting connections but
-never answering) holds a probe thread until its client gives up, never a thread of the app's
-request pool, and the answer still comes after `timeout_s`.
+Each probe runs in a daemon thread of its own, never in the app's request pool: one that hangs
+(a server accepting connections but never answering) is answered as unreachable after
+`timeout_s`, and while it still hangs, later checks wait on that same probe instead of starting
+another, so a dead part costs at most one thread. Daemon threads never hold up the exit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 log = logging.getLogger("pixelgate.health")
 
 OK = "ok"
 UNREACHABLE = "unreachable"
-_PROBE_THREADS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,7 @@ class ReadinessChecker:
     def __init__(self, dependencies: Sequence[Dependency], timeout_s: float) -> None:
         self.dependencies = tuple(dependencies)
         self.timeout_s = timeout_s
-        self._pool = ThreadPoolExecutor(_PROBE_THREADS, thread_name_prefix="health-probe")
+        self._in_flight: dict[str, asyncio.Future[bool]] = {}
 
     async def check(self) -> Readiness:
         results = await asyncio.gather(*(self._probe(d) for d in self.dependencies))
@@ -53,18 +54,38 @@ class ReadinessChecker:
         return Readiness(states, [d.name for d, up in probed if d.required and not up])
 
     async def _probe(self, dependency: Dependency) -> bool:
-        loop = asyncio.get_running_loop()
+        probe = self._in_flight.get(dependency.name)
+        if probe is None or probe.done():
+            probe = self._in_flight[dependency.name] = _in_daemon_thread(dependency)
         try:
-            return bool(
-                await asyncio.wait_for(
-                    loop.run_in_executor(self._pool, dependency.probe), self.timeout_s
-                )
-            )
+            return await asyncio.wait_for(asyncio.shield(probe), self.timeout_s)
         except TimeoutError:
             log.warning("%s did not answer within %gs", dependency.name, self.timeout_s)
         except Exception as exc:
             log.warning("%s probe failed: %s", dependency.name, type(exc).__name__)
         return False
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+
+def _in_daemon_thread(dependency: Dependency) -> asyncio.Future[bool]:
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[bool] = loop.create_future()
+
+    def settle(result: bool | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(bool(result))
+
+    def run() -> None:
+        try:
+            outcome: tuple[bool | None, BaseException | None] = (dependency.probe(), None)
+        except BaseException as exc:
+            outcome = (None, exc)
+        # A probe that outlived its app's event loop has nobody left to tell.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=run, name=f"health-{dependency.name}", daemon=True).start()
+    return future

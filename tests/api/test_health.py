@@ -1,6 +1,13 @@
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
+
+import pytest
 from fastapi.testclient import TestClient
+
+from tests.support.databases import fresh_redis_database
+from tests.support.servers import free_port
 
 
 def test_health_reports_database_and_workers(client: TestClient) -> None:
@@ -18,6 +25,7 @@ def test_health_is_503_when_database_is_unreachable(make_client) -> None:
         response = client.get("/health")
     assert response.status_code == 503
     assert response.json()["database"] == "unreachable"
+    assert response.json()["detail"] == "Not ready: database unreachable"
 
 
 def test_every_response_carries_a_request_id(client: TestClient) -> None:
@@ -28,3 +36,57 @@ def test_every_response_carries_a_request_id(client: TestClient) -> None:
     assert len(made.headers["X-Request-ID"]) == 32
     unsafe = client.get("/health", headers={"X-Request-ID": "bad id\nwith newline"})
     assert unsafe.headers["X-Request-ID"] != "bad id\nwith newline"
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port whose kernel completes every TCP handshake but whose server never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield listener.getsockname()[1]
+
+
+def test_health_reports_the_shared_rate_limit_store(make_client) -> None:
+    with (
+        fresh_redis_database() as redis_url,
+        make_client(rate_limit_enabled=True, rate_limit_storage_uri=redis_url) as client,
+    ):
+        response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json()["rate_limits"] == "ok"
+    assert "detail" not in response.json()
+
+
+def test_health_leaves_out_what_is_not_configured(client: TestClient) -> None:
+    assert set(client.get("/health").json()) == {"status", "database", "workers"}
+
+
+def test_an_unreachable_rate_limit_store_is_a_503_that_names_it(make_client) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    with make_client(rate_limit_enabled=True, rate_limit_storage_uri=url) as client:
+        response = client.get("/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert (body["status"], body["database"], body["rate_limits"]) == (
+        "unavailable",
+        "ok",
+        "unreachable",
+    )
+    assert body["detail"] == "Not ready: rate_limits unreachable"
+
+
+def test_a_part_that_never_answers_is_unreachable_after_the_timeout(
+    make_client, silent_server: int
+) -> None:
+    """Neither client gives up on its own here (Redis has no timeout; libpq waits 10 s): the
+    answer comes because each probe is bounded by HEALTH_CHECK_TIMEOUT_S."""
+    with make_client(
+        database_url=f"postgresql+psycopg2://nobody@127.0.0.1:{silent_server}/none",
+        rate_limit_enabled=True,
+        rate_limit_storage_uri=f"redis://127.0.0.1:{silent_server}/0",
+        health_check_timeout_s=0.5,
+    ) as client:
+        response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["detail"] == "Not ready: database unreachable, rate_limits unreachable"

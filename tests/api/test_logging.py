@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -17,7 +18,7 @@ from sqlalchemy import select
 from api.app import create_app
 from api.dependencies import DbSession
 from api.models import User
-from tests.support.accounts import bearer, login, signup
+from tests.support.accounts import bearer, login, register, signup
 from tests.support.databases import app_session
 
 ACCESS_LINE = re.compile(
@@ -191,3 +192,48 @@ def test_no_secret_reaches_any_log(
         # Cookie headers are checked whole and by their value.
         for part in {secret, secret.split(";")[0].partition("=")[2]} - {""}:
             assert part not in output, f"a secret reached the logs: {part[:12]}…"
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    """Every line that looks like JSON must parse; the others (pytest's own) are skipped."""
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_json_lines_carry_request_id_user_id_route_status_and_duration(
+    make_client: Callable[..., Any], capfd: pytest.CaptureFixture[str]
+) -> None:
+    with make_client(log_format="json") as client:
+        account = register(client, "jsonlog")
+        capfd.readouterr()
+        me = client.get("/auth/me", headers={**account["headers"], "X-Request-ID": "json-1"})
+        image = client.get("/images/424242", headers=account["headers"])
+        tokens = account["tokens"]
+        client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+        client.post(
+            "/auth/refresh",
+            json={"refresh_token": tokens["refresh_token"]},
+            headers={"X-Request-ID": "reuse-1"},
+        )
+        lines = _json_lines(capfd.readouterr().err)
+    assert me.status_code == 200 and image.status_code == 404
+
+    access = [line for line in lines if line["logger"] == "pixelgate.access"]
+    assert [(line["route"], line["status"]) for line in access] == [
+        ("/auth/me", 200),
+        ("/images/{image_id}", 404),
+        ("/auth/refresh", 200),
+        ("/auth/refresh", 401),
+    ]
+    first = access[0]
+    assert first["request_id"] == "json-1"
+    assert first["user_id"] == account["user"]["id"]
+    assert first["method"] == "GET" and first["path"] == "/auth/me"
+    assert isinstance(first["duration_ms"], float)
+    assert first["level"] == "INFO" and first["time"]
+    assert "user_id" not in access[2], "a refresh is not an authenticated request"
+    # A line written inside the request carries the request's id too.
+    [reuse] = [line for line in lines if "refresh token reuse" in line["message"]]
+    assert reuse["request_id"] == "reuse-1"
+    assert reuse["level"] == "WARNING"
+    output = json.dumps(lines)
+    assert tokens["refresh_token"] not in output and tokens["access_token"] not in output
