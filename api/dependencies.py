@@ -88,14 +88,23 @@ def get_job_runner(request: Request) -> JobRunner:
 JobRunnerDep = Annotated[JobRunner, Depends(get_job_runner)]
 
 
-def metrics_scrape(request: Request, settings: SettingsDep) -> MetricsSource:
+def get_metrics_source(request: Request) -> MetricsSource:
+    return request.app.state.metrics
+
+
+MetricsSourceDep = Annotated[MetricsSource, Depends(get_metrics_source)]
+
+
+def metrics_scrape(
+    request: Request, settings: SettingsDep, source: MetricsSourceDep
+) -> MetricsSource:
     """The metrics, for a caller presenting `Authorization: Bearer <METRICS_TOKEN>`; 404 while
     no token is configured (the route does not exist), 401 for any other caller."""
     if settings.metrics_token is None:
         raise NotFound("Not Found")
     if not token_matches(request.headers.get("authorization"), settings.metrics_token):
         raise NotAuthenticated("A valid metrics token is required")
-    return request.app.state.metrics
+    return source
 
 
 MetricsScrape = Annotated[MetricsSource, Depends(metrics_scrape)]

@@ -339,6 +339,9 @@ class ApiClient:
     def stats(self) -> dict[str, Any]:
         return self._json("GET", "/admin/stats")
 
+    def operations(self, window_minutes: int = 60) -> dict[str, Any]:
+        return self._json("GET", "/admin/operations", params=_params(window_minutes=window_minutes))
+
 
 def _params(**values: Any) -> dict[str, Any]:
     """Query parameters without the unset ones; booleans as the API spells them."""

@@ -1,10 +1,11 @@
 """Log format of every Pixelgate process (API, Celery worker, event consumer).
 
-`LOG_FORMAT=text` (default): `time level logger message`, for people. `LOG_FORMAT=json`: one JSON
-object per line with `time`, `level`, `logger`, `message`, the current unit of work's ids
-(`request_id`, `user_id`, `task_id`, `job_id`, `event_id`; see `api/core/log_context.py`) and
-whatever a line adds (`route`, `status`, `duration_ms`, ...), for log shippers. In JSON mode
-uvicorn's and Celery's own loggers get the same format, so every line a process writes parses.
+`LOG_FORMAT=text` (default): `time level logger message`, for people. `LOG_FORMAT=json`: one
+JSON object per line with `time`, `level`, `logger`, `process` (the pid), `message`, the
+current unit of work's ids (`request_id`, `user_id`, `task_id`, `job_id`, `event_id`; see
+`api/core/log_context.py`) and whatever a line adds (`route`, `status`, `duration_ms`, ...),
+for log shippers. In JSON mode uvicorn's and Celery's own loggers get the same format, so
+every line a process writes after start-up parses.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from api.core.log_context import current_log_context
 LogFormat = Literal["text", "json"]
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-_JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
+_JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"
 _JSON_RENAMES = {"asctime": "time", "levelname": "level", "name": "logger"}
 # Loggers of the servers we run under, which write lines of their own.
 HOST_LOGGERS = ("uvicorn", "uvicorn.error", "celery", "celery.task", "celery.worker")

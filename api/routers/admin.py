@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.dependencies import AdminUser, DbSession
-from api.schemas.admin import AuditEntryOut, StatsOut
+from api.dependencies import AdminUser, DbSession, MetricsSourceDep
+from api.schemas.admin import AuditEntryOut, OperationsOut, StatsOut
 from api.schemas.auth import LoginEventOut
 from api.schemas.common import (
     MAX_ID,
@@ -18,6 +19,7 @@ from api.schemas.common import (
     to_page,
 )
 from api.services import admin as admin_service
+from api.services import operations as operations_service
 from api.services.login_history import login_history_page
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -40,6 +42,21 @@ def login_history(
     """Every login attempt of every account (and of unknown names), newest first."""
     items, total = login_history_page(db, page, username=username, success=success)
     return to_page(LoginEventOut, items, total, page)
+
+
+@router.get("/operations", response_model=OperationsOut, responses=error_responses(401, 403, 422))
+def operations(
+    _admin: AdminUser,
+    db: DbSession,
+    metrics: MetricsSourceDep,
+    window_minutes: Annotated[
+        int, Query(ge=12, le=24 * 60, description="How far back the series reach")
+    ] = 60,
+) -> OperationsOut:
+    """Request and error totals, processes, queue depth, jobs finished and login attempts over
+    time, outbox states: what the dashboard's Operations page shows."""
+    overview = operations_service.overview(db, metrics, timedelta(minutes=window_minutes))
+    return OperationsOut.model_validate(overview)
 
 
 @router.get("/stats", response_model=StatsOut, responses=error_responses(401, 403))

@@ -45,3 +45,50 @@ class AuditEntryOut(BaseModel):
     ip_address: str | None
     details: dict[str, Any] | None
     created_at: datetime
+
+
+class RouteFiguresOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    route: str = Field(description="The route template, or `unmatched`")
+    method: str
+    requests: int
+    client_errors: int = Field(description="Answers 400–499")
+    server_errors: int = Field(description="Answers 500–599")
+
+
+class RequestTotalsOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    requests: int
+    client_errors: int
+    server_errors: int
+    routes: list[RouteFiguresOut] = Field(description="The busiest routes, most requests first")
+
+
+class SeriesPointOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    start: datetime = Field(description="Start of the bucket")
+    counts: dict[str, int]
+
+
+class OperationsOut(BaseModel):
+    """The state of the service: request totals from the metrics of the API processes that
+    share the answering host (cumulative since they started: rates are differences between
+    two answers), the rest from the database over the last `window_minutes`."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    generated_at: datetime
+    window_minutes: int
+    bucket_seconds: int = Field(description="Width of each point of the series")
+    requests: RequestTotalsOut
+    api_processes: int = Field(description="API worker processes on the answering host")
+    worker_processes: int = Field(description="Their processing pools' processes, summed")
+    jobs_queued: int
+    jobs_running: int
+    jobs: list[SeriesPointOut] = Field(description="Jobs finished per bucket: done, failed")
+    logins: list[SeriesPointOut] = Field(description="Login attempts per bucket: succeeded, failed")
+    login_failures: dict[str, int] = Field(description="Failed logins in the window by reason")
+    events: dict[str, int] = Field(description="Outbox rows by delivery state")

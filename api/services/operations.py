@@ -108,8 +108,8 @@ class SeriesPoint:
 @dataclass
 class Overview:
     generated_at: datetime
-    window: timedelta
-    bucket: timedelta
+    window_minutes: int
+    bucket_seconds: int
     requests: RequestTotals
     api_processes: int
     worker_processes: int
@@ -186,8 +186,8 @@ def overview(db: Session, source: MetricsSource, window: timedelta) -> Overview:
     unfinished = unfinished_job_counts(db)
     return Overview(
         generated_at=now,
-        window=window,
-        bucket=bucket,
+        window_minutes=round(window.total_seconds() / 60),
+        bucket_seconds=round(bucket.total_seconds()),
         requests=request_totals(source),
         api_processes=int(source.total("pixelgate_api_processes")),
         worker_processes=int(source.total("pixelgate_worker_processes")),

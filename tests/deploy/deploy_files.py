@@ -17,6 +17,9 @@ ENV_EXAMPLE = REPO_ROOT / ".env.example"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 NGINX_TEMPLATE = REPO_ROOT / "deploy" / "nginx" / "pixelgate.conf.template"
+NGINX_TLS_TEMPLATE = REPO_ROOT / "deploy" / "nginx" / "pixelgate-tls.conf.template"
+NGINX_INCLUDES = REPO_ROOT / "deploy" / "nginx" / "pixelgate"
+PROMETHEUS_CONFIG = REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml"
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}; `$$` escapes.
 _COMPOSE_VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
@@ -76,8 +79,8 @@ def envsubst_variables(text: str) -> set[str]:
     return set(_ENVSUBST_VARIABLE.findall(text))
 
 
-def render_nginx_template(variables: dict[str, str]) -> str:
-    text = NGINX_TEMPLATE.read_text()
+def render_nginx_template(variables: dict[str, str], template: Path = NGINX_TEMPLATE) -> str:
+    text = template.read_text()
     missing = envsubst_variables(text) - variables.keys()
     if missing:
         raise MissingVariable(f"nginx template needs {sorted(missing)}")

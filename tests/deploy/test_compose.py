@@ -13,12 +13,16 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
+import yaml
 
 from api.core.config import ConfigurationError, load_settings
 from tests.deploy.deploy_files import (
     COMPOSE_FILE,
     DOCKERIGNORE,
+    NGINX_INCLUDES,
     NGINX_TEMPLATE,
+    NGINX_TLS_TEMPLATE,
+    PROMETHEUS_CONFIG,
     MissingVariable,
     compose_variables,
     dockerfile_stages,
@@ -32,7 +36,9 @@ from tests.deploy.deploy_files import (
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import free_port, http_server_thread
 
-SERVICES = {"db", "redis", "api", "frontend", "proxy"}
+CORE_SERVICES = {"db", "redis", "api", "frontend"}
+PROFILES = {"proxy": ["http"], "proxy-tls": ["tls"], "prometheus": ["monitoring"]}
+PROXIES = {"proxy": NGINX_TEMPLATE, "proxy-tls": NGINX_TLS_TEMPLATE}
 API_PORT = "8000"
 DASHBOARD_PORT = "8501"
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|_KEY\b|CREDENTIAL", re.IGNORECASE)
@@ -68,22 +74,32 @@ def _health_command(service: dict[str, Any]) -> str:
 
 
 def _named_volumes(service: dict[str, Any]) -> dict[str, str]:
-    """Named volume -> mount point (bind mounts, which start with . or /, left out)."""
+    """Named volume -> mount point (bind mounts, which start with . or / or name a host path
+    in a variable, left out)."""
     mounts = {}
     for volume in service.get("volumes", []):
         source, target = volume.split(":")[:2]
-        if not source.startswith((".", "/")):
+        if not source.startswith((".", "/", "$")):
             mounts[source] = target
     return mounts
 
 
 def test_every_service_is_there_with_a_healthcheck(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == SERVICES
+    assert set(services) == CORE_SERVICES | set(PROFILES)
     for name, service in services.items():
         assert service["healthcheck"]["test"], name
         assert not service["healthcheck"].get("disable"), name
         assert service.get("restart") == "unless-stopped", name
+
+
+def test_optional_services_have_their_profiles_and_env_example_picks_the_http_proxy(
+    compose: dict[str, Any], example_env: dict[str, str]
+) -> None:
+    services = compose["services"]
+    assert {name: s["profiles"] for name, s in services.items() if "profiles" in s} == PROFILES
+    # compose reads COMPOSE_PROFILES from .env: a copied .env.example starts the HTTP proxy.
+    assert example_env["COMPOSE_PROFILES"].split(",") == ["http"]
 
 
 def test_database_keeps_its_data_and_reports_readiness(compose: dict[str, Any]) -> None:
@@ -139,7 +155,7 @@ def test_every_named_volume_is_declared_and_used(compose: dict[str, Any]) -> Non
     used = set()
     for service in compose["services"].values():
         used |= set(_named_volumes(service))
-    assert used == set(compose["volumes"]) == {"pgdata", "images"}
+    assert used == set(compose["volumes"]) == {"pgdata", "images", "prometheus-data"}
 
 
 def test_frontend_reaches_the_api_inside_the_network(compose: dict[str, Any]) -> None:
@@ -155,27 +171,32 @@ def test_frontend_reaches_the_api_inside_the_network(compose: dict[str, Any]) ->
 
 def test_proxy_fronts_both_and_is_the_only_trusted_forwarder(resolved: dict[str, Any]) -> None:
     services = resolved["services"]
-    proxy = services["proxy"]
-    env = _environment(proxy)
-    assert env["API_UPSTREAM"] == f"api:{API_PORT}"
-    assert env["DASHBOARD_UPSTREAM"] == f"frontend:{DASHBOARD_PORT}"
-    published = {port.split(":")[1] for port in proxy["ports"]}
-    assert published == {env["PROXY_API_LISTEN"], env["PROXY_DASHBOARD_LISTEN"]}
-    # Only the proxy is published: the API and dashboard are reached through it.
-    assert [name for name, service in services.items() if "ports" in service] == ["proxy"]
-    assert proxy["depends_on"]["api"] == {"condition": "service_healthy", "restart": True}
-    assert proxy["depends_on"]["frontend"]["restart"] is True
+    for name in PROXIES:
+        proxy = services[name]
+        env = _environment(proxy)
+        assert env["API_UPSTREAM"] == f"api:{API_PORT}"
+        assert env["DASHBOARD_UPSTREAM"] == f"frontend:{DASHBOARD_PORT}"
+        listening = {value for key, value in env.items() if re.fullmatch(r"PROXY_\w+_LISTEN", key)}
+        assert {port.split(":")[1] for port in proxy["ports"]} == listening
+        assert proxy["depends_on"]["api"] == {"condition": "service_healthy", "restart": True}
+        assert proxy["depends_on"]["frontend"]["restart"] is True
+    # Only the proxies are published (and Prometheus, on the loopback): the API and dashboard
+    # are reached through them.
+    published = [name for name, service in services.items() if "ports" in service]
+    assert sorted(published) == sorted([*PROXIES, "prometheus"])
+    assert all(port.startswith("127.0.0.1:") for port in services["prometheus"]["ports"])
 
-    # The hops that forward client addresses have fixed addresses, and only they are trusted.
+    # The hops that forward client addresses have fixed addresses, and only they are trusted;
+    # both proxies take the same one (only one of them runs).
     fixed = {
         name: service["networks"]["backend"]["ipv4_address"]
         for name, service in services.items()
         if isinstance(service["networks"], dict)
     }
-    assert set(fixed) == {"proxy", "frontend"}
+    assert set(fixed) == {"proxy", "proxy-tls", "frontend"}
+    assert fixed["proxy"] == fixed["proxy-tls"] != fixed["frontend"]
     subnet = resolved["networks"]["backend"]["ipam"]["config"][0]["subnet"]
     assert all(ipaddress.ip_address(ip) in ipaddress.ip_network(subnet) for ip in fixed.values())
-    assert len(set(fixed.values())) == 2
     trusted = _environment(services["api"])["FORWARDED_ALLOW_IPS"].split(",")
     assert trusted == [fixed["proxy"], fixed["frontend"]]
     for name, service in services.items():
@@ -183,23 +204,76 @@ def test_proxy_fronts_both_and_is_the_only_trusted_forwarder(resolved: dict[str,
             assert service["networks"] == ["backend"]
 
 
-def test_proxy_template_is_mounted_and_fully_rendered(compose: dict[str, Any]) -> None:
-    proxy = compose["services"]["proxy"]
+@pytest.mark.parametrize("name", sorted(PROXIES))
+def test_proxy_template_is_mounted_and_fully_rendered(compose: dict[str, Any], name: str) -> None:
+    proxy = compose["services"][name]
+    template = PROXIES[name]
     mounts = [volume.split(":") for volume in proxy["volumes"]]
-    template = NGINX_TEMPLATE.relative_to(REPO_ROOT)
-    assert [f"./{template}", "/etc/nginx/templates/default.conf.template", "ro"] in mounts
+    assert [
+        f"./{template.relative_to(REPO_ROOT)}",
+        "/etc/nginx/templates/default.conf.template",
+        "ro",
+    ] in mounts
+    # The files both templates include, beside the image's nginx.conf.
+    assert [f"./{NGINX_INCLUDES.relative_to(REPO_ROOT)}", "/etc/nginx/pixelgate", "ro"] in mounts
     env = _environment(proxy)
-    assert envsubst_variables(NGINX_TEMPLATE.read_text()) == set(env)
-    # nginx's own $variables are lower case, so the image's envsubst never touches them.
-    text = NGINX_TEMPLATE.read_text()
-    assert {name for name in re.findall(r"\$([A-Za-z_]\w*)", text) if not name.islower()} == set()
-    rendered = render_nginx_template(env)
+    assert envsubst_variables(template.read_text()) == set(env)
+    # nginx's own $variables are lower case, so the image's envsubst never touches them; the
+    # included files are not rendered at all.
+    for path in [template, *NGINX_INCLUDES.iterdir()]:
+        text = path.read_text()
+        assert {n for n in re.findall(r"\$([A-Za-z_]\w*)", text) if not n.islower()} == set()
+    assert not [path for path in NGINX_INCLUDES.iterdir() if "${" in path.read_text()]
+    rendered = render_nginx_template(env, template)
     assert f"server {env['API_UPSTREAM']};" in rendered
-    assert f"listen {env['PROXY_DASHBOARD_LISTEN']};" in rendered
+    for include in re.findall(r"include (\S+);", rendered):
+        assert (NGINX_INCLUDES.parent / include).is_file(), include
+
+
+def test_tls_proxy_takes_certificate_and_key_from_the_files_env_names(
+    resolved: dict[str, Any], example_env: dict[str, str]
+) -> None:
+    proxy = resolved["services"]["proxy-tls"]
+    env = _environment(proxy)
+    mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in proxy["volumes"]}
+    assert mounts[env["TLS_CERTIFICATE"]] == example_env["TLS_CERT_FILE"]
+    assert mounts[env["TLS_CERTIFICATE_KEY"]] == example_env["TLS_KEY_FILE"]
+    assert mounts[env["ACME_WEBROOT"]] == example_env["ACME_WEBROOT"]
+    # Redirects name the host's HTTPS ports, which are the ones published.
+    published = {port.split(":")[1]: port.split(":")[0] for port in proxy["ports"]}
+    assert published[env["PROXY_DASHBOARD_LISTEN"]] == env["PUBLIC_DASHBOARD_PORT"]
+    assert published[env["PROXY_API_LISTEN"]] == env["PUBLIC_API_PORT"]
+    assert published[env["PROXY_HTTP_LISTEN"]] == example_env["PUBLIC_HTTP_PORT"]
+    # The key is read by nginx's master as root (certbot leaves it root-only): the stock image.
+    assert proxy["image"].startswith("nginx:")
+
+
+def test_prometheus_scrapes_every_api_replica_with_the_metrics_token(
+    compose: dict[str, Any],
+) -> None:
+    prometheus = compose["services"]["prometheus"]
+    mounts = [volume.split(":") for volume in prometheus["volumes"]]
+    config_path = f"./{PROMETHEUS_CONFIG.relative_to(REPO_ROOT)}"
+    assert [config_path, "/etc/prometheus/prometheus.yml", "ro"] in mounts
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    assert prometheus["secrets"] == ["metrics_token"]
+    assert compose["secrets"]["metrics_token"] == {"environment": "METRICS_TOKEN"}
+
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    api = jobs["pixelgate-api"]
+    assert api["metrics_path"] == "/metrics"
+    [discovery] = api["dns_sd_configs"]
+    assert discovery["names"] == ["api"] and str(discovery["port"]) == API_PORT
+    for job in jobs.values():
+        assert job["authorization"] == {
+            "type": "Bearer",
+            "credentials_file": "/run/secrets/metrics_token",
+        }, job["job_name"]
 
 
 def test_proxy_accepts_uploads_up_to_the_api_limit(example_env: dict[str, str]) -> None:
-    match = re.search(r"client_max_body_size (\d+)m;", NGINX_TEMPLATE.read_text())
+    match = re.search(r"client_max_body_size (\d+)m;", (NGINX_INCLUDES / "http.conf").read_text())
     assert match, "the proxy must state its body limit"
     # The API, not the proxy, answers an oversized upload (with its JSON 413).
     assert int(match.group(1)) > int(example_env["MAX_UPLOAD_MB"])

@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import io
 import itertools
-import os
-import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +20,7 @@ from sqlalchemy import create_engine, inspect, text
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
-from tests.deploy.deploy_files import render_nginx_template
+from tests.deploy.deploy_files import NGINX_INCLUDES, render_nginx_template
 from tests.support.accounts import (
     ADMIN_USERNAME,
     DEFAULT_PASSWORD,
@@ -38,90 +35,25 @@ from tests.support.databases import (
     fresh_redis_database,
     redis_reachable,
 )
+from tests.support.deployment import (
+    START_SCRIPT,
+    Deployment,
+    deployment_env,
+    nginx_binary,
+    running_nginx,
+    started_deployment,
+)
 from tests.support.images import image_bytes, upload_image
 from tests.support.paths import REPO_ROOT
 from tests.support.processes import Answer, WorkerConnection
-from tests.support.servers import LiveClient, api_env, dashboard_server, free_port, running_process
+from tests.support.servers import LiveClient, api_env, dashboard_server, free_port
 
 pytestmark = pytest.mark.deployment
 
-START_SCRIPT = REPO_ROOT / "scripts" / "start.sh"
 WORKERS = 2
-SPREAD_TIMEOUT_S = 60
 LOGIN_LIMIT = 5
-START_TIMEOUT_S = 120
 JOB_WAIT_S = 60
 MAX_UPLOAD_MB = 10  # the default, as .env.example ships it
-
-
-class Deployment:
-    """The API as the container runs it: start.sh with its environment; restartable."""
-
-    def __init__(self, env: dict[str, str], database_url: str, log_dir: Path) -> None:
-        self.env = env
-        self.database_url = database_url
-        self.port = int(env["API_PORT"])
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_dir = log_dir
-        self.starts = 0
-        self.pid = 0
-        self._stack = ExitStack()
-        self._client_ips = (f"198.51.100.{n}" for n in itertools.count(1))
-
-    @property
-    def log_path(self) -> Path:
-        return self.log_dir / f"start-{self.starts}.log"
-
-    def start(self) -> None:
-        self.starts += 1
-        stack = ExitStack()
-        try:
-            process = stack.enter_context(
-                running_process(
-                    [str(START_SCRIPT)],
-                    self.env,
-                    f"{self.base_url}/health",
-                    self.log_path,
-                    timeout=START_TIMEOUT_S,
-                )
-            )
-        except (RuntimeError, TimeoutError) as exc:
-            raise RuntimeError(f"{exc}\n--- start.sh said ---\n{self.log()}") from exc
-        self.pid = process.pid
-        self._stack = stack
-
-    def stop(self) -> None:
-        self._stack.close()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def client(self) -> LiveClient:
-        """A client that, through the trusted-proxy header, comes from an address of its own,
-        so each test has its own rate-limit budget."""
-        return LiveClient(self.base_url, {"X-Forwarded-For": next(self._client_ips)})
-
-    def connections_on_every_worker(self, per_worker: int) -> dict[int, list[WorkerConnection]]:
-        """Opens keep-alive connections until each worker holds `per_worker` of them.
-
-        Bounded by time, not by tries: on a loaded machine a worker that is still starting
-        (or busy) leaves every new connection to its sibling for a while."""
-        by_worker: dict[int, list[WorkerConnection]] = {}
-        deadline = time.monotonic() + SPREAD_TIMEOUT_S
-        while time.monotonic() < deadline:
-            connection = WorkerConnection("127.0.0.1", self.port, self.pid)
-            answer = connection.request("GET", "/health")
-            assert answer.status == 200, answer.body
-            assert answer.worker_pid is not None, "no worker process holds the connection"
-            holders = by_worker.setdefault(answer.worker_pid, [])
-            if len(holders) < per_worker:
-                holders.append(connection)
-            else:
-                connection.close()
-                time.sleep(0.05)  # give the other worker a moment to reach accept()
-            if len(by_worker) == WORKERS and all(len(c) == per_worker for c in by_worker.values()):
-                return by_worker
-        raise AssertionError(f"requests did not spread over {WORKERS} workers: {by_worker}")
 
 
 @pytest.fixture(scope="module")
@@ -149,30 +81,21 @@ def deployment(
     workdir = tmp_path_factory.mktemp("deployment")
     with fresh_postgres_database(postgres_server_url) as database_url:
         assert _tables(database_url) == []
-        env = api_env(
+        env = deployment_env(
             database_url,
-            workdir / "images",
+            workdir,
+            WORKERS,
             ENV="production",
             RATE_LIMIT_ENABLED="true",
             RATE_LIMIT_STORAGE_URI=redis_url,
             LOGIN_RATE_LIMIT=f"{LOGIN_LIMIT}/minute",
             SIGNUP_RATE_LIMIT="1000/minute",
-            API_HOST="127.0.0.1",
-            API_PORT=str(free_port()),
-            API_WORKERS=str(WORKERS),
             FORWARDED_ALLOW_IPS="127.0.0.1",
-            DB_WAIT_TIMEOUT="30",
-            PROCESS_WORKERS="1",
             MAX_UPLOAD_MB=str(MAX_UPLOAD_MB),
-            PYTHON=sys.executable,
             **{key.upper(): value for key, value in admin_settings().items()},
         )
-        handle = Deployment(env, database_url, workdir)
-        handle.start()
-        try:
+        with started_deployment(env, database_url, workdir) as handle:
             yield handle
-        finally:
-            handle.stop()
 
 
 def test_migrations_apply_from_an_empty_database(deployment: Deployment) -> None:
@@ -357,24 +280,6 @@ def test_start_script_refuses_the_example_secret_in_production(tmp_path: Path) -
 
 # --- the reverse proxy, rendered from deploy/nginx/pixelgate.conf.template -------------------
 
-NGINX_MAIN = """\
-daemon off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log stderr notice;
-{user}
-events {{ worker_connections 256; }}
-http {{
-    access_log {dir}/access.log;
-    client_body_temp_path {dir}/client_body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    include {dir}/pixelgate.conf;
-}}
-"""
-
 
 class Proxy:
     def __init__(self, api_port: int, dashboard_port: int) -> None:
@@ -397,28 +302,21 @@ def dashboard_url(
 def proxy(
     deployment: Deployment, dashboard_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Proxy]:
-    nginx = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
+    nginx = nginx_binary()
     if nginx is None:
         pytest.fail("nginx is required for the proxy test (scripts/ensure-services.sh installs it)")
-    workdir = tmp_path_factory.mktemp("nginx")
     proxy = Proxy(free_port(), free_port())
-    (workdir / "pixelgate.conf").write_text(
-        render_nginx_template(
-            {
-                "API_UPSTREAM": f"127.0.0.1:{deployment.port}",
-                "DASHBOARD_UPSTREAM": dashboard_url.removeprefix("http://"),
-                "PROXY_API_LISTEN": f"127.0.0.1:{proxy.api_port}",
-                "PROXY_DASHBOARD_LISTEN": f"127.0.0.1:{proxy.dashboard_port}",
-            }
-        )
+    config = render_nginx_template(
+        {
+            "API_UPSTREAM": f"127.0.0.1:{deployment.port}",
+            "DASHBOARD_UPSTREAM": dashboard_url.removeprefix("http://"),
+            "PROXY_API_LISTEN": f"127.0.0.1:{proxy.api_port}",
+            "PROXY_DASHBOARD_LISTEN": f"127.0.0.1:{proxy.dashboard_port}",
+        }
     )
-    # As root, nginx's workers would drop to `nobody`, who cannot enter pytest's temp dirs.
-    user = "user root;" if os.geteuid() == 0 else ""
-    (workdir / "nginx.conf").write_text(NGINX_MAIN.format(dir=workdir, user=user))
-    args = [nginx, "-p", str(workdir), "-c", str(workdir / "nginx.conf"), "-e", "stderr"]
-    with running_process(
-        args, dict(os.environ), f"{proxy.dashboard_url}/proxy-health", workdir / "nginx.log"
-    ):
+    workdir = tmp_path_factory.mktemp("nginx")
+    ready = f"{proxy.dashboard_url}/proxy-health"
+    with running_nginx(nginx, config, NGINX_INCLUDES, workdir, ready):
         yield proxy
 
 

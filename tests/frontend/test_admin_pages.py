@@ -118,3 +118,37 @@ def test_statistics_show_the_figures(app: AppTest, api_url: str, admin: Tokens) 
     assert metrics["Users"] == str(stats["users"])
     assert metrics["Logins (24 h)"] == str(stats["logins_24h"])
     assert int(metrics["Users"]) >= 2
+
+
+def test_operations_show_rates_jobs_queue_and_login_failures(
+    app: AppTest, api_url: str, admin: Tokens
+) -> None:
+    username, _ = new_user(api_url, "operated")
+    ApiCaller(api_url).post("/auth/login", json={"username": username, "password": "Bad!pass1"})
+    open_page(app, api_url, admin, "views/admin_operations.py")
+    assert not app.exception
+    figures = {metric.label: metric.value for metric in app.metric}
+    # One refresh so far: no rate yet.
+    assert figures["Requests/s"] == "—"
+    overview = (
+        ApiCaller(api_url).get("/admin/operations", headers=bearer(admin.access_token)).json()
+    )
+    assert figures["Queue depth"] == str(overview["jobs_queued"])
+    assert int(figures["Failed logins (1 hour)"]) >= 1
+    assert len(app.get("vega_lite_chart")) >= 2  # jobs and logins
+    assert "bad_credentials" in list(app.dataframe[0].value["Reason"])
+
+    for _ in range(5):
+        ApiCaller(api_url).get("/health")
+    app.run()  # the next refresh: a rate between the two
+    assert not app.exception
+    figures = {metric.label: metric.value for metric in app.metric}
+    assert float(figures["Requests/s"]) > 0
+    assert figures["Server errors"] == "0 %"
+
+
+def test_operations_period_changes_the_window(app: AppTest, api_url: str, admin: Tokens) -> None:
+    open_page(app, api_url, admin, "views/admin_operations.py")
+    app.segmented_control(key="ops_window").set_value("24 hours").run()
+    assert not app.exception
+    assert "Failed logins (24 hours)" in {metric.label for metric in app.metric}
