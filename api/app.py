@@ -17,10 +17,14 @@ from api.core.logging import configure_logging
 from api.core.rate_limit import RateLimiter
 from api.core.request_context import RequestContextMiddleware
 from api.errors import install_error_handlers
+from api.events.context import HandlerContext
+from api.events.relay import EventRelay
 from api.routers import admin, api_keys, auth, health, images, jobs, users
+from api.services.event_handlers import build_handler_registry
 from api.services.images import sweep_storage
 from api.services.jobs import JobRunner, fail_stale_jobs, register_server
 from api.services.processing.engine import ProcessingEngine
+from api.services.storage import Storage
 from api.services.users import AdminAccountTaken, ensure_admin
 
 log = logging.getLogger("pixelgate.app")
@@ -71,10 +75,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.database, settings, app.state.processing, server_id
         )
         app.state.job_runner.start_heartbeat()
+        await app.state.event_relay.start()
         try:
             yield
         finally:
             await app.state.job_runner.shutdown()
+            await app.state.event_relay.stop()
             app.state.database.dispose()
 
     app = FastAPI(
@@ -88,6 +94,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.database = Database(settings.database_url)
     app.state.rate_limiter = RateLimiter(
         settings.rate_limit_storage_uri, settings.rate_limit_enabled
+    )
+    app.state.event_relay = EventRelay(
+        app.state.database,
+        settings,
+        build_handler_registry(),
+        HandlerContext(settings, app.state.database, Storage(settings.storage_dir)),
     )
 
     install_error_handlers(app)

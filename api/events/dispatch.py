@@ -10,13 +10,12 @@ from sqlalchemy.exc import IntegrityError
 
 from api.core.db import Database, writes
 from api.events.context import HandlerContext
+from api.events.outbox import MAX_ERROR_CHARS
 from api.events.registry import HandlerRegistry
 from api.models import HandledEvent
 from api.schemas.event import Event
 
 log = logging.getLogger("pixelgate.events")
-
-MAX_ERROR_CHARS = 1000
 
 
 class HandlersFailed(Exception):
