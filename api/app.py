@@ -14,12 +14,13 @@ from starlette.concurrency import run_in_threadpool
 from api.core.config import Settings, load_settings
 from api.core.db import Database
 from api.core.logging import configure_logging
+from api.core.mail import build_mailer
 from api.core.rate_limit import RateLimiter
 from api.core.request_context import RequestContextMiddleware
 from api.errors import install_error_handlers
 from api.events.context import HandlerContext
 from api.events.relay import EventRelay
-from api.routers import admin, api_keys, auth, health, images, jobs, users
+from api.routers import account, admin, api_keys, health, images, jobs, tokens, users
 from api.services.event_handlers import build_handler_registry
 from api.services.images import sweep_storage
 from api.services.jobs import JobRunner, fail_stale_jobs, register_server
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database = Database(settings.database_url)
+    app.state.mailer = build_mailer(settings)
     app.state.rate_limiter = RateLimiter(
         settings.rate_limit_storage_uri, settings.rate_limit_enabled
     )
@@ -115,7 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in (
         health.router,
-        auth.router,
+        tokens.router,
+        account.router,
         users.router,
         admin.router,
         api_keys.router,

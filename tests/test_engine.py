@@ -16,7 +16,7 @@ from api.services.errors import ServiceBusy
 from api.services.processing.engine import ProcessingEngine, TaskFailed
 from api.services.processing.worker import ProcessingResult, ProcessingTask
 from api.services.storage import Storage
-from tests.support import process_is_gone
+from tests.support.processes import process_is_gone
 
 T = TypeVar("T")
 DEADLINE_S = 120

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.core.config import Settings
-from tests.support import TEST_JWT_SECRET
+from tests.support.accounts import TEST_JWT_SECRET
 
 # Every status each route can answer (the contract's rows, plus 422 wherever there is input).
 EXPECTED_STATUSES = {

@@ -24,27 +24,24 @@ from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
 from tests.deploy.deploy_files import render_nginx_template
-from tests.deploy.workers import Answer, WorkerConnection
-from tests.support import (
+from tests.support.accounts import (
     ADMIN_USERNAME,
     DEFAULT_PASSWORD,
-    REDIS_SERVER_URL,
-    REPO_ROOT,
-    LiveClient,
     admin_settings,
+    login_headers,
+    register,
+)
+from tests.support.databases import (
+    REDIS_SERVER_URL,
     alembic_config,
-    api_env,
-    dashboard_server,
-    free_port,
     fresh_postgres_database,
     fresh_redis_database,
-    image_bytes,
-    login_headers,
     redis_reachable,
-    register,
-    running_process,
-    upload_image,
 )
+from tests.support.images import image_bytes, upload_image
+from tests.support.paths import REPO_ROOT
+from tests.support.processes import Answer, WorkerConnection
+from tests.support.servers import LiveClient, api_env, dashboard_server, free_port, running_process
 
 pytestmark = pytest.mark.deployment
 

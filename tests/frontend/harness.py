@@ -17,7 +17,7 @@ from api.services.sessions import access_codec
 from frontend.api_client import ApiClient
 from frontend.auth_state import AuthState, Tokens
 from frontend.session import AUTH_KEY, CLIENT_KEY
-from tests.support import DEFAULT_PASSWORD, TEST_JWT_SECRET, bearer, register
+from tests.support.accounts import DEFAULT_PASSWORD, TEST_JWT_SECRET, bearer, register
 
 _names = itertools.count(1)
 

@@ -15,7 +15,7 @@ from tests.frontend.harness import (
     submit,
     texts,
 )
-from tests.support import DEFAULT_PASSWORD, bearer
+from tests.support.accounts import DEFAULT_PASSWORD, bearer
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from tests.frontend.harness import (
     texts,
     with_expired_access_token,
 )
-from tests.support import bearer
+from tests.support.accounts import bearer
 
 
 def test_an_expired_access_token_is_refreshed_once_and_the_page_loads(

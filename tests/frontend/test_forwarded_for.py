@@ -11,7 +11,9 @@ from frontend.api_client import ApiClient
 from frontend.auth_state import AuthState
 from frontend.session import forwarded_for
 from tests.frontend.harness import ApiCaller
-from tests.support import DEFAULT_PASSWORD, api_env, api_server, migrate, register
+from tests.support.accounts import DEFAULT_PASSWORD, register
+from tests.support.databases import migrate
+from tests.support.servers import api_env, api_server
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from tests.frontend.harness import (
     texts,
     upload_png,
 )
-from tests.support import bearer
+from tests.support.accounts import bearer
 
 
 @pytest.fixture

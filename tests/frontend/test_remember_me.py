@@ -13,7 +13,7 @@ from frontend.auth_state import AuthState, RememberedLogins, TokenBox, Tokens
 from frontend.session import AUTH_KEY
 from frontend.session_cookie import HANDOFFS, ROUTE_PATH
 from tests.frontend.harness import new_user, submit, with_expired_access_token
-from tests.support import DEFAULT_PASSWORD
+from tests.support.accounts import DEFAULT_PASSWORD
 
 
 def log_in(app: AppTest, username: str, remember: bool) -> AuthState:
