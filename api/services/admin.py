@@ -13,13 +13,14 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from api.core.client_info import ClientInfo
-from api.core.config import Settings
 from api.models import AuditEntry, Image, Job, JobStatus, LoginEvent, Role, User, utcnow
 from api.repositories.pagination import fetch_page
 from api.schemas.common import PageParams
+from api.schemas.event import EventType
 from api.services.api_keys import revoke_user_api_keys
 from api.services.audit import record_audit
 from api.services.errors import Conflict
+from api.services.events import record_event
 from api.services.images import delete_user_images
 from api.services.sessions import revoke_user_sessions
 from api.services.users import get_user
@@ -161,21 +162,23 @@ def update_user(
             db, actor, user, "user.role_changed", client, {"from": user.role, "to": new_role}
         )
         user.role = new_role
+        record_event(db, EventType.USER_ROLE_CHANGED, {"user_id": user.id, "role": new_role})
     if new_active != user.is_active:
         user.is_active = new_active
         if new_active:
             _audit_user(db, actor, user, "user.activated", client, {})
+            record_event(db, EventType.USER_REACTIVATED, {"user_id": user.id})
         else:
             revoked = _revoke_credentials(db, user.id, "deactivated")
             _audit_user(db, actor, user, "user.deactivated", client, revoked.as_details())
+            record_event(db, EventType.USER_DEACTIVATED, {"user_id": user.id})
     db.commit()
     return user
 
 
-def delete_user(
-    db: Session, settings: Settings, actor: User, user_id: int, *, client: ClientInfo
-) -> None:
-    """Soft-deletes an account: inactive, every credential revoked, images and files gone.
+def delete_user(db: Session, actor: User, user_id: int, *, client: ClientInfo) -> None:
+    """Soft-deletes an account: inactive, every credential revoked, images gone (their files
+    go with the `user.deleted` event's handler, once this has committed).
 
     The row stays (deleted_at set), so its username and email remain taken and the audit
     trail keeps pointing at it. Deleting an already deleted account changes nothing.
@@ -188,13 +191,14 @@ def delete_user(
     user.is_active = False
     user.deleted_at = utcnow()
     revoked = _revoke_credentials(db, user.id, "account_deleted")
-    images_deleted = delete_user_images(db, settings, user.id)
+    image_files = delete_user_images(db, user.id)
     details = {
         "by_self": actor.id == user.id,
         **revoked.as_details(),
-        "images_deleted": images_deleted,
+        "images_deleted": len(image_files),
     }
     _audit_user(db, actor, user, "user.deleted", client, details)
+    record_event(db, EventType.USER_DELETED, {"user_id": user.id, "storage_keys": image_files})
     db.commit()
 
 

@@ -28,7 +28,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.core.db import writes
 from api.models import OutboxEvent, utcnow
 from api.schemas.event import REQUIRED_DATA_KEYS, EventType
 
@@ -41,7 +40,8 @@ _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
 def record_event(db: Session, event_type: str, data: Mapping[str, Any]) -> None:
-    """Adds an event to the caller's unit of work; it commits or rolls back with the change.
+    """Adds an event to the caller's transaction (its `with writes(db):` unit of work), so it
+    commits or rolls back with the change. It never commits on its own.
 
     `event_type` must be an `EventType`; `data` must be JSON, name what the event is about
     (`user_id`, `image_id`, ... by the type's prefix) and hold no secret. A breach is a bug in
@@ -49,17 +49,9 @@ def record_event(db: Session, event_type: str, data: Mapping[str, Any]) -> None:
     """
     known = _known_type(event_type)
     payload = _checked_data(known, data)
-    with writes(db):
-        if db.get_bind().dialect.name == "postgresql":
-            db.execute(select(func.pg_advisory_xact_lock(OUTBOX_LOCK_KEY)))
-        db.add(
-            OutboxEvent(
-                event_id=uuid.uuid4(),
-                type=known.value,
-                occurred_at=utcnow(),
-                data=payload,
-            )
-        )
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(select(func.pg_advisory_xact_lock(OUTBOX_LOCK_KEY)))
+    db.add(OutboxEvent(event_id=uuid.uuid4(), type=known.value, occurred_at=utcnow(), data=payload))
 
 
 def _known_type(event_type: str) -> EventType:

@@ -26,7 +26,9 @@ from api.core.db import end_read_transaction
 from api.models import Image, User, utcnow
 from api.repositories.pagination import fetch_page
 from api.schemas.common import PageParams
+from api.schemas.event import EventType
 from api.services.errors import NotFound, RuleViolation, UnsupportedMediaType
+from api.services.events import record_event
 from api.services.ownership import get_owned, get_owned_many
 from api.services.processing.imaging import (
     EXTENSIONS,
@@ -151,6 +153,8 @@ def store_upload(
             size_bytes=size_bytes,
         )
         db.add(image)
+        db.flush()
+        record_event(db, EventType.IMAGE_UPLOADED, {"image_id": image.id, "user_id": owner.id})
         db.commit()
     except BaseException:
         db.rollback()
@@ -230,23 +234,32 @@ def delete_image(db: Session, settings: Settings, user: User, image_id: int) -> 
     end_read_transaction(db)
     delete_files_after_commit(db, storage_for(settings), [image.storage_key])
     db.execute(delete(Image).where(Image.id == image.id))
+    record_event(db, EventType.IMAGE_DELETED, {"image_id": image.id, "user_id": user.id})
     db.commit()
 
 
-def delete_user_images(db: Session, settings: Settings, user_id: int) -> int:
-    """Deletes every image of a user, rows and files; returns how many.
+def delete_user_images(db: Session, user_id: int) -> list[str]:
+    """Deletes every image row of a user; returns the storage keys of their files.
 
-    Commits nothing: it is one step of the caller's transaction (e.g. the account deletion).
-    The rows are deleted and flushed now; the files are removed only when the caller commits,
-    and kept if it rolls back. Jobs keep their history (their image ids become null).
+    Commits nothing: it is one step of the caller's transaction (the account deletion), whose
+    `user.deleted` event carries the keys to the handler that removes the files once the
+    deletion has committed (`remove_files_of_deleted_images`). Jobs keep their history (their
+    image ids become null).
     """
     keys = list(db.scalars(select(Image.storage_key).where(Image.owner_id == user_id)))
-    if not keys:
-        return 0
-    db.execute(delete(Image).where(Image.owner_id == user_id))
-    db.flush()
-    delete_files_after_commit(db, storage_for(settings), keys)
-    return len(keys)
+    if keys:
+        db.execute(delete(Image).where(Image.owner_id == user_id))
+        db.flush()
+    return keys
+
+
+def remove_files_of_deleted_images(db: Session, storage: Storage, keys: Sequence[str]) -> int:
+    """Removes the files of these keys that no image row names (any longer); returns how many
+    were asked for and unreferenced. A file already gone is fine: this may run twice."""
+    referenced = set(db.scalars(select(Image.storage_key).where(Image.storage_key.in_(keys))))
+    unreferenced = [key for key in keys if key not in referenced]
+    storage.delete_many(unreferenced)
+    return len(unreferenced)
 
 
 # --- start-up sweep -----------------------------------------------------------------------

@@ -29,7 +29,9 @@ from api.core.db import Database, end_read_transaction
 from api.models import Image, Job, JobStatus, ServerInstance, User, utcnow
 from api.repositories.pagination import fetch_page
 from api.schemas.common import PageParams
+from api.schemas.event import EventType
 from api.services.errors import RuleViolation
+from api.services.events import record_event
 from api.services.images import (
     MAX_FILENAME_LENGTH,
     get_owned_images,
@@ -177,17 +179,21 @@ def fail_stale_jobs(db: Session, heartbeat_s: float) -> int:
             ServerInstance.heartbeat_at < now - timedelta(seconds=heartbeat_s * MISSED_HEARTBEATS),
         )
     )
-    result = db.execute(
+    failed = db.execute(
         _update_jobs(
             Job.status.in_(UNFINISHED),
             or_(Job.server_id.is_(None), Job.server_id.in_(dead_servers)),
-        ).values(status=JobStatus.FAILED.value, error=STALE_JOB_ERROR, finished_at=now)
-    )
+        )
+        .values(status=JobStatus.FAILED.value, error=STALE_JOB_ERROR, finished_at=now)
+        .returning(Job.id, Job.image_id, Job.owner_id)
+    ).all()
+    for job_id, image_id, owner_id in failed:
+        _record_job_finished(db, job_id, image_id, owner_id, error=STALE_JOB_ERROR)
     db.execute(
         delete(ServerInstance).where(ServerInstance.heartbeat_at < now - FORGET_INSTANCES_AFTER)
     )
     db.commit()
-    count = result.rowcount or 0  # type: ignore[attr-defined]
+    count = len(failed)
     if count:
         log.warning("failed %s job(s) left unfinished by a server that stopped", count)
     return count
@@ -210,6 +216,23 @@ def mark_running(database: Database, job_id: int) -> bool:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def _record_job_finished(
+    db: Session,
+    job_id: int,
+    image_id: int | None,
+    owner_id: int,
+    *,
+    result_image_id: int | None = None,
+    error: str | None = None,
+) -> None:
+    """`job.done` or `job.failed`, in the transaction that finishes the job."""
+    data = {"job_id": job_id, "image_id": image_id, "user_id": owner_id}
+    if error is None:
+        record_event(db, EventType.JOB_DONE, {**data, "result_image_id": result_image_id})
+    else:
+        record_event(db, EventType.JOB_FAILED, {**data, "error": error})
+
+
 def _milliseconds_between(started: datetime, finished: datetime) -> int:
     return round((finished - started).total_seconds() * 1000)
 
@@ -221,9 +244,10 @@ def fail_jobs(database: Database, job_ids: Sequence[int], message: str) -> None:
         failed = db.execute(
             _update_jobs(Job.id.in_(job_ids), Job.status.in_(UNFINISHED))
             .values(status=JobStatus.FAILED.value, error=message, finished_at=now)
-            .returning(Job.id, Job.started_at)
+            .returning(Job.id, Job.started_at, Job.image_id, Job.owner_id)
         ).all()
-        for job_id, started_at in failed:
+        for job_id, started_at, image_id, owner_id in failed:
+            _record_job_finished(db, job_id, image_id, owner_id, error=message)
             if started_at is not None:
                 db.execute(
                     _update_jobs(Job.id == job_id).values(
@@ -282,6 +306,14 @@ def complete_job(
                 db.flush()
                 outcome["result_image_id"] = image.id
             db.execute(_update_jobs(Job.id == job_id).values(outcome))
+            _record_job_finished(
+                db,
+                job_id,
+                image_id,
+                owner_id,
+                result_image_id=outcome.get("result_image_id"),
+                error=outcome.get("error"),
+            )
             db.commit()
     except BaseException:
         storage.delete(result_key)

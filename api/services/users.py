@@ -14,7 +14,9 @@ from api.core.db import end_read_transaction
 from api.core.security import password_hasher
 from api.models import Role, User
 from api.schemas.auth import Username
+from api.schemas.event import EventType
 from api.services.errors import Conflict, NotFound, RuleViolation
+from api.services.events import record_event
 from api.services.password_policy import check_password
 
 log = logging.getLogger("pixelgate.users")
@@ -72,6 +74,8 @@ def create_user(
     )
     db.add(user)
     try:
+        db.flush()
+        record_event(db, EventType.USER_CREATED, {"user_id": user.id, "username": username})
         db.commit()
     except IntegrityError:
         # Lost a race with a concurrent signup: say which name is taken.

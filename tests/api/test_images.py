@@ -19,9 +19,11 @@ from sqlalchemy import func, select
 
 from api.core.config import Settings
 from api.models import Image
-from api.services.images import delete_user_images
+from api.services.images import delete_user_images, remove_files_of_deleted_images
+from api.services.storage import Storage
 from tests.support.accounts import login_headers, register
 from tests.support.databases import app_session
+from tests.support.events import app_events_settled
 from tests.support.images import image_bytes, upload_image
 
 
@@ -356,26 +358,43 @@ def test_delete_removes_row_and_file(
     assert client.get(f"/images/{kept}/content", headers=alice["headers"]).status_code == 200
 
 
-def test_delete_user_images_removes_files_only_when_the_caller_commits(
+def test_delete_user_images_deletes_rows_in_the_callers_transaction_and_leaves_the_files(
     client: TestClient, alice: dict[str, Any], bob: dict[str, Any], settings: Settings
 ) -> None:
     for _ in range(2):
         upload_image(client, alice["headers"])
     upload_image(client, bob["headers"])
+    app_events_settled(client)  # the relay's writes would interleave with this session's
     with app_session(client) as db:
-        assert delete_user_images(db, settings, alice["user"]["id"]) == 2
-        assert len(stored_files(settings)) == 3  # rows flushed, files still there
+        assert len(delete_user_images(db, alice["user"]["id"])) == 2
         db.rollback()
-        db.commit()  # a later commit of the same session must not remove them either
-    assert len(stored_files(settings)) == 3
     assert client.get("/images", headers=alice["headers"]).json()["total"] == 2
 
     with app_session(client) as db:
-        assert delete_user_images(db, settings, alice["user"]["id"]) == 2
+        assert len(delete_user_images(db, alice["user"]["id"])) == 2
         db.commit()
-    assert len(stored_files(settings)) == 1
     assert client.get("/images", headers=alice["headers"]).json()["total"] == 0
     assert client.get("/images", headers=bob["headers"]).json()["total"] == 1
+    assert len(stored_files(settings)) == 3  # the files are the user.deleted handler's part
+
+
+def test_only_files_no_row_names_are_removed_for_a_deleted_account(
+    client: TestClient, alice: dict[str, Any], bob: dict[str, Any], settings: Settings
+) -> None:
+    upload_image(client, alice["headers"])
+    upload_image(client, bob["headers"])
+    app_events_settled(client)
+    with app_session(client) as db:
+        bobs_key = db.scalars(
+            select(Image.storage_key).where(Image.owner_id == bob["user"]["id"])
+        ).one()
+        keys = delete_user_images(db, alice["user"]["id"])
+        db.commit()
+        storage = Storage(settings.storage_dir)
+        # bob's key smuggled in (say, a forged message): his file stays
+        assert remove_files_of_deleted_images(db, storage, [*keys, bobs_key]) == 1
+        assert remove_files_of_deleted_images(db, storage, keys) == 1  # again: harmless
+    assert [path.name for path in stored_files(settings)] == [bobs_key]
 
 
 def test_ids_out_of_range_are_a_422(client: TestClient, alice: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import event, select
 from api.models import Image, User
 from tests.support.accounts import ADMIN_USERNAME, bearer, login, login_headers, register, signup
 from tests.support.databases import app_session
+from tests.support.events import app_events_settled
 
 
 def _patch(client: TestClient, headers: dict[str, str], user_id: int, **body: Any) -> Any:
@@ -25,7 +26,9 @@ def _patch(client: TestClient, headers: dict[str, str], user_id: int, **body: An
 
 @contextmanager
 def counted_queries(client: TestClient) -> Iterator[list[str]]:
-    """Every SQL statement the app's engine runs inside the block."""
+    """Every SQL statement the app's engine runs inside the block (once the event relay has
+    finished the events before it, whose statements are not the request's)."""
+    app_events_settled(client)
     engine = client.app.state.database.engine
     statements: list[str] = []
 
@@ -480,7 +483,8 @@ def test_deleting_an_account_deletes_its_images_and_files_only(admin_client: Tes
 
     assert admin_client.delete(f"/users/{member_id}", headers=admin).status_code == 204
 
-    assert _stored_files(admin_client, member_id) == []
+    assert _stored_files(admin_client, member_id) == []  # the rows at once
+    app_events_settled(admin_client)  # the files with the user.deleted event
     assert not any(path.exists() for path in files)
     assert admin_client.get("/admin/stats", headers=admin).json()["images"] == 1
     assert admin_client.get(f"/images/{kept}/content", headers=neighbour["headers"]).content
