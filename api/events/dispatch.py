@@ -48,6 +48,13 @@ def run_handlers(event: Event, registry: HandlerRegistry, context: HandlerContex
         raise HandlersFailed("; ".join(failures)[:MAX_ERROR_CHARS])
 
 
+def failure_text(exc: BaseException) -> str:
+    """A failure as `last_error` keeps it: the handlers' own summary, else type and message."""
+    if isinstance(exc, HandlersFailed):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+
+
 def _handled_by(database: Database, event_id: uuid.UUID) -> set[str]:
     with database.session() as db:
         return set(

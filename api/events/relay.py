@@ -39,7 +39,7 @@ from api.core.config import Settings
 from api.core.db import Database, writes
 from api.events.broker import BrokerPublisher, PublishFailed
 from api.events.context import HandlerContext
-from api.events.dispatch import HandlersFailed, run_handlers
+from api.events.dispatch import failure_text, run_handlers
 from api.events.outbox import (
     event_of,
     log_given_up,
@@ -212,7 +212,7 @@ class EventRelay:
         try:
             run_handlers(event, self._registry, self._context)
         except Exception as exc:
-            error = str(exc) if isinstance(exc, HandlersFailed) else _describe(exc)
+            error = failure_text(exc)
             failures = attempts + 1
             delay = retry_delay(self._settings.events_retry_delays_s, failures)
             with self._database.session() as db, writes(db):
