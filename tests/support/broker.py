@@ -7,15 +7,20 @@ import os
 import selectors
 import socket
 import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
 
 import pika
 import pika.exceptions
 
 from api.events import broker
+from tests.support.paths import REPO_ROOT
 
 RABBITMQ_SERVER_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672")
 REQUIRE_RABBITMQ = os.environ.get("PIXELGATE_REQUIRE_RABBITMQ") == "1"
@@ -136,3 +141,80 @@ def _close(sock: socket.socket) -> None:
     with suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
     sock.close()
+
+
+class EventTap:
+    """A queue of the test's own bound to the events exchange: sees every published message,
+    as another system subscribing to our events would."""
+
+    def __init__(self, url: str) -> None:
+        self._connection = broker.connect(url)
+        self._channel = self._connection.channel()
+        broker.declare_delivery(self._channel)
+        self.queue = self._channel.queue_declare("", exclusive=True).method.queue
+        self._channel.queue_bind(self.queue, broker.EXCHANGE, routing_key="#")
+
+    def take(self, count: int, timeout: float = 30.0) -> list[tuple[Any, Any, bytes]]:
+        """The next `count` messages as (method, properties, body); fewer on timeout."""
+        messages: list[tuple[Any, Any, bytes]] = []
+        deadline = time.monotonic() + timeout
+        while len(messages) < count and time.monotonic() < deadline:
+            method, properties, body = self._channel.basic_get(self.queue, auto_ack=True)
+            if method is None:
+                self._connection.sleep(0.05)
+                continue
+            messages.append((method, properties, body))
+        return messages
+
+    def left(self) -> int:
+        """How many more messages arrive within a second (0 when nothing was published twice)."""
+        self._connection.sleep(1.0)
+        return len(self.take(10_000, timeout=0.5))
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def queue_depth(url: str, queue: str) -> int:
+    connection = broker.connect(url)
+    try:
+        declared = connection.channel().queue_declare(queue, passive=True)
+        return declared.method.message_count
+    finally:
+        connection.close()
+
+
+@contextmanager
+def consumer_process(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m api.consumer` with `env`, once its healthcheck says it consumes; stopped with
+    SIGTERM afterwards (it must exit 0)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api.consumer"],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not consumer_is_healthy(env):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the consumer did not start: {log_path.read_text()}")
+                time.sleep(0.1)
+            yield process
+            process.terminate()
+            assert process.wait(timeout=30) == 0, log_path.read_text()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def consumer_is_healthy(env: dict[str, str]) -> bool:
+    """The container healthcheck, `python -m api.consumer --check`."""
+    check = subprocess.run(
+        [sys.executable, "-m", "api.consumer", "--check"], env=env, cwd=REPO_ROOT, timeout=60
+    )
+    return check.returncode == 0
