@@ -11,4 +11,5 @@ echo "==> ruff"
 
 echo "==> pytest (SQLite and PostgreSQL)"
 export PIXELGATE_REQUIRE_POSTGRES=${PIXELGATE_REQUIRE_POSTGRES:-1}
+export PIXELGATE_REQUIRE_RABBITMQ=${PIXELGATE_REQUIRE_RABBITMQ:-1}
 exec .venv/bin/python -m pytest "$@"

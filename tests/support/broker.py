@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import selectors
+import shutil
 import socket
 import subprocess
 import sys
@@ -36,7 +37,8 @@ def rabbitmq_reachable(server_url: str = RABBITMQ_SERVER_URL) -> bool:
 
 
 def _rabbitmqctl(*arguments: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *arguments], check=True, capture_output=True, timeout=60)
+    command = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    subprocess.run([command, "-q", *arguments], check=True, capture_output=True, timeout=60)
 
 
 @contextmanager
