@@ -20,7 +20,7 @@ from api.core.request_context import RequestContextMiddleware
 from api.errors import install_error_handlers
 from api.events.context import HandlerContext
 from api.events.relay import EventRelay
-from api.routers import account, admin, api_keys, health, images, jobs, tokens, users
+from api.routers import account, admin, api_keys, events, health, images, jobs, tokens, users
 from api.services.event_handlers import build_handler_registry
 from api.services.images import sweep_storage
 from api.services.jobs import JobRunner, fail_stale_jobs, register_server
@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         account.router,
         users.router,
         admin.router,
+        events.router,
         api_keys.router,
         images.router,
         jobs.router,

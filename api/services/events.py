@@ -28,7 +28,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.models import OutboxEvent, utcnow
+from api.models import EventState, OutboxEvent, utcnow
+from api.repositories.pagination import fetch_page
+from api.schemas.common import PageParams
 from api.schemas.event import REQUIRED_DATA_KEYS, EventType
 
 # Any value fits a bigint; this one is "pixelgate outbox" in ASCII, unlikely to clash.
@@ -83,3 +85,19 @@ def _refuse_secret_keys(value: object) -> None:
     elif isinstance(value, list | tuple):
         for item in value:
             _refuse_secret_keys(item)
+
+
+def events_page(
+    db: Session,
+    page: PageParams,
+    *,
+    event_type: EventType | None = None,
+    state: EventState | None = None,
+) -> tuple[list[OutboxEvent], int]:
+    """The outbox, newest first (by commit order), optionally of one type and state."""
+    statement = select(OutboxEvent).order_by(OutboxEvent.id.desc())
+    if event_type is not None:
+        statement = statement.where(OutboxEvent.type == event_type.value)
+    if state is not None:
+        statement = statement.where(OutboxEvent.state == state.value)
+    return fetch_page(db, statement, page)
