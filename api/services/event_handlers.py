@@ -11,7 +11,7 @@ import logging
 from api.events.context import HandlerContext
 from api.events.registry import HandlerRegistry
 from api.schemas.event import Event, EventType
-from api.services.images import remove_files_of_deleted_images
+from api.services.images import remove_objects_of_deleted_images
 
 log = logging.getLogger("pixelgate.events")
 
@@ -25,7 +25,7 @@ def remove_deleted_account_files(event: Event, context: HandlerContext) -> None:
     """Finishes an account deletion: its images' rows went with it, their files go now."""
     keys = event.data.get("storage_keys", [])
     with context.database.session() as db:
-        removed = remove_files_of_deleted_images(db, context.storage, keys)
+        removed = remove_objects_of_deleted_images(db, context.storage, keys)
     log.info("removed %s file(s) of deleted user %s", removed, event.data["user_id"])
 
 

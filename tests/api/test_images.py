@@ -19,8 +19,7 @@ from sqlalchemy import func, select
 
 from api.core.config import Settings
 from api.models import Image
-from api.services.images import delete_user_images, remove_files_of_deleted_images
-from api.services.storage import Storage
+from api.services.images import delete_user_images, remove_objects_of_deleted_images
 from tests.support.accounts import login_headers, register
 from tests.support.databases import app_session
 from tests.support.events import app_events_settled
@@ -378,7 +377,7 @@ def test_delete_user_images_deletes_rows_in_the_callers_transaction_and_leaves_t
     assert len(stored_files(settings)) == 3  # the files are the user.deleted handler's part
 
 
-def test_only_files_no_row_names_are_removed_for_a_deleted_account(
+def test_only_objects_no_row_names_are_removed_for_a_deleted_account(
     client: TestClient, alice: dict[str, Any], bob: dict[str, Any], settings: Settings
 ) -> None:
     upload_image(client, alice["headers"])
@@ -390,10 +389,10 @@ def test_only_files_no_row_names_are_removed_for_a_deleted_account(
         ).one()
         keys = delete_user_images(db, alice["user"]["id"])
         db.commit()
-        storage = Storage(settings.storage_dir)
+        storage = client.app.state.storage
         # bob's key smuggled in (say, a forged message): his file stays
-        assert remove_files_of_deleted_images(db, storage, [*keys, bobs_key]) == 1
-        assert remove_files_of_deleted_images(db, storage, keys) == 1  # again: harmless
+        assert remove_objects_of_deleted_images(db, storage, [*keys, bobs_key]) == 1
+        assert remove_objects_of_deleted_images(db, storage, keys) == 1  # again: harmless
     assert [path.name for path in stored_files(settings)] == [bobs_key]
 
 
