@@ -83,6 +83,7 @@ class EventRelay:
         self._publisher = BrokerPublisher(broker_url) if broker_url else None
         self._broker_failures = 0
         self._stopping = threading.Event()
+        self._busy = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -170,11 +171,20 @@ class EventRelay:
 
     # --- the work, blocking, in a thread ------------------------------------------------
 
+    @property
+    def busy(self) -> bool:
+        """True while it delivers events (a batch, or one event's handlers)."""
+        return self._busy
+
     def relay_due_events(self) -> Pause:
         """Delivers everything that is due now; says how long to wait before looking again."""
-        if self._publisher is None:
-            return self._handle_due_events()
-        return self._publish_due_events(self._publisher)
+        self._busy = True
+        try:
+            if self._publisher is None:
+                return self._handle_due_events()
+            return self._publish_due_events(self._publisher)
+        finally:
+            self._busy = False
 
     def _handle_due_events(self) -> Pause:
         while not self._stopping.is_set():

@@ -21,7 +21,6 @@ from api.services.server_instances import STALE_JOB_ERROR
 from api.storage import new_key
 from tests.support.accounts import register
 from tests.support.databases import app_session
-from tests.support.events import app_events_settled
 from tests.support.images import SLOW, image_bytes, process, upload_image, wait_for_job
 from tests.support.processes import process_is_gone
 
@@ -280,7 +279,6 @@ def _running_job_with_result_file(client: TestClient, image_id: int) -> tuple[in
     storage = client.app.state.storage
     key = new_key("png")
     storage.path_for(key).write_bytes(image_bytes())
-    app_events_settled(client)  # this session reads, then writes: no relay commit in between
     with app_session(client) as db:
         owner_id = db.get(Image, image_id).owner_id
         job = Job(owner_id=owner_id, image_id=image_id, status="running", operations=[])

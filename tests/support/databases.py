@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from alembic import command
 from api.models import Base
+from tests.support.events import wait_for_relay_idle
 from tests.support.paths import REPO_ROOT
 
 POSTGRES_SERVER_URL = os.environ.get(
@@ -88,7 +89,10 @@ def table_names(database_url: str) -> set[str]:
 
 
 def app_session(client: Any) -> AbstractContextManager[Session]:
-    """A session on a TestClient app's own database: for test setup and inspection."""
+    """A session on a TestClient app's own database: for test setup and inspection, once the
+    app's event relay is idle (so its commits neither race the test's writes nor change what
+    the test inspects)."""
+    wait_for_relay_idle(client)
     return client.app.state.database.session()
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 
 from api.core.db import Database
-from api.models import EventState, OutboxEvent
+from api.models import EventState, OutboxEvent, utcnow
 
 EVENT_TIMEOUT_S = 20.0
 
@@ -42,3 +42,24 @@ def wait_for_events_settled(
 def app_events_settled(client: Any, **kwargs: Any) -> list[OutboxEvent]:
     """`wait_for_events_settled` on a TestClient app's own database."""
     return wait_for_events_settled(client.app.state.database, **kwargs)
+
+
+def wait_for_relay_idle(client: Any, timeout: float = EVENT_TIMEOUT_S) -> None:
+    """Waits until a TestClient app's relay has nothing due and is not delivering: its commits
+    then no longer interleave with a test's own session (on SQLite a transaction that read
+    cannot write once another connection committed). Backoffs are not waited for."""
+    relay = getattr(client.app.state, "event_relay", None)
+    if relay is None:
+        return
+    due = exists().where(
+        OutboxEvent.state == EventState.PENDING.value, OutboxEvent.next_attempt_at <= utcnow()
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        with client.app.state.database.session() as db:
+            idle = not relay.busy and not db.scalar(select(due))
+        if idle and not relay.busy:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the event relay was still busy after {timeout} s")
+        time.sleep(0.02)
