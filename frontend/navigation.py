@@ -20,6 +20,7 @@ ACCOUNT = "views/account.py"
 ADMIN_USERS = "views/admin_users.py"
 ADMIN_LOGINS = "views/admin_logins.py"
 ADMIN_STATS = "views/admin_stats.py"
+ADMIN_EVENTS = "views/admin_events.py"
 
 
 def pages_for(auth: AuthState) -> dict[str, list[StreamlitPage]]:
@@ -48,5 +49,6 @@ def pages_for(auth: AuthState) -> dict[str, list[StreamlitPage]]:
             st.Page(ADMIN_USERS, title="Users", icon=":material/group:"),
             st.Page(ADMIN_LOGINS, title="All logins", icon=":material/policy:"),
             st.Page(ADMIN_STATS, title="Statistics", icon=":material/monitoring:"),
+            st.Page(ADMIN_EVENTS, title="Events", icon=":material/event_note:"),
         ]
     return pages
