@@ -21,6 +21,8 @@ DEVELOPMENT_JWT_SECRET = "development-only-secret-change-me-0123456789abcdef"
 MIN_JWT_SECRET_BYTES = 32
 # `.env.example`'s POSTGRES_PASSWORD, which docker-compose puts into DATABASE_URL.
 EXAMPLE_POSTGRES_PASSWORD = "change-me-example-postgres-password"
+# `.env.example`'s RABBITMQ_PASSWORD, which docker-compose puts into EVENTS_BROKER_URL.
+EXAMPLE_RABBITMQ_PASSWORD = "change-me-example-rabbitmq-password"
 
 CommaSeparated = Annotated[list[str], NoDecode]
 FloatList = Annotated[list[float], NoDecode]
@@ -173,6 +175,12 @@ class Settings(BaseSettings):
         if self.env == "production" and f":{EXAMPLE_POSTGRES_PASSWORD}@" in self.database_url:
             raise ValueError(
                 "DATABASE_URL uses the example POSTGRES_PASSWORD; set a random one in .env "
+                "before starting with ENV=production"
+            )
+        broker_url = self.events_broker_url.get_secret_value()
+        if self.env == "production" and f":{EXAMPLE_RABBITMQ_PASSWORD}@" in broker_url:
+            raise ValueError(
+                "EVENTS_BROKER_URL uses the example RABBITMQ_PASSWORD; set a random one in .env "
                 "before starting with ENV=production"
             )
         return self
