@@ -39,6 +39,7 @@ from api.services.event_handlers import build_handler_registry
 from api.services.job_runner import JobRunner
 from api.services.server_instances import fail_stale_jobs, register_server
 from api.services.storage_sweep import sweep_storage
+from api.services.user_cache import UserCache
 from api.services.users import AdminAccountTaken, ensure_admin
 from api.storage import Storage
 from api.storage.factory import storage_from_settings
@@ -99,6 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.job_runner.shutdown()
             await app.state.event_relay.stop()
             app.state.database.dispose()
+            if app.state.user_cache is not None:
+                app.state.user_cache.close()
 
     app = FastAPI(
         title="Pixelgate API",
@@ -116,6 +119,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(
         settings.rate_limit_storage_uri, settings.rate_limit_enabled
     )
+    app.state.user_cache = UserCache.from_settings(settings)
+    if app.state.user_cache is not None:
+        app.state.user_cache.watch(app.state.database.session_factory)
     app.state.event_relay = EventRelay(
         app.state.database,
         settings,

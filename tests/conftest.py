@@ -4,6 +4,7 @@ reachable, a real PostgreSQL database (set PIXELGATE_REQUIRE_POSTGRES=1 to fail 
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -21,6 +22,7 @@ from tests.support.databases import (
     POSTGRES_SERVER_URL,
     REQUIRE_POSTGRES,
     fresh_postgres_database,
+    fresh_redis_database,
     migrate,
     postgres_reachable,
     truncate_all,
@@ -67,7 +69,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
+def suite_cache_url() -> Iterator[str | None]:
+    """With PIXELGATE_TEST_CACHE=1 every test app caches in a fresh Redis database (the run of
+    the auth suite with the cache on, see scripts/test.sh); otherwise none."""
+    if os.environ.get("PIXELGATE_TEST_CACHE") != "1":
+        yield None
+        return
+    with fresh_redis_database() as url:
+        yield url
+
+
+@pytest.fixture
+def make_settings(
+    database_url: str, tmp_path: Path, suite_cache_url: str | None
+) -> Callable[..., Settings]:
     """Settings for a test app; keyword arguments override fields (environment ignored)."""
 
     def factory(**overrides: Any) -> Settings:
@@ -85,6 +100,8 @@ def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
             "admin_password": None,
             "forwarded_allow_ips": [],
         }
+        if suite_cache_url is not None:
+            values["cache_url"] = suite_cache_url
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     job_timeout_s: float = Field(60, gt=0)
     job_heartbeat_s: float = Field(10, gt=0)
 
+    # Redis cache of authenticated lookups and the admin user list; empty = off.
+    cache_url: SecretStr = SecretStr("")
+    cache_ttl_s: float = Field(60, gt=0)
+
     # Domain events (api/events/): empty = handled inside each API process.
     events_broker_url: SecretStr = SecretStr("")
     events_poll_interval_s: float = Field(5, gt=0)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from api.dependencies import AdminUser, Client, DbSession, SelfOrAdmin
+from api.dependencies import AdminUser, Client, DbSession, SelfOrAdmin, UserCacheDep
 from api.models import Role
 from api.schemas.admin import AdminUserOut, UserUpdate
 from api.schemas.common import (
@@ -27,6 +27,7 @@ router = APIRouter(prefix="/users", tags=["users"])
 def list_users(
     _admin: AdminUser,
     db: DbSession,
+    cache: UserCacheDep,
     page: Pagination,
     q: Annotated[
         str | None,
@@ -39,7 +40,7 @@ def list_users(
 ) -> Page[AdminUserOut]:
     """Every account, newest first (admins only); soft-deleted ones carry `deleted_at`."""
     items, total = admin_service.users_page(
-        db, page, q=q, role=role, is_active=is_active, deleted=deleted
+        db, page, q=q, role=role, is_active=is_active, deleted=deleted, cache=cache
     )
     return to_page(AdminUserOut, items, total, page)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from api.core.client_info import ClientInfo
 from api.models import AuditEntry, Image, Job, JobStatus, LoginEvent, Role, User, utcnow
 from api.repositories.pagination import fetch_page
+from api.schemas.admin import AdminUserOut
 from api.schemas.common import PageParams
 from api.schemas.event import EventType
 from api.services.api_keys import revoke_user_api_keys
@@ -23,6 +25,7 @@ from api.services.errors import Conflict
 from api.services.events import record_event
 from api.services.images import delete_user_images
 from api.services.sessions import revoke_user_sessions
+from api.services.user_cache import UserCache
 from api.services.users import get_user
 
 LAST_ADMIN = "The last active administrator cannot be demoted, deactivated or deleted"
@@ -78,8 +81,20 @@ def users_page(
     role: Role | None = None,
     is_active: bool | None = None,
     deleted: bool | None = None,
-) -> tuple[list[User], int]:
-    return fetch_page(db, users_query(q=q, role=role, is_active=is_active, deleted=deleted), page)
+    cache: UserCache | None = None,
+) -> tuple[list[Any], int]:
+    """A page of users: rows, or with the cache on the AdminUserOut of each, maybe cached."""
+    statement = users_query(q=q, role=role, is_active=is_active, deleted=deleted)
+    if cache is None:
+        return fetch_page(db, statement, page)
+
+    def load() -> tuple[list[dict[str, Any]], int]:
+        users, total = fetch_page(db, statement, page)
+        out = [AdminUserOut.model_validate(user).model_dump(mode="json") for user in users]
+        return out, total
+
+    filters = {"q": q, "role": role, "is_active": is_active, "deleted": deleted}
+    return cache.users_page({**filters, "limit": page.limit, "offset": page.offset}, load)
 
 
 def _keeps_admin_rights(user: User) -> bool:
