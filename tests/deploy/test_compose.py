@@ -99,6 +99,7 @@ def test_redis_holds_the_shared_rate_limit_counters(compose: dict[str, Any]) -> 
     assert _health_command(redis) == "redis-cli ping"
     api_env = _environment(compose["services"]["api"])
     assert api_env["RATE_LIMIT_STORAGE_URI"] == "redis://redis:6379/0"
+    assert api_env["CACHE_URL"] == "redis://redis:6379/1"  # another database of the same Redis
 
 
 def test_api_starts_through_the_start_script_after_db_and_redis(resolved: dict[str, Any]) -> None:
@@ -296,6 +297,7 @@ def test_the_api_container_settings_load_once_secrets_are_set(
         "postgresql+psycopg2://pixelgate:0123456789abcdef0123456789abcdef@db:5432/pixelgate"
     )
     assert settings.rate_limit_storage_uri == "redis://redis:6379/0"
+    assert settings.cache_url.get_secret_value() == "redis://redis:6379/1"
     assert str(settings.storage_dir) == "/data/images"
     assert settings.events_broker_url.get_secret_value() == (
         "amqp://pixelgate:fedcba9876543210fedcba9876543210@rabbitmq:5672/%2F"
