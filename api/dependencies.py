@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from api.core.client_info import ClientInfo, client_info
 from api.core.config import Settings
-from api.core.db import end_read_transaction
+from api.core.db import writes
 from api.core.rate_limit import RateLimiter
 from api.core.security import AccessClaims, AccessTokenCodec, InvalidAccessToken, PasswordHasher
 from api.models import Role, User
@@ -117,14 +117,17 @@ AccessClaimsDep = Annotated[AccessClaims, Depends(get_access_claims)]
 
 
 def user_for_claims(db: Session, claims: AccessClaims) -> User:
-    """The token's user, if it still exists, is active, and its session was not revoked."""
-    if claims.session_id is None:
-        user = db.get(User, claims.user_id)
-    else:
-        user = user_of_active_session(db, claims.session_id, claims.user_id)
+    """The token's user, if it still exists, is active, and its session was not revoked.
+
+    Read in a unit of its own: the route then holds no transaction (nor pooled connection)
+    while it awaits anything, such as an upload's body or a job."""
+    with writes(db):
+        if claims.session_id is None:
+            user = db.get(User, claims.user_id)
+        else:
+            user = user_of_active_session(db, claims.session_id, claims.user_id)
     if user is None or not user.is_active:
         raise NotAuthenticated(INVALID_TOKEN)
-    end_read_transaction(db)  # the route's own writes then wait their turn on SQLite
     return user
 
 
