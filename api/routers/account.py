@@ -35,7 +35,7 @@ def logout_all(user: CurrentUser, db: DbSession, settings: SettingsDep) -> Respo
 
 
 @router.get("/me", response_model=UserOut, responses=error_responses(401))
-def read_me(user: CurrentUser) -> UserOut:
+async def read_me(user: CurrentUser) -> UserOut:
     return UserOut.model_validate(user)
 
 
