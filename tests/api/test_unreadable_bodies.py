@@ -9,25 +9,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.core.config import Settings
-from tests.support import TEST_JWT_SECRET
-
 NOT_UTF8_JSON = b'{"name": "caf\xe9"}'  # Latin-1, not UTF-8
 # Streamed to storage by its own parser, after authentication (tests/api/test_images.py).
 UPLOAD = ("post", "/images")
 NOT_JSON = b"{not json"
 BROKEN_MULTIPART = b"no boundary where one was promised"
-
-
-@pytest.fixture(scope="module")
-def docs_client(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
-    """Bodies are read before any dependency runs: an app that is never started will do."""
-    database = tmp_path_factory.mktemp("bodies") / "unused.db"
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, database_url=f"sqlite:///{database}", jwt_secret_key=TEST_JWT_SECRET
-    )
-    return TestClient(create_app(settings))
 
 
 def _operations_with_a_body(document: dict[str, Any]) -> list[tuple[str, str, str]]:
