@@ -15,12 +15,23 @@ from api.core.config import Settings, load_settings
 from api.core.credentials import password_hasher_from_settings, token_codec_from_settings
 from api.core.db import Database
 from api.core.logging import configure_logging
+from api.core.mail import build_mailer
 from api.core.rate_limit import RateLimiter
 from api.core.request_context import RequestContextMiddleware
 from api.core.security import PasswordHasher
 from api.errors import install_error_handlers
 from api.processing.engine import ProcessingEngine
-from api.routers import account, admin, api_keys, health, images, jobs, tokens, users
+from api.routers import (
+    account,
+    admin,
+    api_keys,
+    health,
+    images,
+    jobs,
+    password_policy,
+    tokens,
+    users,
+)
 from api.services.job_runner import JobRunner
 from api.services.server_instances import fail_stale_jobs, register_server
 from api.services.storage_sweep import sweep_storage
@@ -92,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database = Database(settings.database_url)
+    app.state.mailer = build_mailer(settings)
     app.state.storage = storage_from_settings(settings)
     app.state.token_codec = token_codec_from_settings(settings)
     app.state.password_hasher = password_hasher_from_settings(settings)
@@ -114,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health.router,
         tokens.router,
         account.router,
+        password_policy.router,
         users.router,
         admin.router,
         api_keys.router,

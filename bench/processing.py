@@ -34,7 +34,9 @@ import numpy as np
 from PIL import Image
 
 from api.processing.worker import ProcessingTask, run_task
-from tests.support import api_env, free_port, migrate, register, running_process
+from tests.support.accounts import register
+from tests.support.databases import migrate
+from tests.support.servers import api_env, free_port, running_process
 
 IMAGES = 16
 REPEATS = 5  # each variant's figure is its best of this many runs

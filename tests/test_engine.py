@@ -15,7 +15,7 @@ from PIL import Image
 from api.processing.engine import EngineBusy, ProcessingEngine, TaskFailed
 from api.processing.worker import ProcessingResult, StoredTask
 from api.storage import LocalStorage, new_key
-from tests.support import process_is_gone
+from tests.support.processes import process_is_gone
 
 T = TypeVar("T")
 DEADLINE_S = 120

@@ -13,7 +13,8 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from api.models import AuditEntry, AuthSession
-from tests.support import LiveClient, api_env, api_server, login, register, signup
+from tests.support.accounts import login, register, signup
+from tests.support.servers import LiveClient, api_env, api_server
 
 
 @pytest.fixture

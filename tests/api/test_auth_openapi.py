@@ -22,6 +22,7 @@ EXPECTED_STATUSES = {
     ("get", "/auth/sessions"): {"200", "401"},
     ("delete", "/auth/sessions/{session_id}"): {"204", "401", "404", "422"},
     ("get", "/auth/login-history"): {"200", "401", "422"},
+    ("get", "/auth/password-policy"): {"200"},
 }
 NEEDS_BEARER = {
     ("post", "/auth/logout-all"),

@@ -20,7 +20,9 @@ from sqlalchemy import func, select
 from api.core.config import Settings
 from api.models import Image
 from api.services.images import delete_user_images
-from tests.support import app_session, image_bytes, login_headers, register, upload_image
+from tests.support.accounts import login_headers, register
+from tests.support.databases import app_session
+from tests.support.images import image_bytes, upload_image
 
 
 def noise_bytes(image_format: str, size: tuple[int, int] = (64, 48)) -> bytes:

@@ -19,16 +19,10 @@ from api.processing.worker import ProcessingResult
 from api.services.jobs import SHUTDOWN_ERROR, JobSource, complete_job, fail_jobs
 from api.services.server_instances import STALE_JOB_ERROR
 from api.storage import new_key
-from tests.support import (
-    SLOW,
-    app_session,
-    image_bytes,
-    process,
-    process_is_gone,
-    register,
-    upload_image,
-    wait_for_job,
-)
+from tests.support.accounts import register
+from tests.support.databases import app_session
+from tests.support.images import SLOW, image_bytes, process, upload_image, wait_for_job
+from tests.support.processes import process_is_gone
 
 
 @pytest.fixture
