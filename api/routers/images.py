@@ -10,9 +10,9 @@ from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from api.core.multipart_upload import receive_file_field
 from api.dependencies import CurrentUserOrKey, DbSession, JobRunnerDep, SettingsDep, StorageDep
 from api.processing.imaging import MEDIA_TYPES
+from api.routers.multipart_upload import receive_file_field
 from api.schemas.common import IdPath, Page, Pagination, error_responses, to_page
 from api.schemas.image import ImageOut
 from api.schemas.job import BatchJobsOut, BatchProcessRequest, JobOut, ProcessRequest
