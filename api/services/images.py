@@ -21,7 +21,7 @@ from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from api.core.config import Settings
-from api.core.db import end_read_transaction
+from api.core.db import writes
 from api.models import Image, User
 from api.processing.imaging import (
     EXTENSIONS,
@@ -170,9 +170,8 @@ def store_upload(
     info = inspect_image(temp_path, settings.max_image_pixels)
     key = new_key(EXTENSIONS[info.format])
     size_bytes = temp_path.stat().st_size
-    end_read_transaction(db)
-    storage.put_file(temp_path, key)
-    try:
+    with writes(db):
+        storage.put_file(temp_path, key)
         image = add_image(
             db,
             storage,
@@ -185,10 +184,6 @@ def store_upload(
             size_bytes=size_bytes,
         )
         record_event(db, EventType.IMAGE_UPLOADED, {"image_id": image.id, "user_id": owner.id})
-        db.commit()
-    except BaseException:
-        db.rollback()
-        raise
     log.info("image %s uploaded by user %s (%s, %s bytes)", image.id, owner.id, key, size_bytes)
     return image
 
@@ -244,17 +239,16 @@ def thumbnail(storage: Storage, image: Image, size: int) -> tuple[bytes, str]:
 
 def delete_image(db: Session, storage: Storage, user: User, image_id: int) -> None:
     image = get_owned_image(db, user, image_id)
-    end_read_transaction(db)
-    delete_after_commit(db, storage, [image.storage_key])
-    db.execute(delete(Image).where(Image.id == image.id))
-    record_event(db, EventType.IMAGE_DELETED, {"image_id": image.id, "user_id": user.id})
-    db.commit()
+    with writes(db):
+        delete_after_commit(db, storage, [image.storage_key])
+        db.execute(delete(Image).where(Image.id == image.id))
+        record_event(db, EventType.IMAGE_DELETED, {"image_id": image.id, "user_id": user.id})
 
 
 def delete_user_images(db: Session, user_id: int) -> list[str]:
     """Deletes every image row of a user; returns the storage keys of their objects.
 
-    Commits nothing: it is one step of the caller's transaction (the account deletion), whose
+    One step of the caller's unit of work (the account deletion), committing nothing; its
     `user.deleted` event carries the keys to the handler that removes the objects once the
     deletion has committed (`remove_objects_of_deleted_images`). Jobs keep their history
     (their image ids become null).
