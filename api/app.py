@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import State
 
 from api.core.config import Settings, load_settings
 from api.core.credentials import password_hasher_from_settings, token_codec_from_settings
@@ -20,15 +21,18 @@ from api.core.mail import build_mailer
 from api.core.metrics import API_PROCESSES, WORKER_PROCESSES
 from api.core.metrics_exposition import MetricsSource, forget_this_process
 from api.core.rate_limit import RateLimiter
-from api.core.readiness import Dependency, ReadinessChecker
+from api.core.readiness import Dependency, ReadinessChecker, tcp_probe
 from api.core.request_context import RequestContextMiddleware
 from api.core.security import PasswordHasher
 from api.errors import install_error_handlers
+from api.events.context import HandlerContext
+from api.events.relay import EventRelay
 from api.processing.engine import ProcessingEngine
 from api.routers import (
     account,
     admin,
     api_keys,
+    events,
     health,
     images,
     jobs,
@@ -37,10 +41,12 @@ from api.routers import (
     tokens,
     users,
 )
+from api.services.event_handlers import build_handler_registry
 from api.services.job_runner import JobRunner
 from api.services.operations import DatabaseStateCollector
 from api.services.server_instances import fail_stale_jobs, register_server
 from api.services.storage_sweep import sweep_storage
+from api.services.user_cache import UserCache
 from api.services.users import AdminAccountTaken, ensure_admin
 from api.storage import Storage
 from api.storage.factory import storage_from_settings
@@ -79,13 +85,18 @@ def _start_server_instance(database: Database, storage: Storage, settings: Setti
     return server_id
 
 
-def _readiness_checker(
-    settings: Settings, database: Database, rate_limiter: RateLimiter
-) -> ReadinessChecker:
-    """What /health probes: the database always, every other shared part when configured."""
-    dependencies = [Dependency("database", database.is_reachable)]
-    if rate_limiter.shared_storage:
-        dependencies.append(Dependency("rate_limits", rate_limiter.is_reachable))
+def _readiness_checker(settings: Settings, state: State) -> ReadinessChecker:
+    """What /health probes: the database and the shared rate-limit store (without them
+    nothing works: a 503), the cache and the events broker when configured (reported only:
+    reads fall back to the database, events wait in the outbox)."""
+    dependencies = [Dependency("database", state.database.is_reachable)]
+    if state.rate_limiter.shared_storage:
+        dependencies.append(Dependency("rate_limits", state.rate_limiter.is_reachable))
+    if state.user_cache is not None:
+        dependencies.append(Dependency("cache", state.user_cache.is_reachable, required=False))
+    if settings.events_broker_enabled:
+        broker = settings.events_broker_url.get_secret_value()
+        dependencies.append(Dependency("broker", tcp_probe(broker), required=False))
     return ReadinessChecker(dependencies, settings.health_check_timeout_s)
 
 
@@ -105,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             database, storage, settings, app.state.processing, server_id
         )
         app.state.job_runner.start_heartbeat()
+        await app.state.event_relay.start()
         API_PROCESSES.set(1)
         WORKER_PROCESSES.set(app.state.processing.worker_count)
         try:
@@ -114,7 +126,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             WORKER_PROCESSES.set(0)
             forget_this_process()
             await app.state.job_runner.shutdown()
+            await app.state.event_relay.stop()
             app.state.database.dispose()
+            if app.state.user_cache is not None:
+                app.state.user_cache.close()
 
     app = FastAPI(
         title="Pixelgate API",
@@ -132,7 +147,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(
         settings.rate_limit_storage_uri, settings.rate_limit_enabled
     )
-    app.state.readiness = _readiness_checker(settings, app.state.database, app.state.rate_limiter)
+    app.state.user_cache = UserCache.from_settings(settings)
+    if app.state.user_cache is not None:
+        app.state.user_cache.watch(app.state.database.session_factory)
+    app.state.event_relay = EventRelay(
+        app.state.database,
+        settings,
+        build_handler_registry(),
+        HandlerContext(settings, app.state.database, app.state.storage),
+    )
+    app.state.readiness = _readiness_checker(settings, app.state)
     app.state.metrics = MetricsSource([DatabaseStateCollector(app.state.database)])
 
     install_error_handlers(app)
@@ -153,6 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         password_policy.router,
         users.router,
         admin.router,
+        events.router,
         api_keys.router,
         images.router,
         jobs.router,

@@ -25,6 +25,9 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from pydantic import SecretStr
 
+# The definitions this module exposes: imported so that every family is declared in a scrape,
+# also in a process that has not counted anything yet.
+from api.core import metrics as _metrics  # noqa: F401
 from api.core.config import ConfigurationError
 
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"

@@ -12,14 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 log = logging.getLogger("pixelgate.health")
 
 OK = "ok"
 UNREACHABLE = "unreachable"
+_TCP_TIMEOUT_S = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,19 @@ class ReadinessChecker:
         except Exception as exc:
             log.warning("%s probe failed: %s", dependency.name, type(exc).__name__)
         return False
+
+
+def tcp_probe(url: str, default_port: int = 5672) -> Callable[[], bool]:
+    """A probe that the host and port of `url` accept a connection (for a broker, whose own
+    clients would log a session per probe). Credentials in the URL are never used."""
+    parts = urlsplit(url)
+    address = (parts.hostname or "localhost", parts.port or default_port)
+
+    def probe() -> bool:
+        with socket.create_connection(address, timeout=_TCP_TIMEOUT_S):
+            return True
+
+    return probe
 
 
 def _in_daemon_thread(dependency: Dependency) -> asyncio.Future[bool]:

@@ -9,14 +9,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from api.core.db import Database, writes
+from api.core.log_context import log_context
 from api.events.context import HandlerContext
+from api.events.outbox import MAX_ERROR_CHARS
 from api.events.registry import HandlerRegistry
 from api.models import HandledEvent
 from api.schemas.event import Event
 
 log = logging.getLogger("pixelgate.events")
-
-MAX_ERROR_CHARS = 1000
 
 
 class HandlersFailed(Exception):
@@ -25,7 +25,13 @@ class HandlersFailed(Exception):
 
 def run_handlers(event: Event, registry: HandlerRegistry, context: HandlerContext) -> None:
     """Runs every handler of `event` that has not finished it yet; raises HandlersFailed
-    (naming each failure) after trying them all, so one broken handler delays no other."""
+    (naming each failure) after trying them all, so one broken handler delays no other.
+    Every line logged meanwhile carries the event's id (`event_id`)."""
+    with log_context(event_id=str(event.id)):
+        _run_each(event, registry, context)
+
+
+def _run_each(event: Event, registry: HandlerRegistry, context: HandlerContext) -> None:
     done = _handled_by(context.database, event.id)
     failures: list[str] = []
     for handler in registry.handlers_for(event.type):
@@ -47,6 +53,13 @@ def run_handlers(event: Event, registry: HandlerRegistry, context: HandlerContex
         _record_handled(context.database, event.id, handler.name)
     if failures:
         raise HandlersFailed("; ".join(failures)[:MAX_ERROR_CHARS])
+
+
+def failure_text(exc: BaseException) -> str:
+    """A failure as `last_error` keeps it: the handlers' own summary, else type and message."""
+    if isinstance(exc, HandlersFailed):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
 
 
 def _handled_by(database: Database, event_id: uuid.UUID) -> set[str]:

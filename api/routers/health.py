@@ -20,6 +20,15 @@ class HealthOut(BaseModel):
         description=f"The shared rate-limit store (required), {_STATE}; only when "
         "RATE_LIMIT_STORAGE_URI is not memory://",
     )
+    cache: str | None = Field(
+        None,
+        description=f"The Redis cache (reported, not required), {_STATE}; when CACHE_URL is set",
+    )
+    broker: str | None = Field(
+        None,
+        description=f"The events broker (reported, not required), {_STATE}; when "
+        "EVENTS_BROKER_URL is set",
+    )
     detail: str | None = Field(None, description="On 503: which required parts are unreachable")
 
 

@@ -10,11 +10,12 @@ from sqlalchemy.orm import Session
 
 from api.core.client_info import ClientInfo
 from api.core.config import Settings
-from api.core.db import end_read_transaction
+from api.core.db import writes
 from api.core.metrics import LOCKOUTS
 from api.core.rate_limit import RateLimiter
 from api.core.security import AccessTokenCodec, PasswordHasher
 from api.models import LoginFailure, User, utcnow
+from api.schemas.event import EventType
 from api.services import sessions
 from api.services.errors import (
     AccountInactive,
@@ -23,6 +24,7 @@ from api.services.errors import (
     TooManyRequests,
     WrongPassword,
 )
+from api.services.events import record_event
 from api.services.login_history import lockout_seconds_left, record_login_attempt
 from api.services.password_policy import check_password
 from api.services.users import create_user, find_user_by_login
@@ -87,17 +89,18 @@ def login(
     # One spelling for lookup, lockout and history, so " bob" locks like "bob" whether or not
     # bob exists. No account name holds NUL, and PostgreSQL cannot store it: make it inert.
     identifier = identifier.strip().replace("\x00", "\ufffd")
-    user = find_user_by_login(db, identifier)
-    locked_for = lockout_seconds_left(
-        db, username_attempted=identifier, user=user, settings=settings
-    )
-    end_read_transaction(db)
+    # A unit of its own: no transaction (nor pooled connection) is held through bcrypt.
+    with writes(db):
+        user = find_user_by_login(db, identifier)
+        locked_for = lockout_seconds_left(
+            db, username_attempted=identifier, user=user, settings=settings
+        )
 
     def fail(failure: LoginFailure, error: Exception) -> Exception:
-        record_login_attempt(
-            db, username_attempted=identifier, user=user, failure=failure, client=client
-        )
-        db.commit()
+        with writes(db):
+            record_login_attempt(
+                db, username_attempted=identifier, user=user, failure=failure, client=client
+            )
         return error
 
     retry_after = limiter.hit(LOGIN_SCOPE, settings.login_rate_limit, _client_key(client))
@@ -119,19 +122,24 @@ def login(
         )
     if not hasher.verify(password, user.password_hash if user else None) or user is None:
         error = fail(LoginFailure.BAD_CREDENTIALS, InvalidCredentials())
-        if lockout_seconds_left(db, username_attempted=identifier, user=user, settings=settings):
+        with writes(db):
+            locked_now = lockout_seconds_left(
+                db, username_attempted=identifier, user=user, settings=settings
+            )
+        if locked_now is not None:
             LOCKOUTS.inc()  # this failure started a lockout (none was on before it)
         raise error
     if not user.is_active:
         raise fail(LoginFailure.INACTIVE, AccountInactive())
 
-    user.last_login_at = utcnow()
-    record_login_attempt(db, username_attempted=identifier, user=user, failure=None, client=client)
-    issued = sessions.start_session(
-        db, settings, codec, user, remember_me=remember_me, client=client
-    )
-    db.commit()
-    return issued
+    with writes(db):
+        user.last_login_at = utcnow()
+        record_login_attempt(
+            db, username_attempted=identifier, user=user, failure=None, client=client
+        )
+        return sessions.start_session(
+            db, settings, codec, user, remember_me=remember_me, client=client
+        )
 
 
 def refresh(
@@ -167,8 +175,10 @@ def change_password(
         settings=settings,
         field="new_password",
     )
-    user.password_hash = hasher.hash(new_password)
-    sessions.revoke_user_sessions(
-        db, user.id, reason="password_changed", keep_session_id=current_session_id
-    )
-    db.commit()
+    password_hash = hasher.hash(new_password)
+    with writes(db):
+        user.password_hash = password_hash
+        sessions.revoke_user_sessions(
+            db, user.id, reason="password_changed", keep_session_id=current_session_id
+        )
+        record_event(db, EventType.USER_PASSWORD_CHANGED, {"user_id": user.id})

@@ -10,11 +10,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.core.config import Settings
-from api.core.db import end_read_transaction
+from api.core.db import writes
 from api.core.security import PasswordHasher
 from api.models import Role, User
 from api.schemas.auth import Username
+from api.schemas.event import EventType
 from api.services.errors import Conflict, NotFound, RuleViolation
+from api.services.events import record_event
 from api.services.password_policy import check_password
 
 log = logging.getLogger("pixelgate.users")
@@ -60,10 +62,9 @@ def create_user(
     password: str,
     role: Role = Role.MEMBER,
 ) -> User:
-    """Creates and commits an account; policy breaches are RuleViolation, duplicates Conflict."""
+    """Creates an account; policy breaches are RuleViolation, duplicates Conflict."""
     check_password(password, username=username, email=email, settings=settings)
     _raise_if_taken(db, username, email)
-    end_read_transaction(db)
     user = User(
         username=username,
         email=email,
@@ -71,14 +72,21 @@ def create_user(
         password_hash=hasher.hash(password),
         role=role.value,
     )
-    db.add(user)
     try:
-        db.commit()
+        with writes(db):
+            db.add(user)
+            db.flush()
+            record_event(db, EventType.USER_CREATED, {"user_id": user.id, "username": username})
     except IntegrityError:
         # Lost a race with a concurrent signup: say which name is taken.
-        db.rollback()
         _raise_if_taken(db, username, email)
         raise
+    return user
+
+
+def update_profile(db: Session, user: User, *, name: str) -> User:
+    with writes(db):
+        user.name = name
     return user
 
 
@@ -112,7 +120,6 @@ def ensure_admin(db: Session, settings: Settings, hasher: PasswordHasher) -> Use
     existing = find_user_by_login(db, settings.admin_username) or find_user_by_login(
         db, settings.admin_email
     )
-    end_read_transaction(db)
     if existing is not None:
         if existing.is_admin and existing.is_active and existing.deleted_at is None:
             return existing

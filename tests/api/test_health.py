@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.support.broker import fresh_rabbitmq_vhost
 from tests.support.databases import fresh_redis_database
 from tests.support.servers import free_port
 
@@ -90,3 +91,22 @@ def test_a_part_that_never_answers_is_unreachable_after_the_timeout(
         response = client.get("/health")
     assert response.status_code == 503
     assert response.json()["detail"] == "Not ready: database unreachable, rate_limits unreachable"
+
+
+def test_the_cache_and_the_broker_are_reported_but_not_required(make_client) -> None:
+    """Without them reads go to the database and events wait in the outbox: still ready."""
+    with (
+        fresh_redis_database() as redis_url,
+        make_client(
+            cache_url=redis_url, events_broker_url=f"amqp://guest:guest@127.0.0.1:{free_port()}/"
+        ) as client,
+    ):
+        response = client.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["cache"], body["broker"]) == ("ok", "ok", "unreachable")
+
+
+def test_a_reachable_broker_is_ok(make_client) -> None:
+    with fresh_rabbitmq_vhost() as broker_url, make_client(events_broker_url=broker_url) as client:
+        assert client.get("/health").json()["broker"] == "ok"
