@@ -114,10 +114,13 @@ class RequestContextMiddleware:
     ) -> None:
         duration_ms = duration_s * 1000
         slow = duration_ms >= self.settings.slow_request_ms
+        level = logging.WARNING if slow else logging.INFO
+        if not access_log.isEnabledFor(level):
+            return
         client = client_ip(connection, self.settings)
         # Path only: query strings, headers, cookies and bodies may carry secrets.
         access_log.log(
-            logging.WARNING if slow else logging.INFO,
+            level,
             "%s %s route=%s client=%s status=%s duration_ms=%.1f request_id=%s user_id=%s%s",
             scope["method"],
             scope["path"],
