@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
 from api.services import errors
+from api.storage import StorageUnavailable
 
 _STATUS: tuple[tuple[type[errors.DomainError], int], ...] = (
     (errors.NotAuthenticated, 401),
@@ -71,6 +72,17 @@ async def database_busy_handler(_request: Request, exc: Exception) -> JSONRespon
     )
 
 
+async def storage_unavailable_handler(_request: Request, exc: Exception) -> JSONResponse:
+    """The image store is down or refuses us: retryable, and nothing was recorded."""
+    assert isinstance(exc, StorageUnavailable)
+    return JSONResponse(
+        status_code=503,
+        content={"detail": f"{exc.message}; try again shortly"},
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.DomainError, domain_error_handler)
+    app.add_exception_handler(StorageUnavailable, storage_unavailable_handler)
     app.add_exception_handler(OperationalError, database_busy_handler)

@@ -75,6 +75,20 @@ class Settings(BaseSettings):
     job_timeout_s: float = Field(60, gt=0)
     job_heartbeat_s: float = Field(10, gt=0)
 
+    processing_backend: Literal["local", "celery"] = "local"
+    celery_broker_url: SecretStr | None = None
+    # Celery replaces a pool process after a task once it holds more than this (0: never).
+    worker_max_memory_per_child_mb: int = Field(2048, ge=0)
+
+    storage_backend: Literal["local", "s3"] = "local"
+    s3_endpoint_url: str | None = None
+    s3_bucket: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_region: str = "us-east-1"
+    storage_sweep_interval_s: float = Field(3600, gt=0)
+    storage_orphan_grace_s: float = Field(3600, ge=0)
+
     admin_username: str | None = None
     admin_email: str | None = None
     admin_password: SecretStr | None = None
@@ -135,6 +149,20 @@ class Settings(BaseSettings):
         if "@" not in address:
             raise ValueError("must be an address such as `Pixelgate <no-reply@example.com>`")
         return value
+
+    @model_validator(mode="after")
+    def _backends_need_their_settings(self) -> Settings:
+        if self.processing_backend == "celery" and self.celery_broker_url is None:
+            raise ValueError("PROCESSING_BACKEND=celery needs CELERY_BROKER_URL")
+        if self.storage_backend == "s3":
+            missing = [
+                name.upper()
+                for name in ("s3_bucket", "s3_access_key_id", "s3_secret_access_key")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(f"STORAGE_BACKEND=s3 needs {', '.join(missing)}")
+        return self
 
     @model_validator(mode="after")
     def _smtp_needs_a_host(self) -> Settings:

@@ -24,6 +24,15 @@ class InvalidStorageKey(ValueError):
     pass
 
 
+class StorageUnavailable(Exception):
+    """The store cannot be reached (or refuses us) right now: worth retrying later."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
 def new_key(extension: str) -> str:
     """A fresh, unguessable object key with the given extension (without dot)."""
     key = f"{secrets.token_hex(16)}.{extension}"

@@ -8,13 +8,12 @@ readers never see half a file, and a crash leaves only a temporary file for the 
 from __future__ import annotations
 
 import os
-import secrets
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from api.storage.base import KEY_PATTERN, ObjectStream, Storage, StoredObject, checked_key
+from api.storage.scratch import ScratchDir
 
 SCRATCH_DIR_NAME = ".tmp"
 
@@ -23,6 +22,7 @@ class LocalStorage(Storage):
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.scratch_dir = self.root / SCRATCH_DIR_NAME
+        self._scratch = ScratchDir(self.scratch_dir)
 
     def path_for(self, key: str) -> Path:
         """Where the object `key` lives (this backend only; services go through the interface)."""
@@ -71,20 +71,10 @@ class LocalStorage(Storage):
                     yield StoredObject(entry.name, entry.stat().st_mtime)
 
     def scratch_path(self, purpose: str) -> Path:
-        self.scratch_dir.mkdir(parents=True, exist_ok=True)
-        return self.scratch_dir / f"{purpose}-{secrets.token_hex(12)}.part"
+        return self._scratch.new_path(purpose)
 
     def remove_stale_scratch_files(self, older_than_s: float) -> int:
-        if not self.scratch_dir.is_dir():
-            return 0
-        cutoff = time.time() - older_than_s
-        removed = 0
-        with os.scandir(self.scratch_dir) as entries:
-            for entry in entries:
-                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
-                    Path(entry.path).unlink(missing_ok=True)
-                    removed += 1
-        return removed
+        return self._scratch.remove_stale(older_than_s)
 
 
 def move_into_place(temp_path: Path, final_path: Path) -> None:
