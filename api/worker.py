@@ -11,13 +11,19 @@ Imports processing, storage, core, models and the job rules; never routers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
+import signal
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 from billiard.exceptions import TimeLimitExceeded
 from celery import Task, signals
+from celery.worker.request import Request
 
 from api.core.config import load_settings
 from api.core.db import Database
@@ -38,7 +44,7 @@ from api.services.worker_jobs import (
     fail_lost_job,
     timeout_error,
 )
-from api.storage.factory import storage_from_settings
+from api.storage.factory import scratch_root, storage_from_settings
 
 log = logging.getLogger("pixelgate.worker")
 
@@ -49,6 +55,34 @@ app = make_celery(settings)
 _server_id: str | None = None
 _contexts: dict[int, WorkerContext] = {}
 _stop_beating = threading.Event()
+_main_pid = os.getpid()
+POOL_SCRATCH_PREFIX = "pool-"
+KILL_WAIT_S = 5.0
+
+
+def pool_scratch_dir(pid: int) -> Path:
+    """Each pool process keeps its scratch files apart, so those of one that was killed
+    mid-job can be removed without touching its siblings'."""
+    return scratch_root(settings) / f"{POOL_SCRATCH_PREFIX}{pid}"
+
+
+def remove_dead_pools_scratch() -> None:
+    root = scratch_root(settings)
+    if not root.is_dir():
+        return
+    for entry in root.iterdir():
+        if entry.is_dir() and entry.name.startswith(POOL_SCRATCH_PREFIX):
+            pid = entry.name.removeprefix(POOL_SCRATCH_PREFIX)
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def worker_context() -> WorkerContext:
@@ -57,9 +91,11 @@ def worker_context() -> WorkerContext:
     if context is None:
         if _server_id is None:
             raise RuntimeError("the worker's server instance is not registered")
+        pid = os.getpid()
+        scratch = None if pid == _main_pid else pool_scratch_dir(pid)
         context = WorkerContext(
             database=Database(settings.database_url),
-            storage=storage_from_settings(settings),
+            storage=storage_from_settings(settings, scratch),
             settings=settings,
             server_id=_server_id,
         )
@@ -78,6 +114,7 @@ def _beat_forever(server_id: str) -> None:
             with context.database.session() as db:
                 fail_stale_jobs(db, settings.job_heartbeat_s)
             context.storage.remove_stale_scratch_files(scratch_age_s)
+            remove_dead_pools_scratch()
         except Exception:
             log.warning("heartbeat of worker instance %s failed", server_id, exc_info=True)
 
@@ -96,7 +133,13 @@ def _register_instance(**_kwargs: Any) -> None:
 
 @signals.worker_process_init.connect
 def _initialize_pool_process(**_kwargs: Any) -> None:
+    """Before the first task (whose time limit then measures the job, not our start-up): lower
+    the priority, keep freed buffers, connect to the database and make the storage client."""
     initialize_worker(WORKER_NICENESS)
+    remove_dead_pools_scratch()  # a killed sibling's, if it is being replaced
+    context = worker_context()
+    context.database.is_reachable()
+    context.storage.warm_up()
 
 
 @signals.worker_shutdown.connect
@@ -106,7 +149,24 @@ def _mark_stopped(**_kwargs: Any) -> None:
         mark_server_stopped(worker_context().database, _server_id)
 
 
+class JobRequest(Request):  # type: ignore[misc]
+    def on_timeout(self, soft: bool, timeout: float) -> None:
+        """Past the hard limit billiard kills the pool process after this returns; it is
+        killed here first, so that its scratch files are gone before the job is failed."""
+        pid = self.worker_pid
+        if not soft and pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + KILL_WAIT_S
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            shutil.rmtree(pool_scratch_dir(pid), ignore_errors=True)
+        super().on_timeout(soft, timeout)
+
+
 class JobTask(Task):  # type: ignore[misc]
+    Request = JobRequest
+
     def on_failure(
         self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
     ) -> None:
@@ -114,7 +174,8 @@ class JobTask(Task):  # type: ignore[misc]
         pool process for an error `execute_job` did not expect): the job fails with why."""
         job_id, plan = args
         if isinstance(exc, TimeLimitExceeded):
-            message = timeout_error(settings.job_timeout_s)
+            limit = exc.args[0] if exc.args else settings.job_timeout_s
+            message = timeout_error(float(limit))
         else:
             message = "Processing failed"
         fail_lost_job(worker_context(), job_id, plan["result_key"], message)

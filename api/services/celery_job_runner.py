@@ -43,9 +43,10 @@ BROKER_RETRY_AFTER_S = 5
 BROKER_PROBE_TTL_S = 2.0
 
 
-def task_plan(job: Job, source: JobSource) -> dict[str, Any]:
+def task_plan(job: Job, source: JobSource, settings: Settings) -> dict[str, Any]:
     """The task's one argument besides the job id: object keys and names, never pixels."""
     return {
+        "max_pixels": settings.max_image_pixels,
         "source_key": source.storage_key,
         "result_key": new_key(EXTENSIONS[source.output_format]),
         "filename": source.filename,
@@ -112,7 +113,9 @@ class CeleryJobRunner(JobRunner):
             self.settings.max_queued_jobs,
         )
         job_ids = [job.id for job in jobs]
-        plans = [task_plan(job, source) for job, source in zip(jobs, sources, strict=True)]
+        plans = [
+            task_plan(job, source, self.settings) for job, source in zip(jobs, sources, strict=True)
+        ]
         try:
             await run_in_threadpool(self._send, job_ids, plans)
         except Exception:
@@ -134,6 +137,8 @@ class CeleryJobRunner(JobRunner):
                     queue=JOBS_QUEUE,
                     producer=producer,
                     retry=True,
+                    # The hard limit travels with the task: this deployment's JOB_TIMEOUT_S.
+                    time_limit=self.settings.job_timeout_s,
                 )
 
     async def wait(self, job_id: int) -> None:

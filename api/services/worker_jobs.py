@@ -60,7 +60,7 @@ def execute_job(
         result_key=result_key,
         operations=plan["operations"],
         output_format=plan["output_format"],
-        max_pixels=context.settings.max_image_pixels,
+        max_pixels=plan["max_pixels"],
     )
     try:
         result = run_stored_task(task, storage)

@@ -111,3 +111,6 @@ class Storage(ABC):
     @abstractmethod
     def remove_stale_scratch_files(self, older_than_s: float) -> int:
         """Deletes scratch files left by crashed writers; returns how many."""
+
+    def warm_up(self) -> None:  # noqa: B027 (most backends have nothing to prepare)
+        """Makes what the first call would otherwise make (a client, a connection pool)."""

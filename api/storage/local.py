@@ -19,9 +19,10 @@ SCRATCH_DIR_NAME = ".tmp"
 
 
 class LocalStorage(Storage):
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, scratch_dir: Path | None = None) -> None:
         self.root = Path(root)
-        self.scratch_dir = self.root / SCRATCH_DIR_NAME
+        # On the same filesystem as `root`: a finished file is renamed into place.
+        self.scratch_dir = scratch_dir or self.root / SCRATCH_DIR_NAME
         self._scratch = ScratchDir(self.scratch_dir)
 
     def path_for(self, key: str) -> Path:

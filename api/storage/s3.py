@@ -194,6 +194,9 @@ class S3Storage(Storage):
             return False
         return True
 
+    def warm_up(self) -> None:
+        _client(self.location)
+
     def scratch_path(self, purpose: str) -> Path:
         return self._scratch.new_path(purpose)
 

@@ -83,12 +83,16 @@ class ObjectStore:
         pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
         return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
 
+    def new_bucket(self) -> str:
+        name = f"pixelgate-test-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
     @contextmanager
     def fresh_bucket(self) -> Iterator[str]:
         """A new, empty bucket; removed with whatever it holds afterwards."""
-        name = f"pixelgate-test-{uuid.uuid4().hex[:12]}"
+        name = self.new_bucket()
         client = self.client()
-        client.create_bucket(Bucket=name)
         try:
             yield name
         finally:
