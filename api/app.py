@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.job_runner = _job_runner(settings, database, storage, server_id)
         if isinstance(app.state.job_runner, LocalJobRunner):
             app.state.processing = app.state.job_runner.engine
+        await run_in_threadpool(app.state.job_runner.prepare)
         app.state.job_runner.start_heartbeat()
         sweeper = asyncio.create_task(sweep_storage_forever(database, storage, settings))
         try:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -88,6 +89,13 @@ class CeleryJobRunner(JobRunner):
         except Exception:
             return False
         return True
+
+    def prepare(self) -> None:
+        """The broker queue's instance must exist before jobs are handed to it."""
+        try:
+            beat(self.database, BROKER_QUEUE_INSTANCE_ID, BROKER_QUEUE_HOSTNAME)
+        except SQLAlchemyError:
+            log.warning("the broker queue's instance is not recorded yet (database down)")
 
     def _beat(self, server_id: str) -> None:
         beat(self.database, BROKER_QUEUE_INSTANCE_ID, BROKER_QUEUE_HOSTNAME)

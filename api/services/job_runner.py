@@ -100,6 +100,9 @@ class JobRunner(ABC):
     def health(self) -> dict[str, Any]:
         """What /health reports about processing (`workers`, and more per backend)."""
 
+    def prepare(self) -> None:  # noqa: B027 (a backend may need nothing)
+        """Runs once at start-up, off the event loop, after the instance registered."""
+
     async def _ensure_registered(self) -> None:
         """A server that started while the database was down registers before its first job:
         jobs naming no instance are taken for a dead server's and failed by the others."""

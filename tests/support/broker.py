@@ -7,8 +7,11 @@ import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from urllib.parse import urlsplit
+
+from amqp.exceptions import ChannelError
+from kombu import Connection
 
 RABBITMQ_SERVER_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672")
 RABBITMQCTL_TIMEOUT_S = 60
@@ -41,3 +44,11 @@ def fresh_vhost(server_url: str = RABBITMQ_SERVER_URL) -> Iterator[str]:
         yield f"{server_url.rstrip('/')}/{name}"
     finally:
         _rabbitmqctl("delete_vhost", name)
+
+
+def purge_queue(broker_url: str, queue: str) -> None:
+    """Drops every message waiting in `queue` (if it exists yet)."""
+    with Connection(broker_url, connect_timeout=5) as connection:
+        channel = connection.channel()
+        with suppress(ChannelError):  # not declared yet: nothing to drop
+            channel.queue_purge(queue)
