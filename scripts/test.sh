@@ -11,4 +11,13 @@ echo "==> ruff"
 
 echo "==> pytest (SQLite and PostgreSQL)"
 export PIXELGATE_REQUIRE_POSTGRES=${PIXELGATE_REQUIRE_POSTGRES:-1}
-exec .venv/bin/python -m pytest "$@"
+if [ "$#" -gt 0 ]; then
+  exec .venv/bin/python -m pytest "$@"
+fi
+.venv/bin/python -m pytest
+
+# The Images and Jobs suites once more with jobs on a real Celery worker (RabbitMQ) and images
+# in a real S3 store (SeaweedFS).
+echo "==> pytest: Images and Jobs on PROCESSING_BACKEND=celery, STORAGE_BACKEND=s3"
+PIXELGATE_TEST_PROCESSING=celery PIXELGATE_TEST_STORAGE=s3 exec .venv/bin/python -m pytest \
+  tests/api/test_images.py tests/api/test_jobs.py tests/api/test_jobs_recovery.py
