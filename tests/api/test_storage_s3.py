@@ -5,17 +5,20 @@ PIXELGATE_TEST_STORAGE=s3.)"""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
 from api.models import Image
+from tests.deploy.deploy_files import interpolate, load_compose
 from tests.support.accounts import register
 from tests.support.databases import app_session
 from tests.support.images import stored_keys, upload_image
-from tests.support.object_store import ObjectStore
+from tests.support.object_store import ObjectStore, seaweedfs_server
 from tests.support.servers import free_port
 
 
@@ -47,3 +50,17 @@ def test_an_unreachable_store_is_a_503_and_leaves_nothing(
             assert db.scalar(select(func.count()).select_from(Image)) == 0
         storage_dir = client.app.state.settings.storage_dir
         assert [p for p in storage_dir.rglob("*") if p.is_file()] == []
+
+
+def test_seaweedfs_starts_as_compose_runs_it_with_its_bucket(tmp_path: Path) -> None:
+    """Compose's `seaweedfs` command (its data directory and address made local)."""
+    command = load_compose()["services"]["seaweedfs"]["command"]
+    assert command[0] == "mini"
+    flags = [flag for flag in command[1:] if not flag.startswith(("-dir=", "-ip"))]
+    flags = interpolate(flags, {"S3_BUCKET": "compose-bucket"})
+    with seaweedfs_server(tmp_path / "data", tmp_path / "weed.log", flags) as store:
+        deadline = time.monotonic() + 60  # made just after the S3 endpoint answers
+        while not (names := [b["Name"] for b in store.client().list_buckets()["Buckets"]]):
+            assert time.monotonic() < deadline, "the bucket was never made"
+            time.sleep(0.2)
+    assert names == ["compose-bucket"]

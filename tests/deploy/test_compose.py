@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
+import yaml
 
 from api.core.config import ConfigurationError, load_settings
 from tests.deploy.deploy_files import (
@@ -32,7 +33,8 @@ from tests.deploy.deploy_files import (
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import free_port, http_server_thread
 
-SERVICES = {"db", "redis", "api", "frontend", "proxy"}
+SERVICES = {"db", "redis", "rabbitmq", "seaweedfs", "api", "worker", "frontend", "proxy"}
+LOCAL_BACKENDS = REPO_ROOT / "deploy" / "compose.local-backends.yml"
 API_PORT = "8000"
 DASHBOARD_PORT = "8501"
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|_KEY\b|CREDENTIAL", re.IGNORECASE)
@@ -106,8 +108,7 @@ def test_api_starts_through_the_start_script_after_db_and_redis(resolved: dict[s
     assert api["build"]["target"] == "api"
     assert api["command"] == ["scripts/start.sh"]
     assert api["depends_on"] == {
-        "db": {"condition": "service_healthy"},
-        "redis": {"condition": "service_healthy"},
+        name: {"condition": "service_healthy"} for name in ("db", "redis", "rabbitmq", "seaweedfs")
     }
     env = _environment(api)
     assert env["ENV"] == "production"
@@ -130,16 +131,54 @@ def test_api_database_url_is_made_from_the_postgres_settings(resolved: dict[str,
     assert url == f"postgresql+psycopg2://{user}:{password}@db:5432/{name}"
 
 
-def test_images_live_on_a_named_volume_at_storage_dir(compose: dict[str, Any]) -> None:
-    api = compose["services"]["api"]
-    assert _named_volumes(api) == {"images": _environment(api)["STORAGE_DIR"]}
+def test_jobs_go_to_celery_workers_and_images_to_seaweedfs(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    api_env = _environment(services["api"])
+    assert api_env["PROCESSING_BACKEND"] == "celery"
+    assert api_env["STORAGE_BACKEND"] == "s3"
+    assert api_env["S3_ENDPOINT_URL"] == "http://seaweedfs:8333"
+    rabbit_env = _environment(services["rabbitmq"])
+    user, password = rabbit_env["RABBITMQ_DEFAULT_USER"], rabbit_env["RABBITMQ_DEFAULT_PASS"]
+    assert api_env["CELERY_BROKER_URL"] == f"amqp://{user}:{password}@rabbitmq:5672//"
+    # No image lives on the api's disk: STORAGE_DIR holds scratch files only.
+    assert _named_volumes(services["api"]) == {}
 
 
-def test_every_named_volume_is_declared_and_used(compose: dict[str, Any]) -> None:
-    used = set()
-    for service in compose["services"].values():
-        used |= set(_named_volumes(service))
-    assert used == set(compose["volumes"]) == {"pgdata", "images"}
+def test_the_worker_is_the_api_image_running_celery(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    worker, api = services["worker"], services["api"]
+    assert worker["image"] == api["image"]
+    assert worker["command"][:5] == ["celery", "-A", "api.worker", "worker", "--loglevel=INFO"]
+    assert worker["env_file"] == ".env"
+    assert _environment(worker) == _environment(api)
+    assert "ports" not in worker and "container_name" not in worker  # --scale worker=N
+    assert _health_command(worker) == "celery -A api.worker inspect ping -d celery@$HOSTNAME"
+    assert worker["depends_on"]["api"] == {"condition": "service_healthy"}  # migrated first
+    assert worker["depends_on"]["rabbitmq"] == {"condition": "service_healthy"}
+
+
+def test_rabbitmq_and_seaweedfs_keep_their_data_and_report_health(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    rabbitmq, seaweedfs = services["rabbitmq"], services["seaweedfs"]
+    assert rabbitmq["image"] == "rabbitmq:3-management"
+    assert _health_command(rabbitmq) == "rabbitmq-diagnostics -q ping"
+    assert _named_volumes(rabbitmq) == {"rabbitmq": "/var/lib/rabbitmq"}
+    assert seaweedfs["image"].startswith("chrislusf/seaweedfs")
+    assert seaweedfs["command"][0] == "mini"
+    assert "-dir=/data" in seaweedfs["command"]
+    assert any(arg.startswith("-bucket=") for arg in seaweedfs["command"])
+    assert _named_volumes(seaweedfs) == {"seaweedfs": "/data"}
+    assert "9333/cluster/status" in _health_command(seaweedfs)
+
+
+def test_the_local_backends_override_brings_the_images_volume_back() -> None:
+    override = yaml.safe_load(LOCAL_BACKENDS.read_text())
+    api = override["services"]["api"]
+    assert api["environment"] == {"PROCESSING_BACKEND": "local", "STORAGE_BACKEND": "local"}
+    compose_api_env = _environment(load_compose()["services"]["api"])
+    assert _named_volumes(api) == {"images": compose_api_env["STORAGE_DIR"]}
+    assert override["services"]["worker"]["deploy"]["replicas"] == 0
+    assert set(override["volumes"]) == {"images"}
 
 
 def test_frontend_reaches_the_api_inside_the_network(compose: dict[str, Any]) -> None:

@@ -110,12 +110,16 @@ def _ready(store: ObjectStore) -> bool:
 
 
 @contextmanager
-def seaweedfs_server(directory: Path, log_path: Path) -> Iterator[ObjectStore]:
+def seaweedfs_server(
+    directory: Path, log_path: Path, flags: list[str] | None = None
+) -> Iterator[ObjectStore]:
     """`weed mini` keeping its data in `directory`, credentials from the environment (its admin
-    identity); yields the store once its S3 endpoint answers, and stops it afterwards."""
+    identity), with `flags` (compose's, say) on top of free ports; yields the store once its S3
+    endpoint answers, and stops it afterwards."""
     directory.mkdir(parents=True, exist_ok=True)
     s3_port = free_port()
-    args = [weed_binary(), "mini", f"-dir={directory}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
+    args = [weed_binary(), "mini", *(flags or [])]
+    args += [f"-dir={directory}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
     args += [f"-{flag}={free_port()}" for flag in _PORT_FLAGS]
     args += [
         f"-s3.port={s3_port}",
