@@ -13,17 +13,22 @@ if REPO_ROOT not in sys.path:  # `streamlit run` puts only frontend/ on the path
 import streamlit as st  # noqa: E402
 
 from frontend.api_client import ApiError, SessionExpired  # noqa: E402
-from frontend.components.feedback import show_error  # noqa: E402
-from frontend.navigation import pages_for  # noqa: E402
-from frontend.session import (  # noqa: E402
+from frontend.auth.cookie import sync_cookie  # noqa: E402
+from frontend.auth.logout import log_out  # noqa: E402
+from frontend.auth.restore import resume_remembered_login  # noqa: E402
+from frontend.auth.session import (  # noqa: E402
     api_client,
     auth_state,
     forget_user_data_after_logout,
-    resume_remembered_login,
-    sync_cookie,
 )
+from frontend.components.feedback import show_error  # noqa: E402
+from frontend.navigation import navigate  # noqa: E402
 
-st.set_page_config(page_title="Pixelgate", page_icon=":material/photo_filter:", layout="wide")
+# The tab icon is a file of ours, which Streamlit sends inline (an SVG becomes a data: URL). A
+# ":material/…:" icon — here or a page's, which Streamlit uses when none is set here — would
+# make every page load fetch it from Google's font host, and fail offline. Set on every run.
+TAB_ICON = Path(__file__).resolve().parent / "assets" / "pixelgate.svg"
+st.set_page_config(page_title="Pixelgate", page_icon=TAB_ICON, layout="wide")
 
 auth = auth_state()
 client = api_client()
@@ -40,21 +45,19 @@ if auth.logged_in:
         st.stop()
 forget_user_data_after_logout()
 
-page = st.navigation(pages_for(auth))
+page = navigate(auth)
 
 with st.sidebar:
     st.markdown("### :material/photo_filter: Pixelgate")
     if auth.logged_in and auth.user:
         st.caption(f"Signed in as **{auth.user['username']}** · {auth.user['role']}")
         if st.button("Log out", icon=":material/logout:", key="sidebar_logout"):
-            if not client.logout():
-                st.toast("Logged out here; the server could not be told right now.")
-            st.rerun()
+            log_out()
 
 try:
     page.run()
 except SessionExpired:
-    st.rerun()  # the navigation now offers only Log in, which shows the expiry message
+    st.rerun()  # the same address now shows the login form with the expiry message
 except ApiError as error:  # what a page did not handle itself: the message, never a traceback
     show_error(error)
 finally:

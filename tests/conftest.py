@@ -274,6 +274,17 @@ def admin_client(
         yield test_client
 
 
+@pytest.fixture(scope="session")
+def docs_client(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
+    """An app that is never started: enough for its OpenAPI document, and for requests that
+    are answered before any dependency runs (the database is never touched)."""
+    database = tmp_path_factory.mktemp("docs-app") / "unused.db"
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=f"sqlite:///{database}", jwt_secret_key=TEST_JWT_SECRET
+    )
+    return TestClient(create_app(settings))
+
+
 @pytest.fixture
 def repo_root() -> Path:
     return REPO_ROOT

@@ -22,8 +22,8 @@ from cryptography.x509.oid import NameOID
 from api.core.config import Settings
 from api.core.mail import MailDeliveryError, Mailer, MailTemplate, build_mailer
 from api.core.mail.transports import FileTransport, NullTransport, SmtpTransport
-from tests.smtp_server import SmtpServer, html_body, link_in, smtp_server, text_body
 from tests.support.accounts import TEST_JWT_SECRET
+from tests.support.mail import SmtpServer, html_body, link_in, smtp_server, text_body
 from tests.support.servers import free_port
 
 SENDER = "Pixelgate <no-reply@pixelgate.test>"

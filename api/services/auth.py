@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from api.core.client_info import ClientInfo
 from api.core.config import Settings
-from api.core.db import end_read_transaction
+from api.core.db import writes
 from api.core.rate_limit import RateLimiter
-from api.core.security import password_hasher
+from api.core.security import AccessTokenCodec, PasswordHasher
 from api.models import LoginFailure, User, utcnow
 from api.services import sessions
 from api.services.errors import (
@@ -49,6 +49,7 @@ def signup(
     db: Session,
     settings: Settings,
     limiter: RateLimiter,
+    hasher: PasswordHasher,
     *,
     client: ClientInfo,
     username: str,
@@ -64,13 +65,17 @@ def signup(
         raise RuleViolation("agree_terms", "You must agree to the terms of service")
     if password != password_confirm:
         raise RuleViolation("password_confirm", "Passwords do not match")
-    return create_user(db, settings, username=username, email=email, name=name, password=password)
+    return create_user(
+        db, settings, hasher, username=username, email=email, name=name, password=password
+    )
 
 
 def login(
     db: Session,
     settings: Settings,
     limiter: RateLimiter,
+    hasher: PasswordHasher,
+    codec: AccessTokenCodec,
     *,
     identifier: str,
     password: str,
@@ -81,17 +86,18 @@ def login(
     # One spelling for lookup, lockout and history, so " bob" locks like "bob" whether or not
     # bob exists. No account name holds NUL, and PostgreSQL cannot store it: make it inert.
     identifier = identifier.strip().replace("\x00", "\ufffd")
-    user = find_user_by_login(db, identifier)
-    locked_for = lockout_seconds_left(
-        db, username_attempted=identifier, user=user, settings=settings
-    )
-    end_read_transaction(db)
+    # A unit of its own: no transaction (nor pooled connection) is held through bcrypt.
+    with writes(db):
+        user = find_user_by_login(db, identifier)
+        locked_for = lockout_seconds_left(
+            db, username_attempted=identifier, user=user, settings=settings
+        )
 
     def fail(failure: LoginFailure, error: Exception) -> Exception:
-        record_login_attempt(
-            db, username_attempted=identifier, user=user, failure=failure, client=client
-        )
-        db.commit()
+        with writes(db):
+            record_login_attempt(
+                db, username_attempted=identifier, user=user, failure=failure, client=client
+            )
         return error
 
     retry_after = limiter.hit(LOGIN_SCOPE, settings.login_rate_limit, _client_key(client))
@@ -111,29 +117,38 @@ def login(
                 locked_for,
             ),
         )
-    hasher = password_hasher(settings.bcrypt_rounds)
     if not hasher.verify(password, user.password_hash if user else None) or user is None:
         raise fail(LoginFailure.BAD_CREDENTIALS, InvalidCredentials())
     if not user.is_active:
         raise fail(LoginFailure.INACTIVE, AccountInactive())
 
-    user.last_login_at = utcnow()
-    record_login_attempt(db, username_attempted=identifier, user=user, failure=None, client=client)
-    issued = sessions.start_session(db, settings, user, remember_me=remember_me, client=client)
-    db.commit()
-    return issued
+    with writes(db):
+        user.last_login_at = utcnow()
+        record_login_attempt(
+            db, username_attempted=identifier, user=user, failure=None, client=client
+        )
+        return sessions.start_session(
+            db, settings, codec, user, remember_me=remember_me, client=client
+        )
 
 
 def refresh(
-    db: Session, settings: Settings, limiter: RateLimiter, *, raw_token: str, client: ClientInfo
+    db: Session,
+    settings: Settings,
+    limiter: RateLimiter,
+    codec: AccessTokenCodec,
+    *,
+    raw_token: str,
+    client: ClientInfo,
 ) -> sessions.IssuedTokens:
     _enforce_rate_limit(limiter, REFRESH_SCOPE, settings.refresh_rate_limit, client, "refreshes")
-    return sessions.rotate_refresh_token(db, settings, raw_token, client)
+    return sessions.rotate_refresh_token(db, settings, codec, raw_token, client)
 
 
 def change_password(
     db: Session,
     settings: Settings,
+    hasher: PasswordHasher,
     user: User,
     *,
     current_password: str,
@@ -141,7 +156,6 @@ def change_password(
     current_session_id: int | None,
 ) -> None:
     """Sets a new password and signs out every other session."""
-    hasher = password_hasher(settings.bcrypt_rounds)
     if not hasher.verify(current_password, user.password_hash):
         raise WrongPassword("Current password is incorrect")
     check_password(
@@ -151,8 +165,9 @@ def change_password(
         settings=settings,
         field="new_password",
     )
-    user.password_hash = hasher.hash(new_password)
-    sessions.revoke_user_sessions(
-        db, user.id, reason="password_changed", keep_session_id=current_session_id
-    )
-    db.commit()
+    password_hash = hasher.hash(new_password)
+    with writes(db):
+        user.password_hash = password_hash
+        sessions.revoke_user_sessions(
+            db, user.id, reason="password_changed", keep_session_id=current_session_id
+        )

@@ -167,11 +167,10 @@ def mark_running(database: Database, job_id: int, server_id: str | None = None) 
     values: dict[str, Any] = {"status": JobStatus.RUNNING.value, "started_at": utcnow()}
     if server_id is not None:
         values["server_id"] = server_id
-    with database.session() as db:
+    with database.session() as db, writes(db):
         result = db.execute(
             update_jobs(Job.id == job_id, Job.status == JobStatus.QUEUED.value).values(values)
         )
-        db.commit()
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -190,7 +189,7 @@ def _milliseconds_between(started: datetime, finished: datetime) -> int:
 def fail_jobs(database: Database, job_ids: Sequence[int], message: str) -> list[int]:
     """Fails these jobs unless they are already finished; returns the ids it failed."""
     now = utcnow()
-    with database.session() as db:
+    with database.session() as db, writes(db):
         failed = db.execute(
             update_jobs(Job.id.in_(job_ids), Job.status.in_(UNFINISHED))
             .values(status=JobStatus.FAILED.value, error=message, finished_at=now)
@@ -203,7 +202,6 @@ def fail_jobs(database: Database, job_ids: Sequence[int], message: str) -> list[
                         duration_ms=_milliseconds_between(started_at, now)
                     )
                 )
-        db.commit()
     return [job_id for job_id, _ in failed]
 
 
@@ -219,15 +217,14 @@ def complete_job(
     object is removed if that cannot happen."""
     now = utcnow()
     try:
-        with database.session() as db:
+        with database.session() as db, writes(db):
             # The first statement writes: it claims the job (and SQLite's write lock) at once.
             claimed = db.execute(
                 update_jobs(Job.id == job_id, Job.status == JobStatus.RUNNING.value)
                 .values(status=JobStatus.DONE.value, finished_at=now)
                 .returning(Job.owner_id, Job.image_id, Job.operations, Job.started_at)
             ).one_or_none()
-            if claimed is None:
-                db.rollback()  # failed meanwhile (shutdown, another server's start-up)
+            if claimed is None:  # failed meanwhile (shutdown, another server's start-up)
                 storage.delete(result_key)
                 return
             owner_id, image_id, operations, started_at = claimed
@@ -254,7 +251,6 @@ def complete_job(
                 )
                 outcome["result_image_id"] = image.id
             db.execute(update_jobs(Job.id == job_id).values(outcome))
-            db.commit()
     except BaseException:
         storage.delete(result_key)
         raise

@@ -14,7 +14,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.core.db import Database
+from api.core.db import Database, writes
 from api.models import Job, JobStatus, ServerInstance, utcnow
 from api.services.jobs import UNFINISHED, update_jobs
 
@@ -37,41 +37,38 @@ BROKER_QUEUE_HOSTNAME = "(the Celery broker's queue)"
 def register_server(database: Database) -> str:
     """Records this API process as a live server instance; returns its id."""
     server_id = uuid.uuid4().hex
-    with database.session() as db:
+    with database.session() as db, writes(db):
         db.add(ServerInstance(id=server_id, hostname=socket.gethostname()[:255], pid=os.getpid()))
-        db.commit()
     return server_id
 
 
 def beat(database: Database, server_id: str, hostname: str | None = None) -> None:
     """Proves the instance alive; an instance whose row was forgotten meanwhile (silent for a
     day, e.g. a suspended host) is recorded again."""
-    with database.session() as db:
-        result = db.execute(
-            update(ServerInstance)
-            .where(ServerInstance.id == server_id)
-            .values(heartbeat_at=utcnow())
-        )
-        if not result.rowcount:  # type: ignore[attr-defined]
-            db.add(
-                ServerInstance(
-                    id=server_id,
-                    hostname=(hostname or socket.gethostname())[:255],
-                    pid=os.getpid(),
-                )
+    try:
+        with database.session() as db, writes(db):
+            result = db.execute(
+                update(ServerInstance)
+                .where(ServerInstance.id == server_id)
+                .values(heartbeat_at=utcnow())
             )
-        try:
-            db.commit()
-        except IntegrityError:  # another process recorded it first: alive either way
-            db.rollback()
+            if not result.rowcount:  # type: ignore[attr-defined]
+                db.add(
+                    ServerInstance(
+                        id=server_id,
+                        hostname=(hostname or socket.gethostname())[:255],
+                        pid=os.getpid(),
+                    )
+                )
+    except IntegrityError:  # another process recorded it first: alive either way
+        pass
 
 
 def mark_server_stopped(database: Database, server_id: str) -> None:
-    with database.session() as db:
+    with database.session() as db, writes(db):
         db.execute(
             update(ServerInstance).where(ServerInstance.id == server_id).values(stopped_at=utcnow())
         )
-        db.commit()
 
 
 def fail_stale_jobs(db: Session, heartbeat_s: float) -> int:
@@ -88,16 +85,16 @@ def fail_stale_jobs(db: Session, heartbeat_s: float) -> int:
             ServerInstance.heartbeat_at < now - timedelta(seconds=heartbeat_s * MISSED_HEARTBEATS),
         )
     )
-    result = db.execute(
-        update_jobs(
-            Job.status.in_(UNFINISHED),
-            or_(Job.server_id.is_(None), Job.server_id.in_(dead_servers)),
-        ).values(status=JobStatus.FAILED.value, error=STALE_JOB_ERROR, finished_at=now)
-    )
-    db.execute(
-        delete(ServerInstance).where(ServerInstance.heartbeat_at < now - FORGET_INSTANCES_AFTER)
-    )
-    db.commit()
+    with writes(db):
+        result = db.execute(
+            update_jobs(
+                Job.status.in_(UNFINISHED),
+                or_(Job.server_id.is_(None), Job.server_id.in_(dead_servers)),
+            ).values(status=JobStatus.FAILED.value, error=STALE_JOB_ERROR, finished_at=now)
+        )
+        db.execute(
+            delete(ServerInstance).where(ServerInstance.heartbeat_at < now - FORGET_INSTANCES_AFTER)
+        )
     count = result.rowcount or 0  # type: ignore[attr-defined]
     if count:
         log.warning("failed %s job(s) left unfinished by a server that stopped", count)
@@ -108,7 +105,7 @@ def hand_over_to_broker_queue(database: Database, job_ids: Sequence[int], server
     """The broker has these jobs' tasks: they wait in its queue now, not in this process, and
     outlive it. (Until this runs they name the process that queued them, so one that died
     between writing them and sending their tasks has them failed, never stuck.)"""
-    with database.session() as db:
+    with database.session() as db, writes(db):
         db.execute(
             update_jobs(
                 Job.id.in_(job_ids),
@@ -116,4 +113,3 @@ def hand_over_to_broker_queue(database: Database, job_ids: Sequence[int], server
                 Job.server_id == server_id,
             ).values(server_id=BROKER_QUEUE_INSTANCE_ID)
         )
-        db.commit()

@@ -18,8 +18,10 @@ from PIL import Image as PILImage
 from sqlalchemy import func, select
 
 from api.core.config import Settings
+from api.core.db import writes
 from api.models import Image
-from api.services.images import delete_user_images
+from api.services.images import add_image, delete_user_images
+from api.storage import new_key
 from tests.support.accounts import login_headers, register
 from tests.support.databases import app_session
 from tests.support.images import image_bytes, stored_bytes, stored_keys, upload_image
@@ -370,6 +372,40 @@ def test_delete_user_images_removes_files_only_when_the_caller_commits(
     assert len(stored_keys(client)) == 1
     assert client.get("/images", headers=alice["headers"]).json()["total"] == 0
     assert client.get("/images", headers=bob["headers"]).json()["total"] == 1
+
+
+def test_an_added_image_keeps_its_object_only_if_its_unit_of_work_commits(
+    client: TestClient, alice: dict[str, Any]
+) -> None:
+    storage = client.app.state.storage
+    dropped, kept = new_key("png"), new_key("png")
+    for key in (dropped, kept):
+        with storage.writing(key) as path:
+            path.write_bytes(image_bytes())
+
+    def add(db: Any, key: str, filename: str) -> None:
+        add_image(
+            db,
+            storage,
+            owner_id=alice["user"]["id"],
+            key=key,
+            filename=filename,
+            image_format="PNG",
+            width=1,
+            height=1,
+            size_bytes=1,
+        )
+
+    with app_session(client) as db:
+        with pytest.raises(RuntimeError), writes(db):
+            add(db, dropped, "dropped.png")
+            raise RuntimeError("the unit fails after its row was added")
+        with writes(db):
+            add(db, kept, "kept.png")
+    assert not storage.exists(dropped)
+    assert storage.exists(kept)
+    listed = client.get("/images", headers=alice["headers"]).json()["items"]
+    assert [image["filename"] for image in listed] == ["kept.png"]
 
 
 def test_ids_out_of_range_are_a_422(client: TestClient, alice: dict[str, Any]) -> None:

@@ -13,13 +13,16 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from api.core.config import Settings
-from api.services.sessions import access_codec
+from api.core.credentials import token_codec_from_settings
 from frontend.api_client import ApiClient
-from frontend.auth_state import AuthState, Tokens
-from frontend.session import AUTH_KEY, CLIENT_KEY
+from frontend.auth.session import AUTH_KEY, CLIENT_KEY
+from frontend.auth.state import AuthState, Tokens
+from frontend.sitemap import PAGES
 from tests.support.accounts import DEFAULT_PASSWORD, TEST_JWT_SECRET, bearer, register
+from tests.support.paths import REPO_ROOT
 
 _names = itertools.count(1)
+FRONTEND = REPO_ROOT / "frontend"
 
 
 class ApiCaller:
@@ -72,8 +75,11 @@ def logged_in(app: AppTest, api_url: str, tokens: Tokens) -> AuthState:
     return auth
 
 
-def open_page(app: AppTest, api_url: str, tokens: Tokens, page: str, **query: str) -> AppTest:
-    """Runs the app logged in with `tokens`, then switches to `page` (with URL query values)."""
+def open_page(
+    app: AppTest, api_url: str, tokens: Tokens, page: str, **query: str | list[str]
+) -> AppTest:
+    """Runs the app logged in with `tokens`, then switches to `page` (with URL query values; a
+    list is a repeated key)."""
     logged_in(app, api_url, tokens)
     app.run()
     app.query_params.update(query)
@@ -85,7 +91,7 @@ def with_expired_access_token(api_url: str, tokens: Tokens) -> Tokens:
     secret) expired: what a tab left open past the token's lifetime holds."""
     me = ApiCaller(api_url).get("/auth/me", headers=bearer(tokens.access_token)).json()
     settings = Settings(_env_file=None, jwt_secret_key=TEST_JWT_SECRET)  # type: ignore[call-arg]
-    codec = access_codec(settings)
+    codec = token_codec_from_settings(settings)
     codec.lifetime = timedelta(minutes=-5)
     expired = codec.encode(
         user_id=me["id"],
@@ -108,9 +114,24 @@ def texts(app: AppTest) -> str:
 
 
 def menu(app: AppTest) -> list[str]:
-    """Titles of the pages st.navigation registered in the last run (AppTest keeps them to
-    resolve switch_page; the sidebar menu itself is not an element it exposes)."""
-    return [page["page_name"] for page in app._registered_pages.values()]
+    """Titles of the pages the menu listed in the last run.
+
+    AppTest keeps what st.navigation registered (to resolve switch_page) but not whether a page
+    was hidden, and the sidebar menu is not an element it exposes. The hidden pages are the
+    stand-ins for pages the visitor may not see (functions, without a script) and the sitemap's
+    pages that are not `in_menu`.
+    """
+    listed = {str(FRONTEND / spec.script) for spec in PAGES if spec.in_menu}
+    return [page["page_name"] for page in _registered(app) if page["script_path"] in listed]
+
+
+def stand_ins(app: AppTest) -> list[str]:
+    """Titles of the pages registered in the last run only as stand-ins (see `menu`)."""
+    return [page["page_name"] for page in _registered(app) if not page["script_path"]]
+
+
+def _registered(app: AppTest) -> list[dict[str, Any]]:
+    return list(app._registered_pages.values())
 
 
 def submit(app: AppTest, form: str, label: str) -> AppTest:

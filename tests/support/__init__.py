@@ -7,4 +7,5 @@ module itself:
 - `servers`: free ports, server processes, the live API/dashboard servers and `LiveClient`.
 - `processes`: what Linux /proc says about processes (exited, children, socket holders).
 - `images`: image bytes, uploads, processing requests, waiting for jobs.
+- `mail`: a real SMTP server (aiosmtpd) that keeps what it receives; links out of mails.
 """
