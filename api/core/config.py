@@ -20,6 +20,10 @@ DEVELOPMENT_JWT_SECRET = "development-only-secret-change-me-0123456789abcdef"
 MIN_JWT_SECRET_BYTES = 32
 # `.env.example`'s POSTGRES_PASSWORD, which docker-compose puts into DATABASE_URL.
 EXAMPLE_POSTGRES_PASSWORD = "change-me-example-postgres-password"
+# `.env.example`'s RABBITMQ_PASSWORD (compose puts it into CELERY_BROKER_URL) and
+# SEAWEEDFS_SECRET_ACCESS_KEY (compose's S3_SECRET_ACCESS_KEY).
+EXAMPLE_RABBITMQ_PASSWORD = "change-me-example-rabbitmq-password"
+EXAMPLE_S3_SECRET = "change-me-example-s3-secret"
 
 CommaSeparated = Annotated[list[str], NoDecode]
 
@@ -185,6 +189,23 @@ class Settings(BaseSettings):
             raise ValueError(
                 "DATABASE_URL uses the example POSTGRES_PASSWORD; set a random one in .env "
                 "before starting with ENV=production"
+            )
+        broker_url = self.celery_broker_url.get_secret_value() if self.celery_broker_url else ""
+        if self.env == "production" and f":{EXAMPLE_RABBITMQ_PASSWORD}@" in broker_url:
+            raise ValueError(
+                "CELERY_BROKER_URL uses the example RABBITMQ_PASSWORD; set a random one in .env "
+                "before starting with ENV=production"
+            )
+        s3_secret = self.s3_secret_access_key
+        if (
+            self.env == "production"
+            and self.storage_backend == "s3"
+            and s3_secret is not None
+            and s3_secret.get_secret_value() == EXAMPLE_S3_SECRET
+        ):
+            raise ValueError(
+                "S3_SECRET_ACCESS_KEY is the example value; set a random one in .env before "
+                "starting with ENV=production"
             )
         return self
 

@@ -46,7 +46,8 @@ def make_celery(settings: Settings) -> Celery:
         task_ignore_result=True,  # the jobs table is the truth: no result backend
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        task_acks_on_failure_or_timeout=True,
+        task_acks_on_failure=True,
+        task_acks_on_timeout=True,
         task_time_limit=settings.job_timeout_s,
         task_default_queue=JOBS_QUEUE,
         task_queues=[

@@ -57,7 +57,7 @@ def test_seaweedfs_starts_as_compose_runs_it_with_its_bucket(tmp_path: Path) -> 
     command = load_compose()["services"]["seaweedfs"]["command"]
     assert command[0] == "mini"
     flags = [flag for flag in command[1:] if not flag.startswith(("-dir=", "-ip"))]
-    flags = interpolate(flags, {"S3_BUCKET": "compose-bucket"})
+    flags = interpolate(flags, {"SEAWEEDFS_BUCKET": "compose-bucket"})
     with seaweedfs_server(tmp_path / "data", tmp_path / "weed.log", flags) as store:
         deadline = time.monotonic() + 60  # made just after the S3 endpoint answers
         while not (names := [b["Name"] for b in store.client().list_buckets()["Buckets"]]):

@@ -137,6 +137,10 @@ def test_jobs_go_to_celery_workers_and_images_to_seaweedfs(resolved: dict[str, A
     assert api_env["PROCESSING_BACKEND"] == "celery"
     assert api_env["STORAGE_BACKEND"] == "s3"
     assert api_env["S3_ENDPOINT_URL"] == "http://seaweedfs:8333"
+    weed_env = _environment(services["seaweedfs"])
+    assert api_env["S3_ACCESS_KEY_ID"] == weed_env["AWS_ACCESS_KEY_ID"]
+    assert api_env["S3_SECRET_ACCESS_KEY"] == weed_env["AWS_SECRET_ACCESS_KEY"]
+    assert f"-bucket={api_env['S3_BUCKET']}" in services["seaweedfs"]["command"]
     rabbit_env = _environment(services["rabbitmq"])
     user, password = rabbit_env["RABBITMQ_DEFAULT_USER"], rabbit_env["RABBITMQ_DEFAULT_PASS"]
     assert api_env["CELERY_BROKER_URL"] == f"amqp://{user}:{password}@rabbitmq:5672//"
@@ -282,6 +286,16 @@ def test_production_refuses_the_example_secrets(
     with pytest.raises(ConfigurationError, match="POSTGRES_PASSWORD"):
         _load_settings_with(monkeypatch, tmp_path, only_jwt_changed)
 
+    dotenv["POSTGRES_PASSWORD"] = "0123456789abcdef0123456789abcdef"
+    broker_left = _api_container_environment(interpolate(compose, dotenv), dotenv)
+    with pytest.raises(ConfigurationError, match="RABBITMQ_PASSWORD"):
+        _load_settings_with(monkeypatch, tmp_path, broker_left)
+
+    dotenv["RABBITMQ_PASSWORD"] = "fedcba9876543210fedcba9876543210"
+    store_left = _api_container_environment(interpolate(compose, dotenv), dotenv)
+    with pytest.raises(ConfigurationError, match="S3_SECRET_ACCESS_KEY"):
+        _load_settings_with(monkeypatch, tmp_path, store_left)
+
 
 def test_the_api_container_settings_load_once_secrets_are_set(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any, compose: dict[str, Any]
@@ -289,6 +303,8 @@ def test_the_api_container_settings_load_once_secrets_are_set(
     dotenv = read_env_file()
     dotenv["JWT_SECRET_KEY"] = "a-real-secret-" + "q" * 40
     dotenv["POSTGRES_PASSWORD"] = "0123456789abcdef0123456789abcdef"
+    dotenv["RABBITMQ_PASSWORD"] = "fedcba9876543210fedcba9876543210"
+    dotenv["SEAWEEDFS_SECRET_ACCESS_KEY"] = "s3-" + "k" * 40
     resolved = interpolate(compose, dotenv)
     settings = _load_settings_with(
         monkeypatch, tmp_path, _api_container_environment(resolved, dotenv)
@@ -300,6 +316,7 @@ def test_the_api_container_settings_load_once_secrets_are_set(
     assert settings.rate_limit_storage_uri == "redis://redis:6379/0"
     assert str(settings.storage_dir) == "/data/images"
     assert settings.forwarded_allow_ips == [dotenv["PROXY_IPV4"], dotenv["FRONTEND_IPV4"]]
+    assert (settings.processing_backend, settings.storage_backend) == ("celery", "s3")
 
 
 # --- Dockerfile -----------------------------------------------------------------------------
