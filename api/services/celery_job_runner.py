@@ -126,8 +126,9 @@ class CeleryJobRunner(JobRunner):
         ]
         try:
             await run_in_threadpool(self._send, job_ids, plans)
-        except Exception:
-            log.warning("jobs %s: the broker is unreachable", job_ids, exc_info=True)
+        except Exception as exc:
+            # Its type only: a broker error's text may quote the broker's address.
+            log.warning("jobs %s: the broker is unreachable (%s)", job_ids, type(exc).__name__)
             await run_in_threadpool(fail_jobs, self.database, job_ids, BROKER_UNREACHABLE_ERROR)
             raise ServiceBusy(
                 "The job broker is unreachable; try again shortly", BROKER_RETRY_AFTER_S
@@ -156,3 +157,4 @@ class CeleryJobRunner(JobRunner):
         """Jobs are the workers' and the broker's: nothing of theirs is stopped or failed."""
         await self.waiter.close()
         await super().shutdown()
+        await run_in_threadpool(self.celery.close)  # its broker connections
