@@ -21,12 +21,15 @@ from api.core.rate_limit import RateLimiter
 from api.core.request_context import RequestContextMiddleware
 from api.core.security import PasswordHasher
 from api.errors import install_error_handlers
+from api.events.context import HandlerContext
+from api.events.relay import EventRelay
 from api.processing.celery_app import make_celery
 from api.processing.engine import ProcessingEngine
 from api.routers import (
     account,
     admin,
     api_keys,
+    events,
     health,
     images,
     jobs,
@@ -35,9 +38,11 @@ from api.routers import (
     users,
 )
 from api.services.celery_job_runner import CeleryJobRunner
+from api.services.event_handlers import build_handler_registry
 from api.services.job_runner import JobRunner, LocalJobRunner
 from api.services.server_instances import fail_stale_jobs, register_server
 from api.services.storage_sweep import sweep_storage, sweep_storage_forever
+from api.services.user_cache import UserCache
 from api.services.users import AdminAccountTaken, ensure_admin
 from api.storage import Storage, StorageUnavailable
 from api.storage.factory import storage_from_settings
@@ -107,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.processing = app.state.job_runner.engine
         await run_in_threadpool(app.state.job_runner.prepare)
         app.state.job_runner.start_heartbeat()
+        await app.state.event_relay.start()
         sweeper = asyncio.create_task(sweep_storage_forever(database, storage, settings))
         try:
             yield
@@ -114,7 +120,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sweeper.cancel()
             await asyncio.gather(sweeper, return_exceptions=True)
             await app.state.job_runner.shutdown()
+            await app.state.event_relay.stop()
             app.state.database.dispose()
+            if app.state.user_cache is not None:
+                app.state.user_cache.close()
 
     app = FastAPI(
         title="Pixelgate API",
@@ -131,6 +140,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.password_hasher = password_hasher_from_settings(settings)
     app.state.rate_limiter = RateLimiter(
         settings.rate_limit_storage_uri, settings.rate_limit_enabled
+    )
+    app.state.user_cache = UserCache.from_settings(settings)
+    if app.state.user_cache is not None:
+        app.state.user_cache.watch(app.state.database.session_factory)
+    app.state.event_relay = EventRelay(
+        app.state.database,
+        settings,
+        build_handler_registry(),
+        HandlerContext(settings, app.state.database, app.state.storage),
     )
 
     install_error_handlers(app)
@@ -151,6 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         password_policy.router,
         users.router,
         admin.router,
+        events.router,
         api_keys.router,
         images.router,
         jobs.router,

@@ -40,7 +40,7 @@ from PIL import Image
 
 from api.processing.worker import ProcessingTask, run_task
 from tests.support.accounts import register
-from tests.support.broker import fresh_vhost
+from tests.support.broker import fresh_rabbitmq_vhost
 from tests.support.databases import migrate
 from tests.support.servers import api_env, free_port, running_process
 from tests.support.workers import celery_worker
@@ -177,7 +177,7 @@ def celery_cluster(workdir: Path) -> Iterator[tuple[str, int]]:
     """A server with PROCESSING_BACKEND=celery and one worker host of WORKERS pool processes,
     on a fresh vhost of the local RabbitMQ; yields the server's URL and pid."""
     with (
-        fresh_vhost() as broker_url,
+        fresh_rabbitmq_vhost() as broker_url,
         server(workdir, "celery", PROCESSING_BACKEND="celery", CELERY_BROKER_URL=broker_url) as (
             url,
             pid,

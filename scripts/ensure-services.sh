@@ -26,19 +26,19 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null 2>&1 || true
 fi
 
-# The Celery tests run a real worker against a fresh vhost of the local RabbitMQ.
-if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+# The event broker tests and the Celery tests use fresh vhosts of the local RabbitMQ.
+rabbitmq_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+if ! rabbitmq_up; then
   if ! command -v rabbitmq-server >/dev/null && [ ! -x /usr/sbin/rabbitmq-server ]; then
     echo "==> installing Debian's rabbitmq-server"
     as_root apt-get update -qq >/dev/null 2>&1 || true
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null 2>&1 || true
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null 2>&1 \
+      || echo "!! could not install rabbitmq-server; the event broker tests will fail" >&2
   fi
-  if command -v rabbitmq-server >/dev/null || [ -x /usr/sbin/rabbitmq-server ]; then
-    echo "==> starting RabbitMQ"
-    as_root rabbitmq-server -detached >/dev/null 2>&1 || as_root service rabbitmq-server start >/dev/null 2>&1 || true
-    as_root rabbitmqctl await_startup --timeout 60 >/dev/null 2>&1 || true
-  fi
-  (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null || echo "!! RabbitMQ is still not reachable on 127.0.0.1:5672" >&2
+  echo "==> starting RabbitMQ"
+  as_root env PATH="$PATH:/usr/sbin" rabbitmq-server -detached >/dev/null 2>&1 || true
+  as_root env PATH="$PATH:/usr/sbin" rabbitmqctl -q await_startup --timeout 60 >/dev/null 2>&1 || true
+  rabbitmq_up || echo "!! RabbitMQ is still not reachable on 127.0.0.1:5672" >&2
 fi
 
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then

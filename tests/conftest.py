@@ -23,13 +23,24 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.core.config import Settings
-from tests.support.accounts import TEST_JWT_SECRET, admin_settings
-from tests.support.broker import RABBITMQ_SERVER_URL, fresh_vhost, rabbitmq_reachable
+from tests.support.accounts import (
+    TEST_BCRYPT_ROUNDS,
+    TEST_JWT_SECRET,
+    AccountFactory,
+    admin_settings,
+)
+from tests.support.broker import (
+    RABBITMQ_SERVER_URL,
+    REQUIRE_RABBITMQ,
+    fresh_rabbitmq_vhost,
+    rabbitmq_reachable,
+)
 from tests.support.databases import (
     BACKENDS,
     POSTGRES_SERVER_URL,
     REQUIRE_POSTGRES,
     fresh_postgres_database,
+    fresh_redis_database,
     migrate,
     postgres_reachable,
     truncate_all,
@@ -103,7 +114,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, processing_back
 @pytest.fixture(scope="session")
 def rabbitmq_server_url() -> str:
     if not rabbitmq_reachable():
-        if REQUIRE_POSTGRES:  # the full suite's services are required together
+        if REQUIRE_RABBITMQ:
             pytest.fail(f"RabbitMQ is required but not reachable at {RABBITMQ_SERVER_URL}")
         pytest.skip("RabbitMQ is not reachable")
     return RABBITMQ_SERVER_URL
@@ -112,7 +123,7 @@ def rabbitmq_server_url() -> str:
 @pytest.fixture(scope="session")
 def celery_broker_url(rabbitmq_server_url: str) -> Iterator[str]:
     """A fresh vhost of the local RabbitMQ for this test session, deleted afterwards."""
-    with fresh_vhost(rabbitmq_server_url) as url:
+    with fresh_rabbitmq_vhost(rabbitmq_server_url) as url:
         yield url
 
 
@@ -212,8 +223,22 @@ def backend_settings(
 
 
 @pytest.fixture
+def suite_cache_url() -> Iterator[str | None]:
+    """With PIXELGATE_TEST_CACHE=1 every test app caches in a fresh Redis database (the run of
+    the auth suite with the cache on, see scripts/test.sh); otherwise none."""
+    if os.environ.get("PIXELGATE_TEST_CACHE") != "1":
+        yield None
+        return
+    with fresh_redis_database() as url:
+        yield url
+
+
+@pytest.fixture
 def make_settings(
-    database_url: str, tmp_path: Path, backend_settings: dict[str, Any]
+    database_url: str,
+    tmp_path: Path,
+    backend_settings: dict[str, Any],
+    suite_cache_url: str | None,
 ) -> Callable[..., Settings]:
     """Settings for a test app; keyword arguments override fields (environment ignored)."""
 
@@ -223,7 +248,7 @@ def make_settings(
             "database_url": database_url,
             "storage_dir": tmp_path / "images",
             "jwt_secret_key": TEST_JWT_SECRET,
-            "bcrypt_rounds": 4,
+            "bcrypt_rounds": TEST_BCRYPT_ROUNDS,
             "rate_limit_enabled": False,
             "rate_limit_storage_uri": "memory://",
             "process_workers": 2,
@@ -233,6 +258,8 @@ def make_settings(
             "forwarded_allow_ips": [],
             **backend_settings,
         }
+        if suite_cache_url is not None:
+            values["cache_url"] = suite_cache_url
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
@@ -242,6 +269,14 @@ def make_settings(
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings()
+
+
+@pytest.fixture
+def accounts(database_url: str, settings: Settings) -> Iterator[AccountFactory]:
+    """Writes accounts into the test database, hashed at the test apps' bcrypt rounds."""
+    factory = AccountFactory(database_url, settings.bcrypt_rounds)
+    yield factory
+    factory.close()
 
 
 @pytest.fixture

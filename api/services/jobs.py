@@ -27,7 +27,9 @@ from api.processing.operations import Operation, dump_pipeline, largest_size
 from api.processing.worker import ProcessingResult
 from api.repositories.pagination import fetch_page
 from api.schemas.common import PageParams
+from api.schemas.event import EventType
 from api.services.errors import RuleViolation, ServiceBusy
+from api.services.events import record_event
 from api.services.images import MAX_FILENAME_LENGTH, add_image, ensure_stored, get_owned_images
 from api.services.ownership import get_owned
 from api.storage import Storage
@@ -182,6 +184,23 @@ def finished_job_ids(database: Database, job_ids: Sequence[int]) -> set[int]:
         )
 
 
+def record_job_finished(
+    db: Session,
+    job_id: int,
+    image_id: int | None,
+    owner_id: int,
+    *,
+    result_image_id: int | None = None,
+    error: str | None = None,
+) -> None:
+    """`job.done` or `job.failed`, in the unit of work that finishes the job."""
+    data = {"job_id": job_id, "image_id": image_id, "user_id": owner_id}
+    if error is None:
+        record_event(db, EventType.JOB_DONE, {**data, "result_image_id": result_image_id})
+    else:
+        record_event(db, EventType.JOB_FAILED, {**data, "error": error})
+
+
 def _milliseconds_between(started: datetime, finished: datetime) -> int:
     return round((finished - started).total_seconds() * 1000)
 
@@ -193,16 +212,17 @@ def fail_jobs(database: Database, job_ids: Sequence[int], message: str) -> list[
         failed = db.execute(
             update_jobs(Job.id.in_(job_ids), Job.status.in_(UNFINISHED))
             .values(status=JobStatus.FAILED.value, error=message, finished_at=now)
-            .returning(Job.id, Job.started_at)
+            .returning(Job.id, Job.started_at, Job.image_id, Job.owner_id)
         ).all()
-        for job_id, started_at in failed:
+        for job_id, started_at, image_id, owner_id in failed:
+            record_job_finished(db, job_id, image_id, owner_id, error=message)
             if started_at is not None:
                 db.execute(
                     update_jobs(Job.id == job_id).values(
                         duration_ms=_milliseconds_between(started_at, now)
                     )
                 )
-    return [job_id for job_id, _ in failed]
+    return [row[0] for row in failed]
 
 
 def complete_job(
@@ -251,6 +271,14 @@ def complete_job(
                 )
                 outcome["result_image_id"] = image.id
             db.execute(update_jobs(Job.id == job_id).values(outcome))
+            record_job_finished(
+                db,
+                job_id,
+                image_id,
+                owner_id,
+                result_image_id=outcome.get("result_image_id"),
+                error=outcome.get("error"),
+            )
     except BaseException:
         storage.delete(result_key)
         raise

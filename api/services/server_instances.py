@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from api.core.db import Database, writes
 from api.models import Job, JobStatus, ServerInstance, utcnow
-from api.services.jobs import UNFINISHED, update_jobs
+from api.services.jobs import UNFINISHED, record_job_finished, update_jobs
 
 log = logging.getLogger("pixelgate.jobs")
 
@@ -86,16 +86,20 @@ def fail_stale_jobs(db: Session, heartbeat_s: float) -> int:
         )
     )
     with writes(db):
-        result = db.execute(
+        failed = db.execute(
             update_jobs(
                 Job.status.in_(UNFINISHED),
                 or_(Job.server_id.is_(None), Job.server_id.in_(dead_servers)),
-            ).values(status=JobStatus.FAILED.value, error=STALE_JOB_ERROR, finished_at=now)
-        )
+            )
+            .values(status=JobStatus.FAILED.value, error=STALE_JOB_ERROR, finished_at=now)
+            .returning(Job.id, Job.image_id, Job.owner_id)
+        ).all()
+        for job_id, image_id, owner_id in failed:
+            record_job_finished(db, job_id, image_id, owner_id, error=STALE_JOB_ERROR)
         db.execute(
             delete(ServerInstance).where(ServerInstance.heartbeat_at < now - FORGET_INSTANCES_AFTER)
         )
-    count = result.rowcount or 0  # type: ignore[attr-defined]
+    count = len(failed)
     if count:
         log.warning("failed %s job(s) left unfinished by a server that stopped", count)
     return count

@@ -26,7 +26,7 @@ from api.services.celery_job_runner import BROKER_UNREACHABLE_ERROR
 from api.services.server_instances import STALE_JOB_ERROR
 from api.services.worker_jobs import WORKER_LOST_ERROR
 from tests.support.accounts import TEST_JWT_SECRET, register
-from tests.support.broker import fresh_vhost, purge_queue
+from tests.support.broker import fresh_rabbitmq_vhost, purge_queue
 from tests.support.databases import app_session, fresh_postgres_database, migrate, truncate_all
 from tests.support.images import SLOW, process, upload_image, wait_for_job
 from tests.support.paths import REPO_ROOT
@@ -50,7 +50,7 @@ def module_database(postgres_server_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def module_broker(rabbitmq_server_url: str) -> Iterator[str]:
-    with fresh_vhost(rabbitmq_server_url) as url:
+    with fresh_rabbitmq_vhost(rabbitmq_server_url) as url:
         yield url
 
 

@@ -33,7 +33,17 @@ from tests.deploy.deploy_files import (
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import free_port, http_server_thread
 
-SERVICES = {"db", "redis", "rabbitmq", "seaweedfs", "api", "worker", "frontend", "proxy"}
+SERVICES = {
+    "db",
+    "redis",
+    "rabbitmq",
+    "seaweedfs",
+    "api",
+    "worker",
+    "consumer",
+    "frontend",
+    "proxy",
+}
 LOCAL_BACKENDS = REPO_ROOT / "deploy" / "compose.local-backends.yml"
 API_PORT = "8000"
 DASHBOARD_PORT = "8501"
@@ -101,6 +111,7 @@ def test_redis_holds_the_shared_rate_limit_counters(compose: dict[str, Any]) -> 
     assert _health_command(redis) == "redis-cli ping"
     api_env = _environment(compose["services"]["api"])
     assert api_env["RATE_LIMIT_STORAGE_URI"] == "redis://redis:6379/0"
+    assert api_env["CACHE_URL"] == "redis://redis:6379/1"  # another database of the same Redis
 
 
 def test_api_starts_through_the_start_script_after_db_and_redis(resolved: dict[str, Any]) -> None:
@@ -108,7 +119,8 @@ def test_api_starts_through_the_start_script_after_db_and_redis(resolved: dict[s
     assert api["build"]["target"] == "api"
     assert api["command"] == ["scripts/start.sh"]
     assert api["depends_on"] == {
-        name: {"condition": "service_healthy"} for name in ("db", "redis", "rabbitmq", "seaweedfs")
+        "db": {"condition": "service_healthy"},
+        "redis": {"condition": "service_healthy"},
     }
     env = _environment(api)
     assert env["ENV"] == "production"
@@ -143,7 +155,7 @@ def test_jobs_go_to_celery_workers_and_images_to_seaweedfs(resolved: dict[str, A
     assert f"-bucket={api_env['S3_BUCKET']}" in services["seaweedfs"]["command"]
     rabbit_env = _environment(services["rabbitmq"])
     user, password = rabbit_env["RABBITMQ_DEFAULT_USER"], rabbit_env["RABBITMQ_DEFAULT_PASS"]
-    assert api_env["CELERY_BROKER_URL"] == f"amqp://{user}:{password}@rabbitmq:5672//"
+    assert api_env["CELERY_BROKER_URL"] == f"amqp://{user}:{password}@rabbitmq:5672/%2F"
     # No image lives on the api's disk: STORAGE_DIR holds scratch files only.
     assert _named_volumes(services["api"]) == {}
 
@@ -159,14 +171,11 @@ def test_the_worker_is_the_api_image_running_celery(resolved: dict[str, Any]) ->
     assert _health_command(worker) == "celery -A api.worker inspect ping -d celery@$HOSTNAME"
     assert worker["depends_on"]["api"] == {"condition": "service_healthy"}  # migrated first
     assert worker["depends_on"]["rabbitmq"] == {"condition": "service_healthy"}
+    assert worker["depends_on"]["seaweedfs"] == {"condition": "service_healthy"}
 
 
-def test_rabbitmq_and_seaweedfs_keep_their_data_and_report_health(compose: dict[str, Any]) -> None:
-    services = compose["services"]
-    rabbitmq, seaweedfs = services["rabbitmq"], services["seaweedfs"]
-    assert rabbitmq["image"] == "rabbitmq:3-management"
-    assert _health_command(rabbitmq) == "rabbitmq-diagnostics -q ping"
-    assert _named_volumes(rabbitmq) == {"rabbitmq": "/var/lib/rabbitmq"}
+def test_seaweedfs_keeps_its_data_and_reports_health(compose: dict[str, Any]) -> None:
+    seaweedfs = compose["services"]["seaweedfs"]
     assert seaweedfs["image"].startswith("chrislusf/seaweedfs")
     assert seaweedfs["command"][0] == "mini"
     assert "-dir=/data" in seaweedfs["command"]
@@ -177,12 +186,51 @@ def test_rabbitmq_and_seaweedfs_keep_their_data_and_report_health(compose: dict[
 
 def test_the_local_backends_override_brings_the_images_volume_back() -> None:
     override = yaml.safe_load(LOCAL_BACKENDS.read_text())
-    api = override["services"]["api"]
-    assert api["environment"] == {"PROCESSING_BACKEND": "local", "STORAGE_BACKEND": "local"}
-    compose_api_env = _environment(load_compose()["services"]["api"])
-    assert _named_volumes(api) == {"images": compose_api_env["STORAGE_DIR"]}
+    storage_dir = _environment(load_compose()["services"]["api"])["STORAGE_DIR"]
+    for name in ("api", "consumer"):
+        service = override["services"][name]
+        assert service["environment"] == {"PROCESSING_BACKEND": "local", "STORAGE_BACKEND": "local"}
+        assert _named_volumes(service) == {"images": storage_dir}
     assert override["services"]["worker"]["deploy"]["replicas"] == 0
     assert set(override["volumes"]) == {"images"}
+
+
+def test_every_named_volume_is_declared_and_used(compose: dict[str, Any]) -> None:
+    used = set()
+    for service in compose["services"].values():
+        used |= set(_named_volumes(service))
+    assert used == set(compose["volumes"]) == {"pgdata", "rabbitmq", "seaweedfs"}
+
+
+def test_rabbitmq_keeps_durable_queues_and_reports_health(resolved: dict[str, Any]) -> None:
+    rabbitmq = resolved["services"]["rabbitmq"]
+    assert rabbitmq["image"] == "rabbitmq:3-management"
+    assert _named_volumes(rabbitmq) == {"rabbitmq": "/var/lib/rabbitmq"}
+    assert _health_command(rabbitmq) == "rabbitmq-diagnostics -q ping"
+    env = _environment(rabbitmq)
+    broker_url = _environment(resolved["services"]["api"])["EVENTS_BROKER_URL"]
+    credentials = f"{env['RABBITMQ_DEFAULT_USER']}:{env['RABBITMQ_DEFAULT_PASS']}"
+    assert broker_url == f"amqp://{credentials}@rabbitmq:5672/%2F"
+    # A broker that is down delays events, never the api: it does not wait for RabbitMQ.
+    assert "rabbitmq" not in resolved["services"]["api"]["depends_on"]
+
+
+def test_the_consumer_is_the_api_image_handling_events(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    consumer, api = services["consumer"], services["api"]
+    assert consumer["image"] == api["image"] and consumer["build"] == api["build"]
+    assert consumer["command"] == ["python", "-m", "api.consumer"]
+    assert _health_command(consumer) == "python -m api.consumer --check"
+    assert consumer["env_file"] == ".env"
+    consumer_env, api_env = _environment(consumer), _environment(api)
+    for name in ("ENV", "DATABASE_URL", "STORAGE_DIR", "EVENTS_BROKER_URL", "STORAGE_BACKEND"):
+        assert consumer_env[name] == api_env[name], name
+    # It removes deleted accounts' objects: the same store.
+    assert consumer_env == api_env
+    assert consumer["depends_on"] == {
+        "api": {"condition": "service_healthy"},  # which migrates the database first
+        "rabbitmq": {"condition": "service_healthy"},
+    }
 
 
 def test_frontend_reaches_the_api_inside_the_network(compose: dict[str, Any]) -> None:
@@ -314,7 +362,11 @@ def test_the_api_container_settings_load_once_secrets_are_set(
         "postgresql+psycopg2://pixelgate:0123456789abcdef0123456789abcdef@db:5432/pixelgate"
     )
     assert settings.rate_limit_storage_uri == "redis://redis:6379/0"
+    assert settings.cache_url.get_secret_value() == "redis://redis:6379/1"
     assert str(settings.storage_dir) == "/data/images"
+    assert settings.events_broker_url.get_secret_value() == (
+        "amqp://pixelgate:fedcba9876543210fedcba9876543210@rabbitmq:5672/%2F"
+    )
     assert settings.forwarded_allow_ips == [dotenv["PROXY_IPV4"], dotenv["FRONTEND_IPV4"]]
     assert (settings.processing_backend, settings.storage_backend) == ("celery", "s3")
 

@@ -9,14 +9,14 @@ from streamlit.testing.v1 import AppTest
 
 from frontend.auth.state import Tokens
 from tests.frontend.harness import (
-    ApiCaller,
     new_user,
     open_page,
-    png_bytes,
     texts,
     upload_png,
 )
 from tests.support.accounts import bearer
+from tests.support.images import image_bytes
+from tests.support.servers import LiveClient
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def member(api_url: str) -> Tokens:
 
 
 def images_of(api_url: str, tokens: Tokens) -> list[dict[str, Any]]:
-    answer = ApiCaller(api_url).get("/images", headers=bearer(tokens.access_token))
+    answer = LiveClient(api_url).get("/images", headers=bearer(tokens.access_token))
     return answer.json()["items"]
 
 
@@ -60,8 +60,8 @@ def test_uploading_several_files_reports_each(app: AppTest, api_url: str, member
     open_page(app, api_url, member, "views/images.py")
     app.file_uploader[0].set_value(
         [
-            ("one.png", png_bytes(), "image/png"),
-            ("two.png", png_bytes(color=(0, 90, 200)), "image/png"),
+            ("one.png", image_bytes(), "image/png"),
+            ("two.png", image_bytes(color=(0, 90, 200)), "image/png"),
             ("notes.txt", b"not an image at all", "text/plain"),
         ]
     ).run()
@@ -79,7 +79,7 @@ def test_uploading_several_files_reports_each(app: AppTest, api_url: str, member
 
 def test_one_image_is_one_image(app: AppTest, api_url: str, member: Tokens) -> None:
     open_page(app, api_url, member, "views/images.py")
-    app.file_uploader[0].set_value([("solo.png", png_bytes(), "image/png")]).run()
+    app.file_uploader[0].set_value([("solo.png", image_bytes(), "image/png")]).run()
     assert send_button(app) == ["Add 1 file to your library"]
     app.button(key="upload_send").click().run()
     assert [s.value for s in app.success] == ["Uploaded 1 image."]
@@ -235,7 +235,7 @@ def test_batch_processing_follows_every_job(app: AppTest, api_url: str, member: 
     (bar,) = app.get("progress")
     assert bar.proto.value == 100
     assert bar.proto.text == "3 of 3 jobs finished"
-    jobs = ApiCaller(api_url).get("/jobs", headers=bearer(member.access_token)).json()["items"]
+    jobs = LiveClient(api_url).get("/jobs", headers=bearer(member.access_token)).json()["items"]
     assert [(job["status"], job["error"]) for job in jobs] == [("done", None)] * 3
     results = [i for i in images_of(api_url, member) if i["source_image_id"]]
     assert len(results) == 3
@@ -246,7 +246,7 @@ def test_jobs_page_lists_status_duration_and_results(
 ) -> None:
     image = upload_png(api_url, member)
     job = (
-        ApiCaller(api_url)
+        LiveClient(api_url)
         .post(
             f"/images/{image['id']}/process",
             json={"operations": [{"op": "sepia"}]},
