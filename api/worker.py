@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import signal
 import threading
 import time
@@ -44,7 +43,7 @@ from api.services.worker_jobs import (
     fail_lost_job,
     timeout_error,
 )
-from api.storage.factory import scratch_root, storage_from_settings
+from api.storage.factory import storage_from_settings
 
 log = logging.getLogger("pixelgate.worker")
 
@@ -55,26 +54,7 @@ app = make_celery(settings)
 _server_id: str | None = None
 _contexts: dict[int, WorkerContext] = {}
 _stop_beating = threading.Event()
-_main_pid = os.getpid()
-POOL_SCRATCH_PREFIX = "pool-"
 KILL_WAIT_S = 5.0
-
-
-def pool_scratch_dir(pid: int) -> Path:
-    """Each pool process keeps its scratch files apart, so those of one that was killed
-    mid-job can be removed without touching its siblings'."""
-    return scratch_root(settings) / f"{POOL_SCRATCH_PREFIX}{pid}"
-
-
-def remove_dead_pools_scratch() -> None:
-    root = scratch_root(settings)
-    if not root.is_dir():
-        return
-    for entry in root.iterdir():
-        if entry.is_dir() and entry.name.startswith(POOL_SCRATCH_PREFIX):
-            pid = entry.name.removeprefix(POOL_SCRATCH_PREFIX)
-            if pid.isdigit() and not _alive(int(pid)):
-                shutil.rmtree(entry, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:
@@ -91,11 +71,9 @@ def worker_context() -> WorkerContext:
     if context is None:
         if _server_id is None:
             raise RuntimeError("the worker's server instance is not registered")
-        pid = os.getpid()
-        scratch = None if pid == _main_pid else pool_scratch_dir(pid)
         context = WorkerContext(
             database=Database(settings.database_url),
-            storage=storage_from_settings(settings, scratch),
+            storage=storage_from_settings(settings),
             settings=settings,
             server_id=_server_id,
         )
@@ -114,7 +92,7 @@ def _beat_forever(server_id: str) -> None:
             with context.database.session() as db:
                 fail_stale_jobs(db, settings.job_heartbeat_s)
             context.storage.remove_stale_scratch_files(scratch_age_s)
-            remove_dead_pools_scratch()
+            context.storage.remove_scratch_files_of_dead_processes()
         except Exception:
             log.warning("heartbeat of worker instance %s failed", server_id, exc_info=True)
 
@@ -136,8 +114,8 @@ def _initialize_pool_process(**_kwargs: Any) -> None:
     """Before the first task (whose time limit then measures the job, not our start-up): lower
     the priority, keep freed buffers, connect to the database and make the storage client."""
     initialize_worker(WORKER_NICENESS)
-    remove_dead_pools_scratch()  # a killed sibling's, if it is being replaced
     context = worker_context()
+    context.storage.remove_scratch_files_of_dead_processes()  # a killed predecessor's
     context.database.is_reachable()
     context.storage.warm_up()
 
@@ -160,7 +138,7 @@ class JobRequest(Request):  # type: ignore[misc]
             deadline = time.monotonic() + KILL_WAIT_S
             while _alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.01)
-            shutil.rmtree(pool_scratch_dir(pid), ignore_errors=True)
+            worker_context().storage.remove_scratch_files_of(pid)
         super().on_timeout(soft, timeout)
 
 

@@ -112,5 +112,14 @@ class Storage(ABC):
     def remove_stale_scratch_files(self, older_than_s: float) -> int:
         """Deletes scratch files left by crashed writers; returns how many."""
 
+    @abstractmethod
+    def remove_scratch_files_of(self, pid: int) -> int:
+        """Deletes the scratch files a process of this host made, once it is gone (killed
+        mid-job); returns how many."""
+
+    @abstractmethod
+    def remove_scratch_files_of_dead_processes(self) -> int:
+        """Deletes the scratch files of this host's processes that are gone."""
+
     def warm_up(self) -> None:  # noqa: B027 (most backends have nothing to prepare)
         """Makes what the first call would otherwise make (a client, a connection pool)."""

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from api.core.config import Settings
 from api.storage.base import Storage
 from api.storage.local import SCRATCH_DIR_NAME, LocalStorage
 from api.storage.s3 import S3Location, S3Storage
 
 
-def scratch_root(settings: Settings) -> Path:
-    return settings.storage_dir / SCRATCH_DIR_NAME
-
-
-def storage_from_settings(settings: Settings, scratch_dir: Path | None = None) -> Storage:
-    """`scratch_dir` (under `scratch_root`) gives a process scratch files of its own."""
+def storage_from_settings(settings: Settings) -> Storage:
     if settings.storage_backend == "s3":
         assert settings.s3_bucket and settings.s3_access_key_id and settings.s3_secret_access_key
         location = S3Location(
@@ -25,5 +18,5 @@ def storage_from_settings(settings: Settings, scratch_dir: Path | None = None) -
             secret_access_key=settings.s3_secret_access_key.get_secret_value(),
             region=settings.s3_region,
         )
-        return S3Storage(location, scratch_dir or scratch_root(settings))
-    return LocalStorage(settings.storage_dir, scratch_dir)
+        return S3Storage(location, settings.storage_dir / SCRATCH_DIR_NAME)
+    return LocalStorage(settings.storage_dir)

@@ -19,10 +19,10 @@ SCRATCH_DIR_NAME = ".tmp"
 
 
 class LocalStorage(Storage):
-    def __init__(self, root: Path, scratch_dir: Path | None = None) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = Path(root)
         # On the same filesystem as `root`: a finished file is renamed into place.
-        self.scratch_dir = scratch_dir or self.root / SCRATCH_DIR_NAME
+        self.scratch_dir = self.root / SCRATCH_DIR_NAME
         self._scratch = ScratchDir(self.scratch_dir)
 
     def path_for(self, key: str) -> Path:
@@ -76,6 +76,12 @@ class LocalStorage(Storage):
 
     def remove_stale_scratch_files(self, older_than_s: float) -> int:
         return self._scratch.remove_stale(older_than_s)
+
+    def remove_scratch_files_of(self, pid: int) -> int:
+        return self._scratch.remove_of_process(pid)
+
+    def remove_scratch_files_of_dead_processes(self) -> int:
+        return self._scratch.remove_of_dead_processes()
 
 
 def move_into_place(temp_path: Path, final_path: Path) -> None:

@@ -202,3 +202,9 @@ class S3Storage(Storage):
 
     def remove_stale_scratch_files(self, older_than_s: float) -> int:
         return self._scratch.remove_stale(older_than_s)
+
+    def remove_scratch_files_of(self, pid: int) -> int:
+        return self._scratch.remove_of_process(pid)
+
+    def remove_scratch_files_of_dead_processes(self) -> int:
+        return self._scratch.remove_of_dead_processes()
