@@ -26,6 +26,7 @@ from api.routers import (
     images,
     jobs,
     password_policy,
+    recovery,
     tokens,
     users,
 )
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tokens.router,
         account.router,
         password_policy.router,
+        recovery.router,
         users.router,
         admin.router,
         api_keys.router,

@@ -17,13 +17,15 @@ from api.models import LoginFailure, User, utcnow
 from api.services import sessions
 from api.services.errors import (
     AccountInactive,
+    EmailNotVerified,
     InvalidCredentials,
     RuleViolation,
     TooManyRequests,
     WrongPassword,
 )
 from api.services.login_history import lockout_seconds_left, record_login_attempt
-from api.services.password_policy import check_password
+from api.services.password_policy import check_new_password
+from api.services.passwords import set_password
 from api.services.users import create_user, find_user_by_login
 
 LOGIN_SCOPE = "login"
@@ -35,7 +37,7 @@ def _client_key(client: ClientInfo) -> str:
     return client.ip_address or "unknown"
 
 
-def _enforce_rate_limit(
+def enforce_rate_limit(
     limiter: RateLimiter, scope: str, limit: str, client: ClientInfo, what: str
 ) -> None:
     retry_after = limiter.hit(scope, limit, _client_key(client))
@@ -59,7 +61,7 @@ def signup(
     agree_terms: bool,
 ) -> User:
     """Creates a member account, at most SIGNUP_RATE_LIMIT per address."""
-    _enforce_rate_limit(limiter, SIGNUP_SCOPE, settings.signup_rate_limit, client, "sign-ups")
+    enforce_rate_limit(limiter, SIGNUP_SCOPE, settings.signup_rate_limit, client, "sign-ups")
     if not agree_terms:
         raise RuleViolation("agree_terms", "You must agree to the terms of service")
     if password != password_confirm:
@@ -77,7 +79,8 @@ def login(
     remember_me: bool,
     client: ClientInfo,
 ) -> sessions.IssuedTokens:
-    """Checks, in order: rate limit, lockout, password, active. Every outcome is recorded."""
+    """Checks, in order: rate limit, lockout, password, active, verified (with
+    REQUIRE_VERIFIED_EMAIL). Every outcome is recorded."""
     # One spelling for lookup, lockout and history, so " bob" locks like "bob" whether or not
     # bob exists. No account name holds NUL, and PostgreSQL cannot store it: make it inert.
     identifier = identifier.strip().replace("\x00", "\ufffd")
@@ -116,6 +119,8 @@ def login(
         raise fail(LoginFailure.BAD_CREDENTIALS, InvalidCredentials())
     if not user.is_active:
         raise fail(LoginFailure.INACTIVE, AccountInactive())
+    if settings.require_verified_email and not user.is_verified:
+        raise fail(LoginFailure.UNVERIFIED, EmailNotVerified())
 
     user.last_login_at = utcnow()
     record_login_attempt(db, username_attempted=identifier, user=user, failure=None, client=client)
@@ -127,7 +132,7 @@ def login(
 def refresh(
     db: Session, settings: Settings, limiter: RateLimiter, *, raw_token: str, client: ClientInfo
 ) -> sessions.IssuedTokens:
-    _enforce_rate_limit(limiter, REFRESH_SCOPE, settings.refresh_rate_limit, client, "refreshes")
+    enforce_rate_limit(limiter, REFRESH_SCOPE, settings.refresh_rate_limit, client, "refreshes")
     return sessions.rotate_refresh_token(db, settings, raw_token, client)
 
 
@@ -144,15 +149,7 @@ def change_password(
     hasher = password_hasher(settings.bcrypt_rounds)
     if not hasher.verify(current_password, user.password_hash):
         raise WrongPassword("Current password is incorrect")
-    check_password(
-        new_password,
-        username=user.username,
-        email=user.email,
-        settings=settings,
-        field="new_password",
+    check_new_password(new_password, user, settings)
+    set_password(
+        db, user, hasher.hash(new_password), how="change", keep_session_id=current_session_id
     )
-    user.password_hash = hasher.hash(new_password)
-    sessions.revoke_user_sessions(
-        db, user.id, reason="password_changed", keep_session_id=current_session_id
-    )
-    db.commit()

@@ -10,7 +10,12 @@ import logging
 
 from api.events.context import HandlerContext
 from api.events.registry import HandlerRegistry
-from api.schemas.event import Event
+from api.schemas.event import Event, EventType
+from api.services.recovery_mail import (
+    mail_password_changed_notice,
+    mail_password_reset_link,
+    mail_verification_link,
+)
 
 log = logging.getLogger("pixelgate.events")
 
@@ -23,4 +28,9 @@ def log_event(event: Event, context: HandlerContext) -> None:
 def build_handler_registry() -> HandlerRegistry:
     registry = HandlerRegistry()
     registry.register(log_event)  # every type
+    registry.register(mail_password_reset_link, EventType.USER_PASSWORD_RESET_REQUESTED)
+    registry.register(
+        mail_verification_link, EventType.USER_CREATED, EventType.USER_EMAIL_VERIFICATION_REQUESTED
+    )
+    registry.register(mail_password_changed_notice, EventType.USER_PASSWORD_CHANGED)
     return registry

@@ -10,11 +10,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.core.config import Settings
-from api.core.db import end_read_transaction
+from api.core.db import end_read_transaction, writes
 from api.core.security import password_hasher
 from api.models import Role, User
 from api.schemas.auth import Username
+from api.schemas.event import EventType
 from api.services.errors import Conflict, NotFound, RuleViolation
+from api.services.events import record_event
 from api.services.password_policy import check_password
 
 log = logging.getLogger("pixelgate.users")
@@ -58,24 +60,29 @@ def create_user(
     name: str,
     password: str,
     role: Role = Role.MEMBER,
+    is_verified: bool = False,
 ) -> User:
-    """Creates and commits an account; policy breaches are RuleViolation, duplicates Conflict."""
+    """Creates and commits an account and its `user.created` event (whose handler mails the
+    verification link of an unverified address); policy breaches are RuleViolation,
+    duplicates Conflict."""
     check_password(password, username=username, email=email, settings=settings)
     _raise_if_taken(db, username, email)
-    end_read_transaction(db)
+    password_hash = password_hasher(settings.bcrypt_rounds).hash(password)
     user = User(
         username=username,
         email=email,
         name=name,
-        password_hash=password_hasher(settings.bcrypt_rounds).hash(password),
+        password_hash=password_hash,
         role=role.value,
+        is_verified=is_verified,
     )
-    db.add(user)
     try:
-        db.commit()
+        with writes(db):
+            db.add(user)
+            db.flush()
+            record_event(db, EventType.USER_CREATED, {"user_id": user.id, "role": user.role})
     except IntegrityError:
         # Lost a race with a concurrent signup: say which name is taken.
-        db.rollback()
         _raise_if_taken(db, username, email)
         raise
     return user
@@ -128,6 +135,8 @@ def ensure_admin(db: Session, settings: Settings) -> User | None:
             name=settings.admin_username,
             password=settings.admin_password.get_secret_value(),
             role=Role.ADMIN,
+            # The operator chose this address: there is no one to prove it to.
+            is_verified=True,
         )
     except Conflict:
         # Another worker created it a moment ago.
