@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from api.core.config import Settings
 from api.core.db import Database
 from api.core.mail import Mailer
-from api.services.storage import Storage
+from api.storage import Storage
 
 
 @dataclass(frozen=True, slots=True)

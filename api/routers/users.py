@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from api.dependencies import AdminUser, Client, DbSession, SelfOrAdmin, SettingsDep
+from api.dependencies import AdminUser, Client, DbSession, SelfOrAdmin, StorageDep
 from api.models import Role
 from api.schemas.admin import AdminUserOut, UserUpdate
 from api.schemas.common import (
@@ -78,12 +78,12 @@ def update_user(
     responses=error_responses(401, 403, 404, 409, 422),
 )
 def delete_user(
-    user_id: IdPath, caller: SelfOrAdmin, db: DbSession, settings: SettingsDep, client: Client
+    user_id: IdPath, caller: SelfOrAdmin, db: DbSession, storage: StorageDep, client: Client
 ) -> Response:
     """Soft-deletes an account (your own, or anyone's for an admin): it is deactivated, its
     sessions and API keys revoked and its images deleted; username and email stay taken.
     The last active admin cannot be deleted (409)."""
-    admin_service.delete_user(db, settings, caller, user_id, client=client)
+    admin_service.delete_user(db, storage, caller, user_id, client=client)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -363,7 +363,7 @@ def test_delete_user_images_removes_files_only_when_the_caller_commits(
         upload_image(client, alice["headers"])
     upload_image(client, bob["headers"])
     with app_session(client) as db:
-        assert delete_user_images(db, settings, alice["user"]["id"]) == 2
+        assert delete_user_images(db, client.app.state.storage, alice["user"]["id"]) == 2
         assert len(stored_files(settings)) == 3  # rows flushed, files still there
         db.rollback()
         db.commit()  # a later commit of the same session must not remove them either
@@ -371,7 +371,7 @@ def test_delete_user_images_removes_files_only_when_the_caller_commits(
     assert client.get("/images", headers=alice["headers"]).json()["total"] == 2
 
     with app_session(client) as db:
-        assert delete_user_images(db, settings, alice["user"]["id"]) == 2
+        assert delete_user_images(db, client.app.state.storage, alice["user"]["id"]) == 2
         db.commit()
     assert len(stored_files(settings)) == 1
     assert client.get("/images", headers=alice["headers"]).json()["total"] == 0

@@ -18,7 +18,7 @@ from api.events.registry import HandlerRegistry
 from api.models import HandledEvent, OutboxEvent, User, utcnow
 from api.schemas.event import Event, EventType
 from api.services.events import record_event
-from api.services.storage import Storage
+from api.storage import LocalStorage
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def test_each_handler_runs_once_per_event_and_a_failure_delays_no_other(
     registry.register(flaky, EventType.USER_DELETED)
     registry.register(steady)
     context = HandlerContext(
-        settings, database, Storage(settings.storage_dir), build_mailer(settings)
+        settings, database, LocalStorage(settings.storage_dir), build_mailer(settings)
     )
     event = _stored_event(database, 7)
 

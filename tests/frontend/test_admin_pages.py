@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from frontend.auth_state import Tokens
+from frontend.auth.state import Tokens
 from tests.frontend.conftest import ADMIN_USERNAME
 from tests.frontend.harness import ApiCaller, api_login, new_user, open_page, texts
 from tests.support.accounts import bearer

@@ -9,8 +9,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from frontend.api_client import ApiClient
-from frontend.auth_state import AuthState
-from frontend.session import AUTH_KEY, CLIENT_KEY
+from frontend.auth.session import AUTH_KEY, CLIENT_KEY
+from frontend.auth.state import AuthState
 from tests.frontend.conftest import ADMIN_USERNAME
 from tests.frontend.harness import (
     ApiCaller,

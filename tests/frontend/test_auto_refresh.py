@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from frontend.api_client import ApiClient, SessionExpired
-from frontend.auth_state import SESSION_EXPIRED, AuthState
+from frontend.auth.state import SESSION_EXPIRED, AuthState
 from tests.frontend.harness import (
     ApiCaller,
     logged_in,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from frontend.api_client import ApiClient
-from frontend.auth_state import AuthState
-from frontend.session import forwarded_for
+from frontend.auth.session import forwarded_for
+from frontend.auth.state import AuthState
 from tests.frontend.harness import ApiCaller
 from tests.support.accounts import DEFAULT_PASSWORD, register
 from tests.support.databases import migrate
