@@ -84,6 +84,8 @@ def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
             "admin_email": None,
             "admin_password": None,
             "forwarded_allow_ips": [],
+            # Mails of tests that do not read them go to the test's own directory.
+            "mail_outbox_dir": tmp_path / "outbox",
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -81,6 +81,8 @@ def api_env(database_url: str, storage_dir: Path, **extra: str) -> dict[str, str
             "ENV": "development",
             "DATABASE_URL": database_url,
             "STORAGE_DIR": str(storage_dir),
+            # Mails next to the images, not in the repository's data/ directory.
+            "MAIL_OUTBOX_DIR": str(storage_dir.parent / "outbox"),
             "JWT_SECRET_KEY": TEST_JWT_SECRET,
             "BCRYPT_ROUNDS": "4",
             "RATE_LIMIT_ENABLED": "false",
