@@ -32,7 +32,7 @@ from tests.deploy.deploy_files import (
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import free_port, http_server_thread
 
-SERVICES = {"db", "redis", "api", "frontend", "proxy"}
+SERVICES = {"db", "redis", "api", "frontend", "proxy", "mailpit"}
 API_PORT = "8000"
 DASHBOARD_PORT = "8501"
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|_KEY\b|CREDENTIAL", re.IGNORECASE)
@@ -142,6 +142,24 @@ def test_every_named_volume_is_declared_and_used(compose: dict[str, Any]) -> Non
     assert used == set(compose["volumes"]) == {"pgdata", "images"}
 
 
+def test_mail_goes_to_the_mail_catcher_with_links_to_the_proxied_dashboard(
+    resolved: dict[str, Any], example_env: dict[str, str]
+) -> None:
+    mailpit = resolved["services"]["mailpit"]
+    assert mailpit["image"].startswith("axllent/mailpit:")
+    assert _health_command(mailpit) == "/mailpit readyz"
+    # A profile, on by default in .env.example: production leaves it out.
+    assert mailpit["profiles"] == ["mail-catcher"]
+    assert example_env["COMPOSE_PROFILES"] == "mail-catcher"
+    env = _environment(resolved["services"]["api"])
+    assert (env["MAIL_BACKEND"], env["SMTP_HOST"], env["SMTP_PORT"]) == ("smtp", "mailpit", "1025")
+    assert env["SMTP_STARTTLS"] == "false"
+    assert env["PUBLIC_DASHBOARD_URL"] == (
+        f"http://localhost:{example_env['PUBLIC_DASHBOARD_PORT']}"
+    )
+    assert mailpit["ports"] == [f"127.0.0.1:{example_env['MAILPIT_UI_PORT']}:8025"]
+
+
 def test_frontend_reaches_the_api_inside_the_network(compose: dict[str, Any]) -> None:
     frontend = compose["services"]["frontend"]
     assert frontend["build"]["target"] == "frontend"
@@ -161,8 +179,13 @@ def test_proxy_fronts_both_and_is_the_only_trusted_forwarder(resolved: dict[str,
     assert env["DASHBOARD_UPSTREAM"] == f"frontend:{DASHBOARD_PORT}"
     published = {port.split(":")[1] for port in proxy["ports"]}
     assert published == {env["PROXY_API_LISTEN"], env["PROXY_DASHBOARD_LISTEN"]}
-    # Only the proxy is published: the API and dashboard are reached through it.
-    assert [name for name, service in services.items() if "ports" in service] == ["proxy"]
+    # Only the proxy is published: the API and dashboard are reached through it. (The mail
+    # catcher's web UI is published on the host's loopback only.)
+    assert [name for name, service in services.items() if "ports" in service] == [
+        "proxy",
+        "mailpit",
+    ]
+    assert all(port.startswith("127.0.0.1:") for port in services["mailpit"]["ports"])
     assert proxy["depends_on"]["api"] == {"condition": "service_healthy", "restart": True}
     assert proxy["depends_on"]["frontend"]["restart"] is True
 
@@ -206,7 +229,7 @@ def test_proxy_accepts_uploads_up_to_the_api_limit(example_env: dict[str, str]) 
 
 
 def test_compose_refuses_to_start_without_the_required_settings(compose: dict[str, Any]) -> None:
-    with pytest.raises(MissingVariable, match=r"POSTGRES_\w+: set POSTGRES_\w+ in .env"):
+    with pytest.raises(MissingVariable, match=r"(\w+): set \1 in .env"):
         interpolate(compose, {})
 
 
