@@ -90,6 +90,8 @@ def confirm_password_reset(
     db: Session, settings: Settings, *, token: str, new_password: str
 ) -> None:
     """Sets the new password from a reset link and revokes every session of the account.
+    Using a link mailed to the account's address proves the address too: it is then verified
+    (so an account that REQUIRE_VERIFIED_EMAIL keeps out can always get in by a reset).
 
     The link is checked first (400), then the policy (422, the link stays usable), then hashed
     off any transaction; the link is used up in the unit of work that changes the password,
@@ -101,9 +103,12 @@ def confirm_password_reset(
     check_new_password(new_password, user, settings)
     password_hash = password_hasher(settings.bcrypt_rounds).hash(new_password)
     with writes(db):
-        if use_link(db, token, TokenPurpose.PASSWORD_RESET) is None:
+        link = use_link(db, token, TokenPurpose.PASSWORD_RESET)
+        if link is None:
             raise InvalidLink(INVALID_RESET_LINK)
         set_password(db, user, password_hash, how="reset")
+        if link.email.casefold() == user.email.casefold():
+            _mark_verified(db, user)
 
 
 def request_email_verification(
@@ -132,8 +137,14 @@ def confirm_email_verification(db: Session, *, token: str) -> User:
         user = _account_of(db, link)
         if link is None or user is None or link.email.casefold() != user.email.casefold():
             raise InvalidLink(INVALID_VERIFICATION_LINK)
-        void_links(db, user.id, TokenPurpose.EMAIL_VERIFICATION)
-        if not user.is_verified:
-            user.is_verified = True
-            record_event(db, EventType.USER_EMAIL_VERIFIED, {"user_id": user.id})
+        _mark_verified(db, user)
     return user
+
+
+def _mark_verified(db: Session, user: User) -> None:
+    """Joins the caller's unit of work: the address is verified, other verification links
+    are void."""
+    void_links(db, user.id, TokenPurpose.EMAIL_VERIFICATION)
+    if not user.is_verified:
+        user.is_verified = True
+        record_event(db, EventType.USER_EMAIL_VERIFIED, {"user_id": user.id})

@@ -17,6 +17,7 @@ from api.services.sessions import access_codec
 from frontend.api_client import ApiClient
 from frontend.auth.session import AUTH_KEY, CLIENT_KEY
 from frontend.auth.state import AuthState, Tokens
+from frontend.navigation import LINK_PAGES
 from tests.support.accounts import DEFAULT_PASSWORD, TEST_JWT_SECRET, bearer, register
 
 _names = itertools.count(1)
@@ -107,10 +108,19 @@ def texts(app: AppTest) -> str:
     return "\n".join(str(part) for part in parts)
 
 
-def menu(app: AppTest) -> list[str]:
+def registered_pages(app: AppTest) -> list[str]:
     """Titles of the pages st.navigation registered in the last run (AppTest keeps them to
     resolve switch_page; the sidebar menu itself is not an element it exposes)."""
     return [page["page_name"] for page in app._registered_pages.values()]
+
+
+def menu(app: AppTest) -> list[str]:
+    """The registered pages that the menu shows (the hidden ones are reached by mailed links)."""
+    return [
+        page["page_name"]
+        for page in app._registered_pages.values()
+        if not page["script_path"].endswith(LINK_PAGES)
+    ]
 
 
 def submit(app: AppTest, form: str, label: str) -> AppTest:
