@@ -13,13 +13,13 @@ from api.core.client_info import ClientInfo, client_info
 from api.core.config import Settings
 from api.core.db import end_read_transaction
 from api.core.rate_limit import RateLimiter
-from api.core.security import AccessClaims, InvalidAccessToken
+from api.core.security import AccessClaims, AccessTokenCodec, InvalidAccessToken, PasswordHasher
 from api.models import Role, User
 from api.schemas.common import IdPath
 from api.services.api_keys import authenticate_api_key
 from api.services.errors import Forbidden, NotAuthenticated
 from api.services.job_runner import JobRunner
-from api.services.sessions import access_codec, user_of_active_session
+from api.services.sessions import user_of_active_session
 from api.storage import Storage
 
 bearer_scheme = OAuth2PasswordBearer(
@@ -58,6 +58,20 @@ def get_rate_limiter(request: Request) -> RateLimiter:
 RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
 
 
+def get_token_codec(request: Request) -> AccessTokenCodec:
+    return request.app.state.token_codec
+
+
+TokenCodec = Annotated[AccessTokenCodec, Depends(get_token_codec)]
+
+
+def get_password_hasher(request: Request) -> PasswordHasher:
+    return request.app.state.password_hasher
+
+
+Hasher = Annotated[PasswordHasher, Depends(get_password_hasher)]
+
+
 def get_storage(request: Request) -> Storage:
     return request.app.state.storage
 
@@ -86,17 +100,17 @@ BearerToken = Annotated[str | None, Depends(bearer_scheme)]
 ApiKeyHeaderValue = Annotated[str | None, Depends(api_key_scheme)]
 
 
-def _decode_access_token(settings: Settings, token: str) -> AccessClaims:
+def _decode_access_token(codec: AccessTokenCodec, token: str) -> AccessClaims:
     try:
-        return access_codec(settings).decode(token)
+        return codec.decode(token)
     except InvalidAccessToken as exc:
         raise NotAuthenticated(INVALID_TOKEN) from exc
 
 
-def get_access_claims(settings: SettingsDep, token: BearerToken) -> AccessClaims:
+def get_access_claims(codec: TokenCodec, token: BearerToken) -> AccessClaims:
     if not token:
         raise NotAuthenticated(NOT_AUTHENTICATED)
-    return _decode_access_token(settings, token)
+    return _decode_access_token(codec, token)
 
 
 AccessClaimsDep = Annotated[AccessClaims, Depends(get_access_claims)]
@@ -122,14 +136,14 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
 def get_user_from_token_or_api_key(
-    settings: SettingsDep, db: DbSession, token: BearerToken, api_key: ApiKeyHeaderValue
+    codec: TokenCodec, db: DbSession, token: BearerToken, api_key: ApiKeyHeaderValue
 ) -> User:
     """Image and job routes: a Bearer token, else an X-API-Key acting as its owner.
 
     A Bearer token, when sent, decides alone: a bad token is a 401 even with a good key.
     """
     if token:
-        return user_for_claims(db, _decode_access_token(settings, token))
+        return user_for_claims(db, _decode_access_token(codec, token))
     if api_key:
         return authenticate_api_key(db, api_key)
     raise NotAuthenticated(NOT_AUTHENTICATED)

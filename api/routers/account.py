@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from api.dependencies import AccessClaimsDep, CurrentUser, DbSession, SettingsDep
+from api.dependencies import AccessClaimsDep, CurrentUser, DbSession, Hasher, SettingsDep
 from api.routers.refresh_cookie import clear_refresh_cookie
 from api.schemas.auth import (
     ChangePasswordRequest,
@@ -57,11 +57,13 @@ def change_password(
     claims: AccessClaimsDep,
     db: DbSession,
     settings: SettingsDep,
+    hasher: Hasher,
 ) -> Response:
     """Changes the password and signs out every other session."""
     auth_service.change_password(
         db,
         settings,
+        hasher,
         user,
         current_password=body.current_password,
         new_password=body.new_password,

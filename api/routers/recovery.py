@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from api.dependencies import Client, CurrentUser, DbSession, RateLimiterDep, SettingsDep
+from api.dependencies import (
+    Client,
+    CurrentUser,
+    DbSession,
+    Hasher,
+    RateLimiterDep,
+    SettingsDep,
+)
 from api.schemas.auth import UserOut
 from api.schemas.common import error_responses
 from api.schemas.recovery import (
@@ -49,12 +56,12 @@ def request_password_reset(
     responses=error_responses(400, 422),
 )
 def confirm_password_reset(
-    body: PasswordResetConfirm, db: DbSession, settings: SettingsDep
+    body: PasswordResetConfirm, db: DbSession, settings: SettingsDep, hasher: Hasher
 ) -> Response:
     """Sets a new password with a mailed link and logs the account out everywhere; no tokens
     are issued (log in afresh)."""
     recovery_service.confirm_password_reset(
-        db, settings, token=body.token, new_password=body.new_password
+        db, settings, hasher, token=body.token, new_password=body.new_password
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api.dependencies import Client, DbSession, RateLimiterDep, SettingsDep
+from api.dependencies import Client, DbSession, Hasher, RateLimiterDep, SettingsDep, TokenCodec
 from api.routers.refresh_cookie import RefreshCookie, clear_refresh_cookie, token_response
 from api.schemas.auth import (
     LoginRequest,
@@ -37,10 +37,11 @@ def signup(
     db: DbSession,
     settings: SettingsDep,
     limiter: RateLimiterDep,
+    hasher: Hasher,
     client: Client,
 ) -> UserOut:
     """Creates a member account. The password policy is enforced with a 422 naming the rule."""
-    user = auth_service.signup(db, settings, limiter, client=client, **body.model_dump())
+    user = auth_service.signup(db, settings, limiter, hasher, client=client, **body.model_dump())
     return UserOut.model_validate(user)
 
 
@@ -51,6 +52,8 @@ def login(
     db: DbSession,
     settings: SettingsDep,
     limiter: RateLimiterDep,
+    hasher: Hasher,
+    codec: TokenCodec,
     client: Client,
 ) -> TokenPair:
     """Logs in with username or email; also sets the refresh token as an HttpOnly cookie."""
@@ -58,6 +61,8 @@ def login(
         db,
         settings,
         limiter,
+        hasher,
+        codec,
         identifier=body.username,
         password=body.password,
         remember_me=body.remember_me,
@@ -73,6 +78,8 @@ def token(
     db: DbSession,
     settings: SettingsDep,
     limiter: RateLimiterDep,
+    hasher: Hasher,
+    codec: TokenCodec,
     client: Client,
 ) -> TokenPair:
     """OAuth2 password flow, for Swagger's Authorize button. Same rules as /auth/login."""
@@ -80,6 +87,8 @@ def token(
         db,
         settings,
         limiter,
+        hasher,
+        codec,
         identifier=form.username,
         password=form.password,
         remember_me=False,
@@ -94,6 +103,7 @@ def refresh(
     db: DbSession,
     settings: SettingsDep,
     limiter: RateLimiterDep,
+    codec: TokenCodec,
     client: Client,
     cookie_token: RefreshCookie = None,
     body: Annotated[RefreshRequest | None, Body()] = None,
@@ -102,7 +112,7 @@ def refresh(
     raw_token = body.refresh_token if body else cookie_token
     if not raw_token:
         raise NotAuthenticated("No refresh token given")
-    issued = auth_service.refresh(db, settings, limiter, raw_token=raw_token, client=client)
+    issued = auth_service.refresh(db, settings, limiter, codec, raw_token=raw_token, client=client)
     return token_response(response, issued, settings)
 
 

@@ -12,7 +12,7 @@ from api.core.client_info import ClientInfo
 from api.core.config import Settings
 from api.core.db import end_read_transaction
 from api.core.rate_limit import RateLimiter
-from api.core.security import password_hasher
+from api.core.security import AccessTokenCodec, PasswordHasher
 from api.models import LoginFailure, User, utcnow
 from api.services import sessions
 from api.services.errors import (
@@ -51,6 +51,7 @@ def signup(
     db: Session,
     settings: Settings,
     limiter: RateLimiter,
+    hasher: PasswordHasher,
     *,
     client: ClientInfo,
     username: str,
@@ -66,13 +67,17 @@ def signup(
         raise RuleViolation("agree_terms", "You must agree to the terms of service")
     if password != password_confirm:
         raise RuleViolation("password_confirm", "Passwords do not match")
-    return create_user(db, settings, username=username, email=email, name=name, password=password)
+    return create_user(
+        db, settings, hasher, username=username, email=email, name=name, password=password
+    )
 
 
 def login(
     db: Session,
     settings: Settings,
     limiter: RateLimiter,
+    hasher: PasswordHasher,
+    codec: AccessTokenCodec,
     *,
     identifier: str,
     password: str,
@@ -114,7 +119,6 @@ def login(
                 locked_for,
             ),
         )
-    hasher = password_hasher(settings.bcrypt_rounds)
     if not hasher.verify(password, user.password_hash if user else None) or user is None:
         raise fail(LoginFailure.BAD_CREDENTIALS, InvalidCredentials())
     if not user.is_active:
@@ -124,21 +128,30 @@ def login(
 
     user.last_login_at = utcnow()
     record_login_attempt(db, username_attempted=identifier, user=user, failure=None, client=client)
-    issued = sessions.start_session(db, settings, user, remember_me=remember_me, client=client)
+    issued = sessions.start_session(
+        db, settings, codec, user, remember_me=remember_me, client=client
+    )
     db.commit()
     return issued
 
 
 def refresh(
-    db: Session, settings: Settings, limiter: RateLimiter, *, raw_token: str, client: ClientInfo
+    db: Session,
+    settings: Settings,
+    limiter: RateLimiter,
+    codec: AccessTokenCodec,
+    *,
+    raw_token: str,
+    client: ClientInfo,
 ) -> sessions.IssuedTokens:
     enforce_rate_limit(limiter, REFRESH_SCOPE, settings.refresh_rate_limit, client, "refreshes")
-    return sessions.rotate_refresh_token(db, settings, raw_token, client)
+    return sessions.rotate_refresh_token(db, settings, codec, raw_token, client)
 
 
 def change_password(
     db: Session,
     settings: Settings,
+    hasher: PasswordHasher,
     user: User,
     *,
     current_password: str,
@@ -146,7 +159,6 @@ def change_password(
     current_session_id: int | None,
 ) -> None:
     """Sets a new password and signs out every other session."""
-    hasher = password_hasher(settings.bcrypt_rounds)
     if not hasher.verify(current_password, user.password_hash):
         raise WrongPassword("Current password is incorrect")
     check_new_password(new_password, user, settings)

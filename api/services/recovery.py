@@ -15,7 +15,7 @@ from api.core.client_info import ClientInfo
 from api.core.config import Settings
 from api.core.db import writes
 from api.core.rate_limit import RateLimiter
-from api.core.security import password_hasher
+from api.core.security import PasswordHasher
 from api.models import AccountToken, TokenPurpose, User
 from api.schemas.event import EventType
 from api.services.account_links import find_open_link, use_link, void_links
@@ -87,7 +87,7 @@ def _account_of(db: Session, link: AccountToken | None) -> User | None:
 
 
 def confirm_password_reset(
-    db: Session, settings: Settings, *, token: str, new_password: str
+    db: Session, settings: Settings, hasher: PasswordHasher, *, token: str, new_password: str
 ) -> None:
     """Sets the new password from a reset link and revokes every session of the account.
     Using a link mailed to the account's address proves the address too: it is then verified
@@ -101,7 +101,7 @@ def confirm_password_reset(
     if user is None:
         raise InvalidLink(INVALID_RESET_LINK)
     check_new_password(new_password, user, settings)
-    password_hash = password_hasher(settings.bcrypt_rounds).hash(new_password)
+    password_hash = hasher.hash(new_password)
     with writes(db):
         link = use_link(db, token, TokenPurpose.PASSWORD_RESET)
         if link is None:

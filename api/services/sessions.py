@@ -33,20 +33,13 @@ class IssuedTokens:
     session_id: int
 
 
-def access_codec(settings: Settings) -> AccessTokenCodec:
-    return AccessTokenCodec(
-        secret=settings.jwt_secret_key.get_secret_value(),
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        lifetime=timedelta(minutes=settings.access_token_expire_minutes),
-    )
-
-
 def _session_lifetime(settings: Settings, remember_me: bool) -> timedelta:
     return timedelta(days=settings.refresh_token_expire_days) if remember_me else SHORT_SESSION
 
 
-def _issue(db: Session, settings: Settings, session: AuthSession, user: User) -> IssuedTokens:
+def _issue(
+    db: Session, settings: Settings, codec: AccessTokenCodec, session: AuthSession, user: User
+) -> IssuedTokens:
     """Adds a fresh refresh token to `session` (sliding expiry) and signs an access token."""
     now = utcnow()
     session.expires_at = now + _session_lifetime(settings, session.remember_me)
@@ -57,7 +50,6 @@ def _issue(db: Session, settings: Settings, session: AuthSession, user: User) ->
             session_id=session.id, token_hash=sha256_hex(raw_refresh), expires_at=session.expires_at
         )
     )
-    codec = access_codec(settings)
     return IssuedTokens(
         access_token=codec.encode(
             user_id=user.id, username=user.username, role=user.role, session_id=session.id
@@ -71,7 +63,13 @@ def _issue(db: Session, settings: Settings, session: AuthSession, user: User) ->
 
 
 def start_session(
-    db: Session, settings: Settings, user: User, *, remember_me: bool, client: ClientInfo
+    db: Session,
+    settings: Settings,
+    codec: AccessTokenCodec,
+    user: User,
+    *,
+    remember_me: bool,
+    client: ClientInfo,
 ) -> IssuedTokens:
     """Opens a session for a user who just proved who they are. The caller commits."""
     session = AuthSession(
@@ -83,7 +81,7 @@ def start_session(
     )
     db.add(session)
     db.flush()
-    return _issue(db, settings, session, user)
+    return _issue(db, settings, codec, session, user)
 
 
 def _revoke(session: AuthSession, reason: str, now: datetime) -> None:
@@ -93,7 +91,7 @@ def _revoke(session: AuthSession, reason: str, now: datetime) -> None:
 
 
 def rotate_refresh_token(
-    db: Session, settings: Settings, raw_token: str, client: ClientInfo
+    db: Session, settings: Settings, codec: AccessTokenCodec, raw_token: str, client: ClientInfo
 ) -> IssuedTokens:
     """Trades a refresh token for a new pair; a token presented twice burns its whole session.
 
@@ -128,7 +126,7 @@ def rotate_refresh_token(
         raise NotAuthenticated(INVALID_REFRESH)
     session.ip_address = client.ip_address
     session.user_agent = client.user_agent
-    issued = _issue(db, settings, session, user)
+    issued = _issue(db, settings, codec, session, user)
     db.commit()
     return issued
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from api.core.config import Settings
 from api.core.db import end_read_transaction, writes
-from api.core.security import password_hasher
+from api.core.security import PasswordHasher
 from api.models import Role, User
 from api.schemas.auth import Username
 from api.schemas.event import EventType
@@ -54,6 +54,7 @@ def _raise_if_taken(db: Session, username: str, email: str) -> None:
 def create_user(
     db: Session,
     settings: Settings,
+    hasher: PasswordHasher,
     *,
     username: str,
     email: str,
@@ -67,12 +68,11 @@ def create_user(
     duplicates Conflict."""
     check_password(password, username=username, email=email, settings=settings)
     _raise_if_taken(db, username, email)
-    password_hash = password_hasher(settings.bcrypt_rounds).hash(password)
     user = User(
         username=username,
         email=email,
         name=name,
-        password_hash=password_hash,
+        password_hash=hasher.hash(password),
         role=role.value,
         is_verified=is_verified,
     )
@@ -96,7 +96,7 @@ class AdminAccountTaken(Exception):
     """ADMIN_USERNAME or ADMIN_EMAIL belongs to an account that is not an active admin."""
 
 
-def ensure_admin(db: Session, settings: Settings) -> User | None:
+def ensure_admin(db: Session, settings: Settings, hasher: PasswordHasher) -> User | None:
     """Creates the first admin from ADMIN_* settings; idempotent.
 
     It never promotes or revives an existing account: anyone may sign up under the configured
@@ -130,6 +130,7 @@ def ensure_admin(db: Session, settings: Settings) -> User | None:
         user = create_user(
             db,
             settings,
+            hasher,
             username=settings.admin_username,
             email=settings.admin_email,
             name=settings.admin_username,

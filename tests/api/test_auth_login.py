@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from api.core.config import Settings
-from api.core.security import password_hasher
+from api.core.security import PasswordHasher
 from api.models import User
 from tests.support.accounts import DEFAULT_PASSWORD, bearer, login, refresh_cookie, signup
 from tests.support.databases import app_session
@@ -162,8 +162,8 @@ def test_login_body_is_validated(client: TestClient) -> None:
 class _VerifySpy:
     """Records the hashes bcrypt is asked to check (observing work, not replacing it)."""
 
-    def __init__(self, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.hasher = password_hasher(settings.bcrypt_rounds)
+    def __init__(self, hasher: PasswordHasher, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.hasher = hasher
         self.hashes: list[str] = []
         original = self.hasher._context.verify
 
@@ -186,7 +186,7 @@ def test_unknown_users_cost_the_same_bcrypt_work(
     client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert signup(client, "login_11").status_code == 201
-    spy = _VerifySpy(settings, monkeypatch)
+    spy = _VerifySpy(client.app.state.password_hasher, monkeypatch)
 
     assert login(client, "login_11", "Wrong!pass1").status_code == 401
     known = spy.take()
@@ -207,6 +207,6 @@ def test_deactivated_user_costs_the_same_bcrypt_work(
 ) -> None:
     user = signup(client, "login_12").json()
     _deactivate(client, user["id"])
-    spy = _VerifySpy(settings, monkeypatch)
+    spy = _VerifySpy(client.app.state.password_hasher, monkeypatch)
     assert login(client, "login_12").status_code == 403
     assert len(spy.take()) == 1

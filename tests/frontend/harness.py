@@ -13,7 +13,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from api.core.config import Settings
-from api.services.sessions import access_codec
+from api.core.credentials import token_codec_from_settings
 from frontend.api_client import ApiClient
 from frontend.auth.session import AUTH_KEY, CLIENT_KEY
 from frontend.auth.state import AuthState, Tokens
@@ -86,7 +86,7 @@ def with_expired_access_token(api_url: str, tokens: Tokens) -> Tokens:
     secret) expired: what a tab left open past the token's lifetime holds."""
     me = ApiCaller(api_url).get("/auth/me", headers=bearer(tokens.access_token)).json()
     settings = Settings(_env_file=None, jwt_secret_key=TEST_JWT_SECRET)  # type: ignore[call-arg]
-    codec = access_codec(settings)
+    codec = token_codec_from_settings(settings)
     codec.lifetime = timedelta(minutes=-5)
     expired = codec.encode(
         user_id=me["id"],
