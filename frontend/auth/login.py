@@ -1,4 +1,5 @@
-"""Logging in and out from a page: the login form and the one way to log out."""
+"""The login form: on the login page, and in place of any page that needs a login (see
+frontend/navigation.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import streamlit as st
 from frontend.api_client import ApiError
 from frontend.auth.session import LOGIN_FLASH_KEY, api_client, auth_state
 from frontend.components.feedback import show_error
-from frontend.navigation import FORGOT_PASSWORD, SIGNUP
+from frontend.sitemap import FORGOT_PASSWORD, SIGNUP
 
 UNVERIFIED_HINT = (
     " Open the link in the verification mail we sent you, or use “Forgot password?”: "
@@ -31,8 +32,11 @@ def _log_in(username: str, password: str, remember: bool) -> None:
         st.rerun()
 
 
-def login_form() -> None:
-    """Username or email, password, remember me; lockouts and rate limits say when to retry."""
+def login_form(wanted: str | None = None) -> None:
+    """Username or email, password, remember me; lockouts and rate limits say when to retry.
+
+    `wanted`: the title of the page the visitor asked for, shown once the login succeeds.
+    """
     auth = auth_state()
     _, middle, _ = st.columns([1, 2, 1])
     with middle:
@@ -40,6 +44,8 @@ def login_form() -> None:
         st.caption("Welcome back to Pixelgate — your private image library.")
         if auth.notice:
             st.warning(auth.notice, icon=":material/schedule:")
+        if wanted:
+            st.info(f"Log in to see **{wanted}**.", icon=":material/lock:")
         if flash := st.session_state.pop(LOGIN_FLASH_KEY, None):
             st.success(flash, icon=":material/check_circle:")
 
@@ -61,11 +67,3 @@ def login_form() -> None:
 
         st.page_link(FORGOT_PASSWORD, label="Forgot password?", icon=":material/lock_reset:")
         st.page_link(SIGNUP, label="No account yet? Sign up", icon=":material/person_add:")
-
-
-def log_out() -> None:
-    """Ends this device's session at the API and the login here (even when the API cannot be
-    told), then reruns: the navigation now offers the login page."""
-    if not api_client().logout():
-        st.toast("Logged out here; the server could not be told right now.")
-    st.rerun()

@@ -7,7 +7,7 @@ import streamlit as st
 from frontend.api_client import ApiError
 from frontend.auth.session import api_client
 from frontend.components.feedback import show_error
-from frontend.navigation import LOGIN
+from frontend.sitemap import LOGIN
 
 _, middle, _ = st.columns([1, 2, 1])
 with middle:

@@ -15,7 +15,8 @@ from frontend.components.feedback import (
     show_error,
 )
 from frontend.components.password_rules import password_rules
-from frontend.navigation import FORGOT_PASSWORD, LOGIN
+from frontend.navigation import switch_to
+from frontend.sitemap import FORGOT_PASSWORD, LOGIN
 
 FORM = "reset_password"
 OUTCOME_KEY = "reset_password_outcome"  # (ok, message) once the link was used or refused
@@ -41,7 +42,7 @@ def _use_link(token: str, password: str) -> None:
     auth = auth_state()
     if auth.logged_in:  # this session was revoked with the others
         auth.clear(SIGNED_OUT)
-        st.switch_page(LOGIN)
+        switch_to(LOGIN)
     st.session_state[OUTCOME_KEY] = (True, "Your new password is set.")
     st.rerun()
 

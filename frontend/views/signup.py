@@ -14,7 +14,7 @@ from frontend.components.feedback import (
     show_error,
 )
 from frontend.components.password_rules import password_rules
-from frontend.navigation import LOGIN
+from frontend.sitemap import LOGIN
 
 FORM = "signup"
 FIELDS = ("username", "email", "name", "password", "password_confirm", "agree_terms")

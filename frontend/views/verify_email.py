@@ -10,7 +10,7 @@ from frontend.auth.links import forget_link_token, link_token
 from frontend.auth.session import api_client, auth_state
 from frontend.components.feedback import show_error
 from frontend.components.verification import resend_button
-from frontend.navigation import DASHBOARD, LOGIN
+from frontend.sitemap import DASHBOARD, LOGIN
 
 OUTCOME_KEY = "verify_email_outcome"  # (ok, message) once the link was used or refused
 

@@ -17,10 +17,12 @@ from api.core.credentials import token_codec_from_settings
 from frontend.api_client import ApiClient
 from frontend.auth.session import AUTH_KEY, CLIENT_KEY
 from frontend.auth.state import AuthState, Tokens
-from frontend.navigation import LINK_PAGES
+from frontend.sitemap import PAGES
 from tests.support.accounts import DEFAULT_PASSWORD, TEST_JWT_SECRET, bearer, register
+from tests.support.paths import REPO_ROOT
 
 _names = itertools.count(1)
+FRONTEND = REPO_ROOT / "frontend"
 
 
 class ApiCaller:
@@ -73,8 +75,11 @@ def logged_in(app: AppTest, api_url: str, tokens: Tokens) -> AuthState:
     return auth
 
 
-def open_page(app: AppTest, api_url: str, tokens: Tokens, page: str, **query: str) -> AppTest:
-    """Runs the app logged in with `tokens`, then switches to `page` (with URL query values)."""
+def open_page(
+    app: AppTest, api_url: str, tokens: Tokens, page: str, **query: str | list[str]
+) -> AppTest:
+    """Runs the app logged in with `tokens`, then switches to `page` (with URL query values; a
+    list is a repeated key)."""
     logged_in(app, api_url, tokens)
     app.run()
     app.query_params.update(query)
@@ -108,19 +113,30 @@ def texts(app: AppTest) -> str:
     return "\n".join(str(part) for part in parts)
 
 
-def registered_pages(app: AppTest) -> list[str]:
-    """Titles of the pages st.navigation registered in the last run (AppTest keeps them to
-    resolve switch_page; the sidebar menu itself is not an element it exposes)."""
-    return [page["page_name"] for page in app._registered_pages.values()]
-
-
 def menu(app: AppTest) -> list[str]:
-    """The registered pages that the menu shows (the hidden ones are reached by mailed links)."""
-    return [
-        page["page_name"]
-        for page in app._registered_pages.values()
-        if not page["script_path"].endswith(LINK_PAGES)
-    ]
+    """Titles of the pages the menu listed in the last run.
+
+    AppTest keeps what st.navigation registered (to resolve switch_page) but not whether a page
+    was hidden, and the sidebar menu is not an element it exposes. The hidden pages are the
+    stand-ins for pages the visitor may not see (functions, without a script) and the sitemap's
+    pages that are not `in_menu`.
+    """
+    listed = {str(FRONTEND / spec.script) for spec in PAGES if spec.in_menu}
+    return [page["page_name"] for page in _registered(app) if page["script_path"] in listed]
+
+
+def stand_ins(app: AppTest) -> list[str]:
+    """Titles of the pages registered in the last run only as stand-ins (see `menu`)."""
+    return [page["page_name"] for page in _registered(app) if not page["script_path"]]
+
+
+def registered_pages(app: AppTest) -> list[str]:
+    """Titles of every page registered in the last run, hidden ones included."""
+    return [page["page_name"] for page in _registered(app)]
+
+
+def _registered(app: AppTest) -> list[dict[str, Any]]:
+    return list(app._registered_pages.values())
 
 
 def submit(app: AppTest, form: str, label: str) -> AppTest:

@@ -56,6 +56,28 @@ def test_sessions_mark_this_device_and_revoke_another(
     assert gone.status_code == 401
 
 
+def test_sessions_log_out_here_and_revoke_there_look_different(
+    app: AppTest, api_url: str, account: tuple[str, Tokens]
+) -> None:
+    username, tokens = account
+    other = api_login(api_url, username)  # a second device
+    open_page(app, api_url, tokens, "views/sessions.py")
+    actions = {b.label: b for b in app.button if (b.key or "").startswith("revoke_")}
+    assert {label: button.proto.icon for label, button in actions.items()} == {
+        "Log out": ":material/logout:",
+        "Revoke": ":material/block:",
+    }
+
+    actions["Log out"].click().run()
+    assert not app.exception
+    assert app.title[0].value == "Log in"
+    assert not app.info  # a chosen logout opens the login page itself, not "log in to see"
+    gone = ApiCaller(api_url).post("/auth/refresh", json={"refresh_token": tokens.refresh_token})
+    assert gone.status_code == 401
+    kept = ApiCaller(api_url).post("/auth/refresh", json={"refresh_token": other.refresh_token})
+    assert kept.status_code == 200
+
+
 def test_log_out_everywhere_needs_a_tick_and_ends_every_session(
     app: AppTest, api_url: str, account: tuple[str, Tokens]
 ) -> None:
@@ -148,5 +170,6 @@ def test_account_logout_returns_to_log_in(
     app.button(key="account_logout").click().run()
     assert menu(app) == ["Log in", "Sign up"]
     assert app.title[0].value == "Log in"
+    assert not app.info
     gone = ApiCaller(api_url).post("/auth/refresh", json={"refresh_token": tokens.refresh_token})
     assert gone.status_code == 401

@@ -18,6 +18,7 @@ from tests.frontend.harness import (
     logged_in,
     menu,
     new_user,
+    stand_ins,
     submit,
     texts,
     unique_name,
@@ -29,6 +30,7 @@ from tests.support.servers import api_env, api_server
 LOGGED_OUT_MENU = ["Log in", "Sign up"]
 MEMBER_MENU = ["Dashboard", "Images", "Jobs", "Login history", "Sessions", "API keys", "Account"]
 ADMIN_MENU = [*MEMBER_MENU, "Users", "All logins", "Statistics"]
+SESSIONS_INTRO = "Every device where you are logged in."
 
 
 def fill_login(app: AppTest, username: str, password: str, remember: bool = False) -> AppTest:
@@ -44,20 +46,44 @@ def test_a_visitor_sees_only_log_in_and_sign_up(app: AppTest) -> None:
     assert not app.exception
     assert menu(app) == LOGGED_OUT_MENU
     assert app.title[0].value == "Log in"
+    # Every other page answers at its address, but only as a stand-in.
+    assert stand_ins(app) == ADMIN_MENU
 
 
-def test_a_protected_page_never_runs_for_a_logged_out_visitor(app: AppTest, api_url: str) -> None:
-    _, tokens = new_user(api_url, "byurl")
+def test_a_page_that_needs_a_login_asks_for_it_and_then_shows_it(
+    app: AppTest, api_url: str
+) -> None:
+    username, tokens = new_user(api_url, "byurl")
     auth = logged_in(app, api_url, tokens)
     app.switch_page("views/sessions.py").run()
     assert app.title[0].value == "Sessions"
 
-    auth.clear()  # the same URL, now without a login
+    auth.clear()  # the same address, now without a login: the page's script does not run
     app.run()
     assert not app.exception
     assert app.title[0].value == "Log in"
-    assert "Sessions" not in texts(app)
+    assert [info.value for info in app.info] == ["Log in to see **Sessions**."]
+    assert SESSIONS_INTRO not in texts(app)
     assert menu(app) == LOGGED_OUT_MENU
+
+    fill_login(app, username, DEFAULT_PASSWORD)
+    assert not app.exception
+    assert app.title[0].value == "Sessions"
+    assert SESSIONS_INTRO in texts(app)
+    assert menu(app) == MEMBER_MENU
+
+
+def test_a_logged_in_visitor_at_the_sign_up_address_is_taken_home(
+    app: AppTest, api_url: str
+) -> None:
+    app.run()
+    app.switch_page("views/signup.py").run()
+    assert app.title[0].value == "Create your account"
+    _, tokens = new_user(api_url, "home")
+    app.session_state[AUTH_KEY].store(tokens)  # logged in, e.g. in another tab
+    app.run()
+    assert not app.exception
+    assert app.title[0].value.startswith("Hello")
 
 
 def test_members_and_admins_get_their_menus(app: AppTest, api_url: str) -> None:
@@ -81,7 +107,8 @@ def test_an_admin_page_never_runs_for_a_member(app: AppTest, api_url: str) -> No
     auth.store(member)  # same browser session, now a member's tokens
     app.run()
     assert not app.exception
-    assert app.title[0].value != "Users"
+    assert not app.title
+    assert [info.value for info in app.info] == ["**Users** is for administrators."]
     assert menu(app) == MEMBER_MENU
 
 
