@@ -7,7 +7,7 @@ its own link's token instead of making a second link.
 
 Rules kept here:
 - a newer request voids the older open links of the same purpose; a link for a request older
-  than an open one, or than the last password change, is not made at all (superseded);
+  than an open one, or (reset) than the last password change, is not made at all;
 - at most `RESET_EMAILS_PER_HOUR` reset links are made per account per rolling hour (admin
   sent ones too); beyond it nothing is made and nothing changes;
 - a link is used up by one conditional UPDATE, so of N concurrent confirms exactly one wins.
@@ -67,12 +67,6 @@ def issue_link(
         return None
     if purpose is TokenPurpose.EMAIL_VERIFICATION and user.is_verified:
         return None
-    if (
-        purpose is TokenPurpose.PASSWORD_RESET
-        and user.password_changed_at is not None
-        and user.password_changed_at >= requested_at
-    ):
-        return None  # a password change since voids the reset links asked for before it
     raw_token = new_random_token()
     lifetime = link_lifetime(settings, purpose)
     existing = db.scalar(select(AccountToken).where(AccountToken.event_id == event_id))
@@ -112,7 +106,8 @@ def _make_link(
 
     The first statement writes (SQLite: the write lock, so concurrent handlers queue instead
     of failing); on PostgreSQL the account's row is locked first, so two handlers of one
-    account count the limit one after the other.
+    account (or a handler and a password change) go one after the other, and what is read
+    below is what they committed.
     """
     if db.get_bind().dialect.name == "postgresql":
         db.execute(select(User.id).where(User.id == user.id).with_for_update())
@@ -122,6 +117,10 @@ def _make_link(
         .where(AccountToken.requested_at <= requested_at)
         .values(voided_at=now)
     )
+    if purpose is TokenPurpose.PASSWORD_RESET:
+        changed_at = db.scalar(select(User.password_changed_at).where(User.id == user.id))
+        if changed_at is not None and changed_at >= requested_at:
+            raise _NotIssued  # a password change since voids what was asked for before it
     if _count(db, *_of(user.id, purpose), *_OPEN, AccountToken.requested_at > requested_at):
         raise _NotIssued  # a later request's link is out already: this one is superseded
     if purpose is TokenPurpose.PASSWORD_RESET:
