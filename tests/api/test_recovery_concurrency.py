@@ -76,7 +76,8 @@ def test_concurrent_confirms_of_one_reset_link_let_exactly_one_through(
     winner = passwords[statuses.index(204)]
     assert login(LiveClient(live), "race_r01", winner).status_code == 200
     assert login(LiveClient(live), "race_r01", DEFAULT_PASSWORD).status_code == 401
-    for loser in (p for p in passwords if p != winner):
+    # A few of the others (more wrong passwords would lock the account out).
+    for loser in [p for p in passwords if p != winner][:3]:
         assert login(LiveClient(live), "race_r01", loser).status_code == 401
 
 
