@@ -34,4 +34,4 @@ def set_password(
         revoke_user_sessions(
             db, user.id, reason=_REVOKED_BECAUSE[how], keep_session_id=keep_session_id
         )
-        record_event(db, EventType.USER_PASSWORD_CHANGED, {"user_id": user.id, "how": how})
+        record_event(db, EventType.USER_PASSWORD_CHANGED, {"user_id": user.id})
