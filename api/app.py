@@ -20,11 +20,14 @@ from api.core.rate_limit import RateLimiter
 from api.core.request_context import RequestContextMiddleware
 from api.core.security import PasswordHasher
 from api.errors import install_error_handlers
+from api.events.context import HandlerContext
+from api.events.relay import EventRelay
 from api.processing.engine import ProcessingEngine
 from api.routers import (
     account,
     admin,
     api_keys,
+    events,
     health,
     images,
     jobs,
@@ -33,9 +36,11 @@ from api.routers import (
     tokens,
     users,
 )
+from api.services.event_handlers import build_handler_registry
 from api.services.job_runner import JobRunner
 from api.services.server_instances import fail_stale_jobs, register_server
 from api.services.storage_sweep import sweep_storage
+from api.services.user_cache import UserCache
 from api.services.users import AdminAccountTaken, ensure_admin
 from api.storage import Storage
 from api.storage.factory import storage_from_settings
@@ -89,11 +94,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             database, storage, settings, app.state.processing, server_id
         )
         app.state.job_runner.start_heartbeat()
+        await app.state.event_relay.start()
         try:
             yield
         finally:
             await app.state.job_runner.shutdown()
+            await app.state.event_relay.stop()
             app.state.database.dispose()
+            if app.state.user_cache is not None:
+                app.state.user_cache.close()
 
     app = FastAPI(
         title="Pixelgate API",
@@ -110,6 +119,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.password_hasher = password_hasher_from_settings(settings)
     app.state.rate_limiter = RateLimiter(
         settings.rate_limit_storage_uri, settings.rate_limit_enabled
+    )
+    app.state.user_cache = UserCache.from_settings(settings)
+    if app.state.user_cache is not None:
+        app.state.user_cache.watch(app.state.database.session_factory)
+    app.state.event_relay = EventRelay(
+        app.state.database,
+        settings,
+        build_handler_registry(),
+        HandlerContext(settings, app.state.database, app.state.storage, app.state.mailer),
     )
 
     install_error_handlers(app)
@@ -131,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         recovery.router,
         users.router,
         admin.router,
+        events.router,
         api_keys.router,
         images.router,
         jobs.router,

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is needed and runs the whole suite: lint, then pytest on SQLite and PostgreSQL.
+# Installs what is needed and runs the whole suite: lint, then pytest on SQLite and PostgreSQL,
+# then the auth and password-reset tests once more with the Redis cache on (CACHE_URL), on
+# PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -11,4 +13,12 @@ echo "==> ruff"
 
 echo "==> pytest (SQLite and PostgreSQL)"
 export PIXELGATE_REQUIRE_POSTGRES=${PIXELGATE_REQUIRE_POSTGRES:-1}
-exec .venv/bin/python -m pytest "$@"
+export PIXELGATE_REQUIRE_RABBITMQ=${PIXELGATE_REQUIRE_RABBITMQ:-1}
+if [ "$#" -gt 0 ]; then
+  exec .venv/bin/python -m pytest "$@"
+fi
+.venv/bin/python -m pytest
+
+echo "==> pytest: the auth tests with the cache on"
+PIXELGATE_TEST_CACHE=1 PIXELGATE_TEST_BACKENDS=postgresql \
+  exec .venv/bin/python -m pytest tests/api/test_auth_*.py tests/api/test_recovery_reset.py

@@ -4,6 +4,7 @@ reachable, a real PostgreSQL database (set PIXELGATE_REQUIRE_POSTGRES=1 to fail 
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -15,12 +16,18 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.core.config import Settings
-from tests.support.accounts import TEST_JWT_SECRET, admin_settings
+from tests.support.accounts import (
+    TEST_BCRYPT_ROUNDS,
+    TEST_JWT_SECRET,
+    AccountFactory,
+    admin_settings,
+)
 from tests.support.databases import (
     BACKENDS,
     POSTGRES_SERVER_URL,
     REQUIRE_POSTGRES,
     fresh_postgres_database,
+    fresh_redis_database,
     migrate,
     postgres_reachable,
     truncate_all,
@@ -67,7 +74,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
+def suite_cache_url() -> Iterator[str | None]:
+    """With PIXELGATE_TEST_CACHE=1 every test app caches in a fresh Redis database (the run of
+    the auth suite with the cache on, see scripts/test.sh); otherwise none."""
+    if os.environ.get("PIXELGATE_TEST_CACHE") != "1":
+        yield None
+        return
+    with fresh_redis_database() as url:
+        yield url
+
+
+@pytest.fixture
+def make_settings(
+    database_url: str, tmp_path: Path, suite_cache_url: str | None
+) -> Callable[..., Settings]:
     """Settings for a test app; keyword arguments override fields (environment ignored)."""
 
     def factory(**overrides: Any) -> Settings:
@@ -76,7 +96,7 @@ def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
             "database_url": database_url,
             "storage_dir": tmp_path / "images",
             "jwt_secret_key": TEST_JWT_SECRET,
-            "bcrypt_rounds": 4,
+            "bcrypt_rounds": TEST_BCRYPT_ROUNDS,
             "rate_limit_enabled": False,
             "rate_limit_storage_uri": "memory://",
             "process_workers": 2,
@@ -87,6 +107,8 @@ def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
             # Mails of tests that do not read them go to the test's own directory.
             "mail_outbox_dir": tmp_path / "outbox",
         }
+        if suite_cache_url is not None:
+            values["cache_url"] = suite_cache_url
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
@@ -96,6 +118,14 @@ def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings()
+
+
+@pytest.fixture
+def accounts(database_url: str, settings: Settings) -> Iterator[AccountFactory]:
+    """Writes accounts into the test database, hashed at the test apps' bcrypt rounds."""
+    factory = AccountFactory(database_url, settings.bcrypt_rounds)
+    yield factory
+    factory.close()
 
 
 @pytest.fixture
@@ -126,6 +156,17 @@ def admin_client(
     """A started app whose start-up created the admin `ADMIN_USERNAME` (DEFAULT_PASSWORD)."""
     with make_client(**admin_settings()) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def docs_client(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
+    """An app that is never started: enough for its OpenAPI document, and for requests that
+    are answered before any dependency runs (the database is never touched)."""
+    database = tmp_path_factory.mktemp("docs-app") / "unused.db"
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=f"sqlite:///{database}", jwt_secret_key=TEST_JWT_SECRET
+    )
+    return TestClient(create_app(settings))
 
 
 @pytest.fixture

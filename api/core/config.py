@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import tempfile
 from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
@@ -20,8 +21,11 @@ DEVELOPMENT_JWT_SECRET = "development-only-secret-change-me-0123456789abcdef"
 MIN_JWT_SECRET_BYTES = 32
 # `.env.example`'s POSTGRES_PASSWORD, which docker-compose puts into DATABASE_URL.
 EXAMPLE_POSTGRES_PASSWORD = "change-me-example-postgres-password"
+# `.env.example`'s RABBITMQ_PASSWORD, which docker-compose puts into EVENTS_BROKER_URL.
+EXAMPLE_RABBITMQ_PASSWORD = "change-me-example-rabbitmq-password"
 
 CommaSeparated = Annotated[list[str], NoDecode]
+FloatList = Annotated[list[float], NoDecode]
 
 
 def _split_commas(value: object) -> object:
@@ -75,6 +79,18 @@ class Settings(BaseSettings):
     job_timeout_s: float = Field(60, gt=0)
     job_heartbeat_s: float = Field(10, gt=0)
 
+    # Redis cache of authenticated lookups and the admin user list; empty = off.
+    cache_url: SecretStr = SecretStr("")
+    cache_ttl_s: float = Field(60, gt=0)
+
+    # Domain events (api/events/): empty = handled inside each API process.
+    events_broker_url: SecretStr = SecretStr("")
+    events_poll_interval_s: float = Field(5, gt=0)
+    # Waits before each retry of a failed event handler; then the event is `failed`.
+    events_retry_delays_s: FloatList = [30, 60, 120, 300, 600, 900, 1200, 1800]
+    events_claim_timeout_s: float = Field(300, gt=0)
+    events_consumer_heartbeat_file: Path = Path(tempfile.gettempdir()) / "pixelgate-consumer.alive"
+
     admin_username: str | None = None
     admin_email: str | None = None
     admin_password: SecretStr | None = None
@@ -101,9 +117,16 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     slow_request_ms: int = Field(1000, ge=1)
 
-    _split_lists = field_validator("cors_origins", "forwarded_allow_ips", mode="before")(
-        _split_commas
-    )
+    _split_lists = field_validator(
+        "cors_origins", "forwarded_allow_ips", "events_retry_delays_s", mode="before"
+    )(_split_commas)
+
+    @field_validator("events_retry_delays_s")
+    @classmethod
+    def _positive_delays(cls, value: list[float]) -> list[float]:
+        if not value or any(delay <= 0 for delay in value):
+            raise ValueError("must be one or more positive numbers of seconds")
+        return value
 
     @field_validator("forwarded_allow_ips")
     @classmethod
@@ -158,11 +181,21 @@ class Settings(BaseSettings):
                 "DATABASE_URL uses the example POSTGRES_PASSWORD; set a random one in .env "
                 "before starting with ENV=production"
             )
+        broker_url = self.events_broker_url.get_secret_value()
+        if self.env == "production" and f":{EXAMPLE_RABBITMQ_PASSWORD}@" in broker_url:
+            raise ValueError(
+                "EVENTS_BROKER_URL uses the example RABBITMQ_PASSWORD; set a random one in .env "
+                "before starting with ENV=production"
+            )
         return self
 
     @property
     def refresh_cookie_name(self) -> str:
         return "refresh_token"
+
+    @property
+    def events_broker_enabled(self) -> bool:
+        return bool(self.events_broker_url.get_secret_value())
 
     @property
     def max_upload_bytes(self) -> int:

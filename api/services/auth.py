@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from api.core.client_info import ClientInfo
 from api.core.config import Settings
-from api.core.db import end_read_transaction
+from api.core.db import writes
 from api.core.rate_limit import RateLimiter
 from api.core.security import AccessTokenCodec, PasswordHasher
 from api.models import LoginFailure, User, utcnow
@@ -89,17 +89,18 @@ def login(
     # One spelling for lookup, lockout and history, so " bob" locks like "bob" whether or not
     # bob exists. No account name holds NUL, and PostgreSQL cannot store it: make it inert.
     identifier = identifier.strip().replace("\x00", "\ufffd")
-    user = find_user_by_login(db, identifier)
-    locked_for = lockout_seconds_left(
-        db, username_attempted=identifier, user=user, settings=settings
-    )
-    end_read_transaction(db)
+    # A unit of its own: no transaction (nor pooled connection) is held through bcrypt.
+    with writes(db):
+        user = find_user_by_login(db, identifier)
+        locked_for = lockout_seconds_left(
+            db, username_attempted=identifier, user=user, settings=settings
+        )
 
     def fail(failure: LoginFailure, error: Exception) -> Exception:
-        record_login_attempt(
-            db, username_attempted=identifier, user=user, failure=failure, client=client
-        )
-        db.commit()
+        with writes(db):
+            record_login_attempt(
+                db, username_attempted=identifier, user=user, failure=failure, client=client
+            )
         return error
 
     retry_after = limiter.hit(LOGIN_SCOPE, settings.login_rate_limit, _client_key(client))
@@ -126,13 +127,14 @@ def login(
     if settings.require_verified_email and not user.is_verified:
         raise fail(LoginFailure.UNVERIFIED, EmailNotVerified())
 
-    user.last_login_at = utcnow()
-    record_login_attempt(db, username_attempted=identifier, user=user, failure=None, client=client)
-    issued = sessions.start_session(
-        db, settings, codec, user, remember_me=remember_me, client=client
-    )
-    db.commit()
-    return issued
+    with writes(db):
+        user.last_login_at = utcnow()
+        record_login_attempt(
+            db, username_attempted=identifier, user=user, failure=None, client=client
+        )
+        return sessions.start_session(
+            db, settings, codec, user, remember_me=remember_me, client=client
+        )
 
 
 def refresh(

@@ -11,11 +11,12 @@ from sqlalchemy.orm import Session
 
 from api.core.client_info import ClientInfo
 from api.core.config import Settings
-from api.core.db import end_read_transaction
+from api.core.db import writes
 from api.core.security import AccessTokenCodec, new_random_token, sha256_hex
 from api.models import AuthSession, RefreshToken, User, utcnow
 from api.services.audit import record_audit
 from api.services.errors import NotAuthenticated, NotFound
+from api.services.user_cache import UserCache
 
 log = logging.getLogger("pixelgate.sessions")
 
@@ -71,7 +72,7 @@ def start_session(
     remember_me: bool,
     client: ClientInfo,
 ) -> IssuedTokens:
-    """Opens a session for a user who just proved who they are. The caller commits."""
+    """Opens a session for a user who just proved who they are, in the caller's unit of work."""
     session = AuthSession(
         user_id=user.id,
         remember_me=remember_me,
@@ -100,35 +101,29 @@ def rotate_refresh_token(
     """
     token_hash = sha256_hex(raw_token)
     now = utcnow()
-    claimed = db.execute(
-        update(RefreshToken)
-        .where(
-            RefreshToken.token_hash == token_hash,
-            RefreshToken.used_at.is_(None),
-            RefreshToken.expires_at > now,
-        )
-        .values(used_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    token = db.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
-    if claimed != 1 or token is None:
+    with writes(db):
+        claimed = db.execute(
+            update(RefreshToken)
+            .where(
+                RefreshToken.token_hash == token_hash,
+                RefreshToken.used_at.is_(None),
+                RefreshToken.expires_at > now,
+            )
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        token = db.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
+        if claimed == 1 and token is not None:
+            session = token.session
+            user = session.user
+            if session.revoked_at is not None or session.expires_at <= now or not user.is_active:
+                raise NotAuthenticated(INVALID_REFRESH)  # the claim is rolled back
+            session.ip_address = client.ip_address
+            session.user_agent = client.user_agent
+            return _issue(db, settings, codec, session, user)
         if token is not None and token.used_at is not None:
-            _revoke_for_reuse(db, token.session, client)
-            db.commit()
-        else:
-            db.rollback()
-        raise NotAuthenticated(INVALID_REFRESH)
-
-    session = token.session
-    user = session.user
-    if session.revoked_at is not None or session.expires_at <= now or not user.is_active:
-        db.rollback()
-        raise NotAuthenticated(INVALID_REFRESH)
-    session.ip_address = client.ip_address
-    session.user_agent = client.user_agent
-    issued = _issue(db, settings, codec, session, user)
-    db.commit()
-    return issued
+            _revoke_for_reuse(db, token.session, client)  # committed: the refusal is not
+    raise NotAuthenticated(INVALID_REFRESH)
 
 
 def _revoke_for_reuse(db: Session, session: AuthSession, client: ClientInfo) -> None:
@@ -137,7 +132,7 @@ def _revoke_for_reuse(db: Session, session: AuthSession, client: ClientInfo) -> 
         update(AuthSession)
         .where(AuthSession.id == session.id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=utcnow(), revoked_reason="refresh_token_reuse")
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False, cache_user_ids=(session.user_id,))
     ).rowcount
     if revoked != 1:
         return
@@ -158,25 +153,30 @@ def _revoke_for_reuse(db: Session, session: AuthSession, client: ClientInfo) -> 
 def revoke_session_of_token(db: Session, raw_token: str) -> None:
     """Logout: revokes the session a refresh token belongs to; unknown tokens are ignored."""
     token = db.scalar(select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(raw_token)))
-    end_read_transaction(db)
-    if token is not None:
-        _revoke(token.session, "logout", utcnow())
-    db.commit()
+    with writes(db):
+        if token is not None:
+            _revoke(token.session, "logout", utcnow())
 
 
 def revoke_user_sessions(
     db: Session, user_id: int, *, reason: str, keep_session_id: int | None = None
 ) -> int:
-    """Revokes every active session of a user (but `keep_session_id`). The caller commits."""
+    """Revokes every active session of a user (but `keep_session_id`), in the caller's unit
+    of work."""
     statement = (
         update(AuthSession)
         .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=utcnow(), revoked_reason=reason)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False, cache_user_ids=(user_id,))
     )
     if keep_session_id is not None:
         statement = statement.where(AuthSession.id != keep_session_id)
     return db.execute(statement).rowcount
+
+
+def log_out_everywhere(db: Session, user_id: int) -> None:
+    with writes(db):
+        revoke_user_sessions(db, user_id, reason="logout_all")
 
 
 def active_sessions(db: Session, user_id: int) -> list[AuthSession]:
@@ -197,16 +197,20 @@ def revoke_own_session(db: Session, user_id: int, session_id: int) -> None:
     session = db.get(AuthSession, session_id)
     if session is None or session.user_id != user_id:
         raise NotFound("Session not found")
-    end_read_transaction(db)
-    _revoke(session, "revoked_by_user", utcnow())
-    db.commit()
+    with writes(db):
+        _revoke(session, "revoked_by_user", utcnow())
 
 
-def user_of_active_session(db: Session, session_id: int, user_id: int) -> User | None:
+def user_of_active_session(
+    db: Session, session_id: int, user_id: int, cache: UserCache | None = None
+) -> User | None:
     """The user, if `session_id` is one of theirs that is neither revoked nor expired: what
-    every authenticated request asks, so in one query."""
-    return db.scalar(
-        select(User)
+    every authenticated request asks, so in one query, or none with the cache on (a hit)."""
+    lookup = cache.session_user(db, session_id, user_id) if cache is not None else None
+    if lookup is not None and lookup.user is not None:
+        return lookup.user
+    found = db.execute(
+        select(User, AuthSession.expires_at)
         .join(AuthSession, AuthSession.user_id == User.id)
         .where(
             User.id == user_id,
@@ -214,4 +218,10 @@ def user_of_active_session(db: Session, session_id: int, user_id: int) -> User |
             AuthSession.revoked_at.is_(None),
             AuthSession.expires_at > utcnow(),
         )
-    )
+    ).first()
+    if found is None:
+        return None
+    user, session_expires_at = found
+    if cache is not None and lookup is not None and lookup.stamp is not None:
+        cache.remember_session_user(lookup.stamp, session_id, user, session_expires_at)
+    return user

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.core.config import Settings
-from api.core.db import end_read_transaction, writes
+from api.core.db import writes
 from api.core.security import PasswordHasher
 from api.models import Role, User
 from api.schemas.auth import Username
@@ -80,11 +80,17 @@ def create_user(
         with writes(db):
             db.add(user)
             db.flush()
-            record_event(db, EventType.USER_CREATED, {"user_id": user.id, "role": user.role})
+            record_event(db, EventType.USER_CREATED, {"user_id": user.id, "username": username})
     except IntegrityError:
         # Lost a race with a concurrent signup: say which name is taken.
         _raise_if_taken(db, username, email)
         raise
+    return user
+
+
+def update_profile(db: Session, user: User, *, name: str) -> User:
+    with writes(db):
+        user.name = name
     return user
 
 
@@ -118,7 +124,6 @@ def ensure_admin(db: Session, settings: Settings, hasher: PasswordHasher) -> Use
     existing = find_user_by_login(db, settings.admin_username) or find_user_by_login(
         db, settings.admin_email
     )
-    end_read_transaction(db)
     if existing is not None:
         if existing.is_admin and existing.is_active and existing.deleted_at is None:
             return existing

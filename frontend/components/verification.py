@@ -8,6 +8,8 @@ from frontend.api_client import ApiError
 from frontend.auth.session import api_client, auth_state
 from frontend.components.feedback import show_error
 
+BANNER_START = "Your email address"
+
 
 def resend_button() -> None:
     if st.button("Mail me a new link", icon=":material/forward_to_inbox:", key="verify_resend"):
@@ -28,7 +30,7 @@ def verification_banner() -> None:
         return
     with st.container(border=True):
         st.warning(
-            f"Your email address **{user['email']}** is not verified yet: open the link we "
+            f"{BANNER_START} **{user['email']}** is not verified yet: open the link we "
             "mailed you. It lets us reach you to reset a forgotten password.",
             icon=":material/mark_email_unread:",
         )

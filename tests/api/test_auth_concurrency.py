@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from api.models import AuditEntry, AuthSession
-from tests.support.accounts import login, register, signup
+from tests.support.accounts import AccountFactory, login, signup
 from tests.support.servers import LiveClient, api_env, api_server
 
 
@@ -43,11 +43,11 @@ def _all_at_once(calls: list[Callable[[], Any]]) -> list[Any]:
 
 
 def test_concurrent_refreshes_of_one_token_let_exactly_one_through(
-    live: str, database_url: str
+    live: str, database_url: str, accounts: AccountFactory
 ) -> None:
     """PostgreSQL's row lock and SQLite's write lock both serialise the conditional UPDATE that
     claims the token; every loser presented a rotated token, which burns the session."""
-    tokens = register(LiveClient(live), "race_001")["tokens"]
+    tokens = accounts.logged_in(LiveClient(live), "race_001").tokens
     body = {"refresh_token": tokens["refresh_token"]}
     responses = _all_at_once([lambda: LiveClient(live).post("/auth/refresh", json=body)] * 20)
     assert sorted(r.status_code for r in responses) == [200] + [401] * 19
@@ -62,11 +62,11 @@ def test_concurrent_refreshes_of_one_token_let_exactly_one_through(
         engine.dispose()
 
 
-def test_concurrent_writes_do_not_fail_each_other(live: str) -> None:
+def test_concurrent_writes_do_not_fail_each_other(live: str, accounts: AccountFactory) -> None:
     """Sign-ups, logins (good and bad), profile edits, refreshes and logouts all at once: each
     gets its own answer, none a 500 (SQLite must not refuse a write because another committed)."""
     setup = LiveClient(live)
-    member = register(setup, "busy_001")
+    member = accounts.logged_in(setup, "busy_001")
     sessions = [login(setup, "busy_001").json() for _ in range(4)]
 
     calls: list[Callable[[], Any]] = []
@@ -83,7 +83,7 @@ def test_concurrent_writes_do_not_fail_each_other(live: str) -> None:
     for n in range(4):
         calls.append(
             lambda n=n: LiveClient(live).patch(
-                "/auth/me", headers=member["headers"], json={"name": f"Busy {n}"}
+                "/auth/me", headers=member.headers, json={"name": f"Busy {n}"}
             )
         )
         expected.append(200)

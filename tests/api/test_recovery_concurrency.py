@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
+from api.core.db import Database
 from tests.support.accounts import DEFAULT_PASSWORD, login, register
-from tests.support.mail import SmtpServer, link_in, wait_for_events
+from tests.support.events import wait_for_events_settled
+from tests.support.mail import SmtpServer, link_in
 from tests.support.servers import LiveClient, api_env, api_server
 
 CONCURRENT = 12
@@ -108,6 +110,10 @@ def test_a_burst_of_reset_requests_mails_at_most_the_hourly_limit(
         ]
     )
     assert {r.status_code for r in responses} == {202}
-    wait_for_events(database_url)
+    database = Database(database_url)
+    try:
+        wait_for_events_settled(database)
+    finally:
+        database.dispose()
     mails = [m for m in smtp.mails_to("race_b01@example.com") if "Reset your" in str(m["Subject"])]
     assert len(mails) == 3

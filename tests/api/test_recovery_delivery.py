@@ -19,7 +19,8 @@ from api.models import AccountToken, EventState, OutboxEvent
 from tests.api.conftest import DASHBOARD_URL, FAST_RETRIES
 from tests.support.accounts import register
 from tests.support.databases import app_session
-from tests.support.mail import SmtpServer, link_in, smtp_server, wait_for_events
+from tests.support.events import app_events_settled
+from tests.support.mail import SmtpServer, link_in, smtp_server
 from tests.support.servers import free_port
 
 MakeClient = Callable[..., AbstractContextManager[TestClient]]
@@ -54,12 +55,12 @@ def test_a_refused_mail_is_retried_and_its_link_works(
     mail_client: TestClient, smtp: SmtpServer, reply: str
 ) -> None:
     register(mail_client, "deliver_1")
-    wait_for_events(mail_client)  # the sign-up's verification mail is out of the way
+    app_events_settled(mail_client)  # the sign-up's verification mail is out of the way
     smtp.refuse_next(2, reply)
     _request_reset(mail_client, "deliver_1@example.com")
 
     token = link_in(smtp.wait_for_mail("deliver_1@example.com", "Reset your"))[1]
-    wait_for_events(mail_client)
+    app_events_settled(mail_client)
     event = _reset_event(mail_client)
     assert event.state == EventState.HANDLED.value
     assert event.attempts == 2
@@ -113,10 +114,10 @@ def test_a_mail_that_cannot_be_delivered_is_given_up_at_error_without_its_link(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     register(mail_client, "deliver_3")
-    wait_for_events(mail_client)
+    app_events_settled(mail_client)
     smtp.refuse_next(10, "550 5.1.1 Mailbox unavailable")
     _request_reset(mail_client, "deliver_3@example.com")
-    wait_for_events(mail_client)
+    app_events_settled(mail_client)
 
     event = _reset_event(mail_client)
     assert event.state == EventState.FAILED.value
@@ -141,7 +142,7 @@ def test_the_file_backend_writes_eml_files_that_complete_the_flow(
         **FAST_RETRIES,
     ) as client:
         account = register(client, "deliver_4")
-        wait_for_events(client)
+        app_events_settled(client)
         (eml,) = outbox.glob("*.eml")
         message = BytesParser(policy=policy.default).parsebytes(eml.read_bytes())
         assert message["To"].addresses[0].addr_spec == "deliver_4@example.com"

@@ -26,7 +26,8 @@ from tests.support.accounts import (
     register,
 )
 from tests.support.databases import app_session
-from tests.support.mail import SmtpServer, link_in, text_body, wait_for_events
+from tests.support.events import app_events_settled
+from tests.support.mail import SmtpServer, link_in, text_body
 
 RESET_ANSWER = {
     "detail": "If an account with that email exists, we have sent it a link to reset the password."
@@ -114,7 +115,7 @@ def test_an_unknown_address_gets_the_same_answer_and_the_same_work(
     """Same status, body and work on the request path (one outbox row each, nothing else):
     what differs, making a link and mailing it, happens after the answer."""
     register(mail_client, "reset_002")
-    wait_for_events(mail_client)
+    app_events_settled(mail_client)
     for address in (_email("reset_002"), "nobody@example.com", "RESET_002@Example.com"):
         before = _row_counts(mail_client)
         _request_reset(mail_client, address)
@@ -124,7 +125,7 @@ def test_an_unknown_address_gets_the_same_answer_and_the_same_work(
         changed.pop("account_tokens", None)
         changed.pop("handled_events", None)
         assert changed == {"event_outbox": 1}, address
-    wait_for_events(mail_client)
+    app_events_settled(mail_client)
     assert [
         m["To"].addresses[0].addr_spec for m in smtp.messages if RESET_SUBJECT in m["Subject"]
     ] == [
@@ -241,7 +242,7 @@ def test_at_most_reset_emails_per_hour_links_are_mailed_and_older_ones_stay_vali
         assert sent.status_code == 202
         for _ in range(4):
             _request_reset(client, _email("reset_010"))
-        wait_for_events(client)
+        app_events_settled(client)
 
         mails = [m for m in smtp.mails_to(_email("reset_010")) if RESET_SUBJECT in m["Subject"]]
         assert len(mails) == 3  # the admin's counts too
@@ -310,7 +311,7 @@ def test_a_deactivated_account_gets_no_link(make_mail_client: MakeClient, smtp: 
         )
         _request_reset(client, _email("reset_013"))
         assert client.post(f"/users/{user_id}/password-reset", headers=admin).status_code == 202
-        wait_for_events(client)
+        app_events_settled(client)
         assert not [m for m in smtp.mails_to(_email("reset_013")) if RESET_SUBJECT in m["Subject"]]
 
 
@@ -324,7 +325,7 @@ def test_no_token_or_link_appears_in_any_log_line(
     verify_token = link_in(smtp.wait_for_mail(_email("reset_014"), "Confirm your email"))[1]
     assert _confirm(mail_client, reset_token).status_code == 204
     smtp.wait_for_mail(_email("reset_014"), CHANGED_SUBJECT)
-    wait_for_events(mail_client)
+    app_events_settled(mail_client)
 
     # Every logger but the test's own SMTP server (aiosmtpd logs the mails it receives).
     records = [r for r in caplog.records if r.name != SMTP_SERVER_LOGGER]

@@ -21,7 +21,8 @@ from tests.support.accounts import (
     signup,
 )
 from tests.support.databases import app_session
-from tests.support.mail import SmtpServer, link_in, wait_for_events
+from tests.support.events import app_events_settled
+from tests.support.mail import SmtpServer, link_in
 
 VERIFY_SUBJECT = "Confirm your email address"
 INVALID_LINK = {"detail": "Invalid or expired verification link"}
@@ -161,7 +162,7 @@ def test_the_first_admin_is_verified_and_gets_no_verification_mail(
         register_mail = signup(client, "verify_08")
         assert register_mail.status_code == 201
         _verification_token(smtp, "verify_08")
-        wait_for_events(client)
+        app_events_settled(client)
         assert smtp.mails_to(_email(ADMIN_USERNAME)) == []
 
 

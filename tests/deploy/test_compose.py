@@ -32,7 +32,7 @@ from tests.deploy.deploy_files import (
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import free_port, http_server_thread
 
-SERVICES = {"db", "redis", "api", "frontend", "proxy", "mailpit"}
+SERVICES = {"db", "redis", "rabbitmq", "api", "consumer", "frontend", "proxy", "mailpit"}
 API_PORT = "8000"
 DASHBOARD_PORT = "8501"
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|_KEY\b|CREDENTIAL", re.IGNORECASE)
@@ -99,6 +99,7 @@ def test_redis_holds_the_shared_rate_limit_counters(compose: dict[str, Any]) -> 
     assert _health_command(redis) == "redis-cli ping"
     api_env = _environment(compose["services"]["api"])
     assert api_env["RATE_LIMIT_STORAGE_URI"] == "redis://redis:6379/0"
+    assert api_env["CACHE_URL"] == "redis://redis:6379/1"  # another database of the same Redis
 
 
 def test_api_starts_through_the_start_script_after_db_and_redis(resolved: dict[str, Any]) -> None:
@@ -139,7 +140,48 @@ def test_every_named_volume_is_declared_and_used(compose: dict[str, Any]) -> Non
     used = set()
     for service in compose["services"].values():
         used |= set(_named_volumes(service))
-    assert used == set(compose["volumes"]) == {"pgdata", "images"}
+    assert used == set(compose["volumes"]) == {"pgdata", "images", "rabbitmq"}
+
+
+def test_rabbitmq_keeps_durable_queues_and_reports_health(resolved: dict[str, Any]) -> None:
+    rabbitmq = resolved["services"]["rabbitmq"]
+    assert rabbitmq["image"] == "rabbitmq:3-management"
+    assert _named_volumes(rabbitmq) == {"rabbitmq": "/var/lib/rabbitmq"}
+    assert _health_command(rabbitmq) == "rabbitmq-diagnostics -q ping"
+    env = _environment(rabbitmq)
+    broker_url = _environment(resolved["services"]["api"])["EVENTS_BROKER_URL"]
+    credentials = f"{env['RABBITMQ_DEFAULT_USER']}:{env['RABBITMQ_DEFAULT_PASS']}"
+    assert broker_url == f"amqp://{credentials}@rabbitmq:5672/%2F"
+    # A broker that is down delays events, never the api: it does not wait for RabbitMQ.
+    assert "rabbitmq" not in resolved["services"]["api"]["depends_on"]
+
+
+def test_the_consumer_is_the_api_image_handling_events(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    consumer, api = services["consumer"], services["api"]
+    assert consumer["image"] == api["image"] and consumer["build"] == api["build"]
+    assert consumer["command"] == ["python", "-m", "api.consumer"]
+    assert _health_command(consumer) == "python -m api.consumer --check"
+    assert consumer["env_file"] == ".env"
+    consumer_env, api_env = _environment(consumer), _environment(api)
+    for name in (
+        "ENV",
+        "DATABASE_URL",
+        "STORAGE_DIR",
+        "EVENTS_BROKER_URL",
+        "MAIL_BACKEND",
+        "SMTP_HOST",
+        "SMTP_PORT",
+        "SMTP_STARTTLS",
+        "PUBLIC_DASHBOARD_URL",
+    ):
+        assert consumer_env[name] == api_env[name], name
+    # It removes deleted accounts' files: the same volume at the same place.
+    assert _named_volumes(consumer) == _named_volumes(api)
+    assert consumer["depends_on"] == {
+        "api": {"condition": "service_healthy"},  # which migrates the database first
+        "rabbitmq": {"condition": "service_healthy"},
+    }
 
 
 def test_mail_goes_to_the_mail_catcher_with_links_to_the_proxied_dashboard(
@@ -266,6 +308,11 @@ def test_production_refuses_the_example_secrets(
     with pytest.raises(ConfigurationError, match="POSTGRES_PASSWORD"):
         _load_settings_with(monkeypatch, tmp_path, only_jwt_changed)
 
+    dotenv["POSTGRES_PASSWORD"] = "0123456789abcdef0123456789abcdef"
+    broker_left = _api_container_environment(interpolate(compose, dotenv), dotenv)
+    with pytest.raises(ConfigurationError, match="RABBITMQ_PASSWORD"):
+        _load_settings_with(monkeypatch, tmp_path, broker_left)
+
 
 def test_the_api_container_settings_load_once_secrets_are_set(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any, compose: dict[str, Any]
@@ -273,6 +320,7 @@ def test_the_api_container_settings_load_once_secrets_are_set(
     dotenv = read_env_file()
     dotenv["JWT_SECRET_KEY"] = "a-real-secret-" + "q" * 40
     dotenv["POSTGRES_PASSWORD"] = "0123456789abcdef0123456789abcdef"
+    dotenv["RABBITMQ_PASSWORD"] = "fedcba9876543210fedcba9876543210"
     resolved = interpolate(compose, dotenv)
     settings = _load_settings_with(
         monkeypatch, tmp_path, _api_container_environment(resolved, dotenv)
@@ -282,7 +330,11 @@ def test_the_api_container_settings_load_once_secrets_are_set(
         "postgresql+psycopg2://pixelgate:0123456789abcdef0123456789abcdef@db:5432/pixelgate"
     )
     assert settings.rate_limit_storage_uri == "redis://redis:6379/0"
+    assert settings.cache_url.get_secret_value() == "redis://redis:6379/1"
     assert str(settings.storage_dir) == "/data/images"
+    assert settings.events_broker_url.get_secret_value() == (
+        "amqp://pixelgate:fedcba9876543210fedcba9876543210@rabbitmq:5672/%2F"
+    )
     assert settings.forwarded_allow_ips == [dotenv["PROXY_IPV4"], dotenv["FRONTEND_IPV4"]]
 
 

@@ -5,11 +5,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 from datetime import timedelta
-from io import BytesIO
 from typing import Any
 
-import requests
-from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from api.core.config import Settings
@@ -17,32 +14,15 @@ from api.core.credentials import token_codec_from_settings
 from frontend.api_client import ApiClient
 from frontend.auth.session import AUTH_KEY, CLIENT_KEY
 from frontend.auth.state import AuthState, Tokens
+from frontend.components.verification import BANNER_START
 from frontend.sitemap import PAGES
-from tests.support.accounts import DEFAULT_PASSWORD, TEST_JWT_SECRET, bearer, register
+from tests.support.accounts import DEFAULT_PASSWORD, TEST_JWT_SECRET, bearer, login, register
+from tests.support.images import upload_image
 from tests.support.paths import REPO_ROOT
+from tests.support.servers import LiveClient
 
 _names = itertools.count(1)
 FRONTEND = REPO_ROOT / "frontend"
-
-
-class ApiCaller:
-    """`requests` with the server's base URL, shaped like TestClient for tests/support.py."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        timeout = kwargs.pop("timeout", 30)
-        return requests.request(method, self.base_url + path, timeout=timeout, **kwargs)
-
-    def get(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("GET", path, **kwargs)
-
-    def post(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("POST", path, **kwargs)
-
-    def patch(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("PATCH", path, **kwargs)
 
 
 def unique_name(prefix: str) -> str:
@@ -53,14 +33,12 @@ def unique_name(prefix: str) -> str:
 def new_user(api_url: str, prefix: str = "user") -> tuple[str, Tokens]:
     """Signs a member up and logs in; returns the username and the token pair."""
     username = unique_name(prefix)
-    account = register(ApiCaller(api_url), username)
+    account = register(LiveClient(api_url), username)
     return username, Tokens.from_pair(account["tokens"])
 
 
 def api_login(api_url: str, username: str, password: str = DEFAULT_PASSWORD) -> Tokens:
-    response = ApiCaller(api_url).post(
-        "/auth/login", json={"username": username, "password": password}
-    )
+    response = login(LiveClient(api_url), username, password)
     assert response.status_code == 200, response.text
     return Tokens.from_pair(response.json())
 
@@ -89,7 +67,7 @@ def open_page(
 def with_expired_access_token(api_url: str, tokens: Tokens) -> Tokens:
     """The same pair, but its access token (same user and session, signed with the server's
     secret) expired: what a tab left open past the token's lifetime holds."""
-    me = ApiCaller(api_url).get("/auth/me", headers=bearer(tokens.access_token)).json()
+    me = LiveClient(api_url).get("/auth/me", headers=bearer(tokens.access_token)).json()
     settings = Settings(_env_file=None, jwt_secret_key=TEST_JWT_SECRET)  # type: ignore[call-arg]
     codec = token_codec_from_settings(settings)
     codec.lifetime = timedelta(minutes=-5)
@@ -111,6 +89,11 @@ def texts(app: AppTest) -> str:
     ]
     parts += [element.value for element in (*app.error, *app.warning, *app.success, *app.info)]
     return "\n".join(str(part) for part in parts)
+
+
+def page_warnings(app: AppTest) -> list[str]:
+    """The warnings a page showed, without the unverified-address banner above every page."""
+    return [w.value for w in app.warning if not w.value.startswith(BANNER_START)]
 
 
 def menu(app: AppTest) -> list[str]:
@@ -143,17 +126,7 @@ def submit(app: AppTest, form: str, label: str) -> AppTest:
     return app.button(key=f"FormSubmitter:{form}-{label}").click().run()
 
 
-def png_bytes(size: tuple[int, int] = (24, 16), color: tuple[int, int, int] = (200, 80, 40)):
-    buffer = BytesIO()
-    Image.new("RGB", size, color).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def upload_png(api_url: str, tokens: Tokens, name: str = "tiny.png") -> dict[str, Any]:
-    response = ApiCaller(api_url).post(
-        "/images",
-        headers=bearer(tokens.access_token),
-        files={"file": (name, png_bytes(), "image/png")},
-    )
+    response = upload_image(LiveClient(api_url), bearer(tokens.access_token), filename=name)
     assert response.status_code == 201, response.text
     return response.json()

@@ -13,7 +13,6 @@ from frontend.auth.session import AUTH_KEY, CLIENT_KEY
 from frontend.auth.state import AuthState
 from tests.frontend.conftest import ADMIN_USERNAME
 from tests.frontend.harness import (
-    ApiCaller,
     api_login,
     logged_in,
     menu,
@@ -25,11 +24,11 @@ from tests.frontend.harness import (
 )
 from tests.support.accounts import DEFAULT_PASSWORD, bearer, signup
 from tests.support.databases import migrate
-from tests.support.servers import api_env, api_server
+from tests.support.servers import LiveClient, api_env, api_server
 
 LOGGED_OUT_MENU = ["Log in", "Sign up"]
 MEMBER_MENU = ["Dashboard", "Images", "Jobs", "Login history", "Sessions", "API keys", "Account"]
-ADMIN_MENU = [*MEMBER_MENU, "Users", "All logins", "Statistics"]
+ADMIN_MENU = [*MEMBER_MENU, "Users", "All logins", "Statistics", "Events"]
 SESSIONS_INTRO = "Every device where you are logged in."
 
 
@@ -114,7 +113,7 @@ def test_an_admin_page_never_runs_for_a_member(app: AppTest, api_url: str) -> No
 
 def test_login_success_shows_the_dashboard_and_menu(app: AppTest, api_url: str) -> None:
     username = unique_name("login_ok")
-    signup(ApiCaller(api_url), username)
+    signup(LiveClient(api_url), username)
     app.run()
     fill_login(app, username, DEFAULT_PASSWORD)
     assert not app.exception
@@ -125,7 +124,7 @@ def test_login_success_shows_the_dashboard_and_menu(app: AppTest, api_url: str) 
 
 def test_login_with_email_works_too(app: AppTest, api_url: str) -> None:
     username = unique_name("by_email")
-    signup(ApiCaller(api_url), username)
+    signup(LiveClient(api_url), username)
     app.run()
     fill_login(app, f"{username}@example.com", DEFAULT_PASSWORD)
     assert app.session_state[AUTH_KEY].logged_in
@@ -133,7 +132,7 @@ def test_login_with_email_works_too(app: AppTest, api_url: str) -> None:
 
 def test_wrong_password_says_so(app: AppTest, api_url: str) -> None:
     username = unique_name("wrong_pw")
-    signup(ApiCaller(api_url), username)
+    signup(LiveClient(api_url), username)
     app.run()
     fill_login(app, username, "Wrong!pass1")
     assert [e.value for e in app.error] == ["Invalid username or password"]
@@ -154,9 +153,9 @@ def test_empty_fields_are_caught_before_asking_the_server(app: AppTest) -> None:
 
 def test_deactivated_account_is_told_so(app: AppTest, api_url: str) -> None:
     username, tokens = new_user(api_url, "inactive")
-    me = ApiCaller(api_url).get("/auth/me", headers=bearer(tokens.access_token)).json()
+    me = LiveClient(api_url).get("/auth/me", headers=bearer(tokens.access_token)).json()
     admin = api_login(api_url, ADMIN_USERNAME)
-    answer = ApiCaller(api_url).patch(
+    answer = LiveClient(api_url).patch(
         f"/users/{me['id']}", json={"is_active": False}, headers=bearer(admin.access_token)
     )
     assert answer.status_code == 200, answer.text
@@ -167,9 +166,9 @@ def test_deactivated_account_is_told_so(app: AppTest, api_url: str) -> None:
 
 def test_lockout_says_when_to_try_again(app: AppTest, api_url: str) -> None:
     username = unique_name("locked")
-    signup(ApiCaller(api_url), username)
+    signup(LiveClient(api_url), username)
     for _ in range(5):
-        ApiCaller(api_url).post("/auth/login", json={"username": username, "password": "x"})
+        LiveClient(api_url).post("/auth/login", json={"username": username, "password": "x"})
     app.run()
     fill_login(app, username, DEFAULT_PASSWORD)
     (error,) = app.error
@@ -249,7 +248,7 @@ def test_signup_shows_the_password_policy_the_api_publishes(
     signup_page: AppTest, api_url: str
 ) -> None:
     (policy,) = signup_page.info
-    rules = ApiCaller(api_url).get("/auth/password-policy").json()["rules"]
+    rules = LiveClient(api_url).get("/auth/password-policy").json()["rules"]
     assert "not a commonly used password" in rules
     for rule in rules:
         assert f"- {rule}" in policy.value
@@ -291,7 +290,7 @@ def test_signup_shows_the_servers_message_under_the_field(
 
 def test_signup_with_a_taken_username_names_it(signup_page: AppTest, api_url: str) -> None:
     taken = unique_name("taken")
-    signup(ApiCaller(api_url), taken)
+    signup(LiveClient(api_url), taken)
     fill_signup(signup_page, username=taken, email=f"other_{taken}@example.com")
     (error,) = signup_page.error
     assert "username" in error.value.lower()

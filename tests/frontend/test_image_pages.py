@@ -9,14 +9,15 @@ from streamlit.testing.v1 import AppTest
 
 from frontend.auth.state import Tokens
 from tests.frontend.harness import (
-    ApiCaller,
     new_user,
     open_page,
-    png_bytes,
+    page_warnings,
     texts,
     upload_png,
 )
 from tests.support.accounts import bearer
+from tests.support.images import image_bytes
+from tests.support.servers import LiveClient
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def member(api_url: str) -> Tokens:
 
 
 def images_of(api_url: str, tokens: Tokens) -> list[dict[str, Any]]:
-    answer = ApiCaller(api_url).get("/images", headers=bearer(tokens.access_token))
+    answer = LiveClient(api_url).get("/images", headers=bearer(tokens.access_token))
     return answer.json()["items"]
 
 
@@ -60,8 +61,8 @@ def test_uploading_several_files_reports_each(app: AppTest, api_url: str, member
     open_page(app, api_url, member, "views/images.py")
     app.file_uploader[0].set_value(
         [
-            ("one.png", png_bytes(), "image/png"),
-            ("two.png", png_bytes(color=(0, 90, 200)), "image/png"),
+            ("one.png", image_bytes(), "image/png"),
+            ("two.png", image_bytes(color=(0, 90, 200)), "image/png"),
             ("notes.txt", b"not an image at all", "text/plain"),
         ]
     ).run()
@@ -79,7 +80,7 @@ def test_uploading_several_files_reports_each(app: AppTest, api_url: str, member
 
 def test_one_image_is_one_image(app: AppTest, api_url: str, member: Tokens) -> None:
     open_page(app, api_url, member, "views/images.py")
-    app.file_uploader[0].set_value([("solo.png", png_bytes(), "image/png")]).run()
+    app.file_uploader[0].set_value([("solo.png", image_bytes(), "image/png")]).run()
     assert send_button(app) == ["Add 1 file to your library"]
     app.button(key="upload_send").click().run()
     assert [s.value for s in app.success] == ["Uploaded 1 image."]
@@ -179,7 +180,7 @@ def test_steps_of_the_address_the_api_would_refuse_are_left_out(
     open_page(app, api_url, member, "views/images.py", image=str(image["id"]), step=steps)
     assert not app.exception
     assert steps_shown(app) == ["**1.** Sepia"]
-    assert [warning.value for warning in app.warning] == [
+    assert page_warnings(app) == [
         "Left out the step “blur radius 99” of the address: Radius goes from 0.1 to 50.",
         "Left out the step “warp” of the address: There is no operation 'warp'.",
         "Left out the step “flip direction sideways” of the address: "
@@ -235,7 +236,7 @@ def test_batch_processing_follows_every_job(app: AppTest, api_url: str, member: 
     (bar,) = app.get("progress")
     assert bar.proto.value == 100
     assert bar.proto.text == "3 of 3 jobs finished"
-    jobs = ApiCaller(api_url).get("/jobs", headers=bearer(member.access_token)).json()["items"]
+    jobs = LiveClient(api_url).get("/jobs", headers=bearer(member.access_token)).json()["items"]
     assert [(job["status"], job["error"]) for job in jobs] == [("done", None)] * 3
     results = [i for i in images_of(api_url, member) if i["source_image_id"]]
     assert len(results) == 3
@@ -246,7 +247,7 @@ def test_jobs_page_lists_status_duration_and_results(
 ) -> None:
     image = upload_png(api_url, member)
     job = (
-        ApiCaller(api_url)
+        LiveClient(api_url)
         .post(
             f"/images/{image['id']}/process",
             json={"operations": [{"op": "sepia"}]},

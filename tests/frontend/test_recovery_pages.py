@@ -8,7 +8,6 @@ from streamlit.testing.v1 import AppTest
 
 from tests.frontend.conftest import ADMIN_USERNAME
 from tests.frontend.harness import (
-    ApiCaller,
     api_login,
     logged_in,
     menu,
@@ -21,6 +20,7 @@ from tests.frontend.harness import (
 )
 from tests.support.accounts import DEFAULT_PASSWORD, bearer, signup
 from tests.support.mail import OutboxFolder, link_in
+from tests.support.servers import LiveClient
 
 NEW_PASSWORD = "Br4nd!new-pass"
 LINK_PAGES = ["Forgot password", "Reset password", "Verify email"]
@@ -31,7 +31,7 @@ def _email(username: str) -> str:
 
 
 def _reset_token(api_url: str, outbox: OutboxFolder, username: str, count: int = 1) -> str:
-    answer = ApiCaller(api_url).post(
+    answer = LiveClient(api_url).post(
         "/auth/password-reset/request", json={"email": _email(username)}
     )
     assert answer.status_code == 202
@@ -93,7 +93,7 @@ def test_reset_page_shows_the_policy_sets_the_password_and_drops_the_token(
     token = _reset_token(api_url, mail_outbox, username)
     page = _logged_out_page(app, "views/reset_password.py", token=token)
     assert page.title[0].value == "Choose a new password"
-    rules = ApiCaller(api_url).get("/auth/password-policy").json()["rules"]
+    rules = LiveClient(api_url).get("/auth/password-policy").json()["rules"]
     assert all(f"- {rule}" in page.info[0].value for rule in rules)
 
     page = _fill_reset(page, NEW_PASSWORD, "Something!else1")
@@ -108,7 +108,7 @@ def test_reset_page_shows_the_policy_sets_the_password_and_drops_the_token(
     assert "Log in with your new password" in [link.label for link in page.page_link]
     assert "token" not in page.query_params
     assert api_login(api_url, username, NEW_PASSWORD).access_token
-    revoked = ApiCaller(api_url).get("/auth/me", headers=bearer(tokens.access_token))
+    revoked = LiveClient(api_url).get("/auth/me", headers=bearer(tokens.access_token))
     assert revoked.status_code == 401
 
 
@@ -117,7 +117,7 @@ def test_a_used_link_says_so_and_offers_a_new_one(
 ) -> None:
     username, _ = new_user(api_url, "usedlink")
     token = _reset_token(api_url, mail_outbox, username)
-    used = ApiCaller(api_url).post(
+    used = LiveClient(api_url).post(
         "/auth/password-reset/confirm", json={"token": token, "new_password": NEW_PASSWORD}
     )
     assert used.status_code == 204
@@ -161,7 +161,7 @@ def test_verify_page_confirms_with_a_click_and_the_banner_goes(
     assert not page.exception
     assert [s.value for s in page.success] == [f"{_email(username)} is confirmed. Thank you!"]
     assert "token" not in page.query_params
-    me = ApiCaller(api_url).get("/auth/me", headers=bearer(tokens.access_token)).json()
+    me = LiveClient(api_url).get("/auth/me", headers=bearer(tokens.access_token)).json()
     assert me["is_verified"] is True
     page = page.switch_page("views/dashboard.py").run()
     assert "is not verified yet" not in texts(page)
@@ -191,14 +191,14 @@ def test_an_admin_sends_a_reset_link_from_the_users_page(
     app: AppTest, api_url: str, mail_outbox: OutboxFolder
 ) -> None:
     username = unique_name("adminreset")
-    assert signup(ApiCaller(api_url), username).status_code == 201
+    assert signup(LiveClient(api_url), username).status_code == 201
     page = open_page(app, api_url, api_login(api_url, ADMIN_USERNAME), "views/admin_users.py")
     page.text_input(key="admin_q").input(username).run()
     page = page.button(key="admin_send_reset").click().run()
     assert not page.exception
     assert [t.value for t in page.toast] == [f"A reset link is on its way to {_email(username)}."]
     token = link_in(mail_outbox.wait_for_mail(_email(username), "Reset your"))[1]
-    confirmed = ApiCaller(api_url).post(
+    confirmed = LiveClient(api_url).post(
         "/auth/password-reset/confirm", json={"token": token, "new_password": NEW_PASSWORD}
     )
     assert confirmed.status_code == 204

@@ -8,4 +8,6 @@ module itself:
 - `processes`: what Linux /proc says about processes (exited, children, socket holders).
 - `images`: image bytes, uploads, processing requests, waiting for jobs.
 - `mail`: a real SMTP server (aiosmtpd) that keeps what it receives; links out of mails.
+- `events`: waiting for the event relay, reading the outbox.
+- `broker`: RabbitMQ vhosts, the event topology, a TCP proxy to play an outage, the consumer.
 """

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+import pytest
 import redis
 from alembic.config import Config
 from sqlalchemy import create_engine, inspect, text
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from alembic import command
 from api.models import Base
+from tests.support.events import wait_for_relay_idle
 from tests.support.paths import REPO_ROOT
 
 POSTGRES_SERVER_URL = os.environ.get(
@@ -88,7 +90,10 @@ def table_names(database_url: str) -> set[str]:
 
 
 def app_session(client: Any) -> AbstractContextManager[Session]:
-    """A session on a TestClient app's own database: for test setup and inspection."""
+    """A session on a TestClient app's own database: for test setup and inspection, once the
+    app's event relay is idle (so its commits neither race the test's writes nor change what
+    the test inspects)."""
+    wait_for_relay_idle(client)
     return client.app.state.database.session()
 
 
@@ -104,7 +109,10 @@ def redis_reachable(server_url: str = REDIS_SERVER_URL) -> bool:
 
 @contextmanager
 def fresh_redis_database(server_url: str = REDIS_SERVER_URL) -> Iterator[str]:
-    """A random database index (1..15) of that Redis, flushed before and after; yields its URL."""
+    """A random database index (1..15) of that Redis, flushed before and after; yields its URL.
+    Fails the test when that Redis does not answer: the suite requires it."""
+    if not redis_reachable(server_url):
+        pytest.fail(f"Redis is required at {server_url} (scripts/ensure-services.sh starts it)")
     url = f"{server_url.rstrip('/')}/{random.randint(1, 15)}"
     client = redis.Redis.from_url(url, socket_timeout=3)
     client.flushdb()

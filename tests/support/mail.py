@@ -19,10 +19,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from sqlalchemy import func, select
 
-from api.core.db import Database
-from api.models import EventState, OutboxEvent
 from tests.support.servers import free_port
 
 MAIL_DEADLINE_S = 30
@@ -177,29 +174,3 @@ def link_in(message: EmailMessage) -> tuple[str, str]:
     found = TOKEN_LINK.search(text_body(message))
     assert found, f"no link in: {text_body(message)}"
     return found.group(1), found.group(2)
-
-
-def wait_for_events(app_or_database_url: Any, timeout: float = MAIL_DEADLINE_S) -> None:
-    """Polls the outbox (of a TestClient's app, or of a database URL a live server uses)
-    until no event is pending, each handled or given up: so that a test can tell "no mail
-    was sent" from "not sent yet". Bounded, not a timing assertion."""
-    if isinstance(app_or_database_url, str):
-        database = Database(app_or_database_url)
-    else:
-        database = app_or_database_url.app.state.database
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            with database.session() as db:
-                pending = db.scalar(
-                    select(func.count())
-                    .select_from(OutboxEvent)
-                    .where(OutboxEvent.state == EventState.PENDING.value)
-                )
-            if not pending:
-                return
-            time.sleep(0.05)
-    finally:
-        if isinstance(app_or_database_url, str):
-            database.dispose()
-    raise AssertionError(f"{pending} events still pending after {timeout}s")
