@@ -71,9 +71,10 @@ def fresh_postgres_database(server_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def truncate_all(database_url: str) -> None:
-    """Empties every table of a PostgreSQL database, restarting its id sequences."""
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+def truncate_all(database_url: str, keep: tuple[str, ...] = ()) -> None:
+    """Empties every table of a PostgreSQL database (but those in `keep`), restarting its id
+    sequences."""
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables if t.name not in keep)
     engine = create_engine(database_url)
     with engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
