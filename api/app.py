@@ -34,6 +34,7 @@ from api.routers import (
     images,
     jobs,
     password_policy,
+    recovery,
     tokens,
     users,
 )
@@ -148,7 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.database,
         settings,
         build_handler_registry(),
-        HandlerContext(settings, app.state.database, app.state.storage),
+        HandlerContext(settings, app.state.database, app.state.storage, app.state.mailer),
     )
 
     install_error_handlers(app)
@@ -167,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tokens.router,
         account.router,
         password_policy.router,
+        recovery.router,
         users.router,
         admin.router,
         events.router,

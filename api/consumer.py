@@ -20,7 +20,6 @@ from api.core.logging import configure_logging
 from api.events.consumer import EventConsumer, heartbeat_is_fresh
 from api.events.context import HandlerContext
 from api.services.event_handlers import build_handler_registry
-from api.storage.factory import storage_from_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     database = Database(settings.database_url)
-    context = HandlerContext(settings, database, storage_from_settings(settings))
+    context = HandlerContext.from_settings(settings, database)
     stop = threading.Event()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signal_number, lambda *_: stop.set())
