@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +28,7 @@ from api.core.security import PasswordHasher
 from api.errors import install_error_handlers
 from api.events.context import HandlerContext
 from api.events.relay import EventRelay
+from api.processing.celery_app import make_celery
 from api.processing.engine import ProcessingEngine
 from api.routers import (
     account,
@@ -38,18 +40,21 @@ from api.routers import (
     jobs,
     metrics,
     password_policy,
+    recovery,
     tokens,
     users,
 )
+from api.services.celery_job_runner import CeleryJobRunner
 from api.services.event_handlers import build_handler_registry
-from api.services.job_runner import JobRunner
+from api.services.job_runner import JobRunner, LocalJobRunner
 from api.services.operations import DatabaseStateCollector
 from api.services.server_instances import fail_stale_jobs, register_server
-from api.services.storage_sweep import sweep_storage
+from api.services.storage_sweep import sweep_storage, sweep_storage_forever
 from api.services.user_cache import UserCache
 from api.services.users import AdminAccountTaken, ensure_admin
-from api.storage import Storage
+from api.storage import Storage, StorageUnavailable
 from api.storage.factory import storage_from_settings
+from api.storage.s3 import S3Storage
 
 log = logging.getLogger("pixelgate.app")
 
@@ -72,31 +77,54 @@ def _bootstrap_admin(database: Database, settings: Settings, hasher: PasswordHas
 
 def _start_server_instance(database: Database, storage: Storage, settings: Settings) -> str | None:
     """Registers this process as a job-running instance, then fails jobs of dead instances
-    and sweeps storage. Best effort: with the database unreachable the app still starts
-    (and /health says so), without instance tracking."""
+    and sweeps storage. Best effort: with the database (or the store) unreachable the app
+    still starts (and /health says so), without instance tracking."""
     try:
         server_id = register_server(database)
         with database.session() as db:
             fail_stale_jobs(db, settings.job_heartbeat_s)
-            sweep_storage(db, storage)
     except SQLAlchemyError as exc:
         log.warning("start-up recovery skipped: database unavailable (%s)", type(exc).__name__)
         return None
+    try:
+        if isinstance(storage, S3Storage):
+            storage.ensure_bucket()
+        with database.session() as db:
+            sweep_storage(db, storage, settings.storage_orphan_grace_s)
+    except (SQLAlchemyError, StorageUnavailable) as exc:
+        log.warning("start-up storage sweep skipped (%s)", type(exc).__name__)
     return server_id
 
 
+def _job_runner(
+    settings: Settings, database: Database, storage: Storage, server_id: str | None
+) -> JobRunner:
+    if settings.processing_backend == "celery":
+        return CeleryJobRunner(database, storage, settings, make_celery(settings), server_id)
+    engine = ProcessingEngine.from_settings(settings, storage)
+    engine.warm_up()
+    return LocalJobRunner(database, storage, settings, engine, server_id)
+
+
 def _readiness_checker(settings: Settings, state: State) -> ReadinessChecker:
-    """What /health probes: the database and the shared rate-limit store (without them
-    nothing works: a 503), the cache and the events broker when configured (reported only:
-    reads fall back to the database, events wait in the outbox)."""
+    """What /health probes. Required (a 503 without them): the database, the shared
+    rate-limit store, the object store. Reported only: the cache (reads fall back to the
+    database), the brokers (jobs and events wait in their tables). Each only when configured."""
     dependencies = [Dependency("database", state.database.is_reachable)]
     if state.rate_limiter.shared_storage:
         dependencies.append(Dependency("rate_limits", state.rate_limiter.is_reachable))
+    if isinstance(state.storage, S3Storage):
+        dependencies.append(Dependency("object_store", state.storage.is_reachable))
     if state.user_cache is not None:
         dependencies.append(Dependency("cache", state.user_cache.is_reachable, required=False))
-    if settings.events_broker_enabled:
-        broker = settings.events_broker_url.get_secret_value()
-        dependencies.append(Dependency("broker", tcp_probe(broker), required=False))
+    jobs_url = ""
+    if isinstance(state.job_runner, CeleryJobRunner) and settings.celery_broker_url:
+        jobs_url = settings.celery_broker_url.get_secret_value()
+        dependencies.append(Dependency("broker", state.job_runner.broker_reachable, required=False))
+    events_url = settings.events_broker_url.get_secret_value()
+    if events_url and events_url != jobs_url:  # one broker for both is probed once
+        name = "events_broker" if jobs_url else "broker"
+        dependencies.append(Dependency(name, tcp_probe(events_url), required=False))
     return ReadinessChecker(dependencies, settings.health_check_timeout_s)
 
 
@@ -110,21 +138,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database, storage = app.state.database, app.state.storage
         await run_in_threadpool(_bootstrap_admin, database, settings, app.state.password_hasher)
         server_id = await run_in_threadpool(_start_server_instance, database, storage, settings)
-        app.state.processing = ProcessingEngine.from_settings(settings, storage)
-        app.state.processing.warm_up()
-        app.state.job_runner = JobRunner(
-            database, storage, settings, app.state.processing, server_id
-        )
+        app.state.job_runner = _job_runner(settings, database, storage, server_id)
+        if isinstance(app.state.job_runner, LocalJobRunner):
+            app.state.processing = app.state.job_runner.engine
+        await run_in_threadpool(app.state.job_runner.prepare)
         app.state.job_runner.start_heartbeat()
         await app.state.event_relay.start()
+        sweeper = asyncio.create_task(sweep_storage_forever(database, storage, settings))
+        app.state.readiness = _readiness_checker(settings, app.state)
         API_PROCESSES.set(1)
-        WORKER_PROCESSES.set(app.state.processing.worker_count)
+        WORKER_PROCESSES.set(app.state.job_runner.processing_workers)
         try:
             yield
         finally:
             API_PROCESSES.set(0)
             WORKER_PROCESSES.set(0)
             forget_this_process()
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
             await app.state.job_runner.shutdown()
             await app.state.event_relay.stop()
             app.state.database.dispose()
@@ -154,9 +185,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.database,
         settings,
         build_handler_registry(),
-        HandlerContext(settings, app.state.database, app.state.storage),
+        HandlerContext(settings, app.state.database, app.state.storage, app.state.mailer),
     )
-    app.state.readiness = _readiness_checker(settings, app.state)
     app.state.metrics = MetricsSource([DatabaseStateCollector(app.state.database)])
 
     install_error_handlers(app)
@@ -175,6 +205,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tokens.router,
         account.router,
         password_policy.router,
+        recovery.router,
         users.router,
         admin.router,
         events.router,

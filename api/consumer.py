@@ -23,7 +23,6 @@ from api.core.metrics_exposition import MetricsSource, serve_metrics
 from api.events.consumer import EventConsumer, heartbeat_is_fresh
 from api.events.context import HandlerContext
 from api.services.event_handlers import build_handler_registry
-from api.storage.factory import storage_from_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if settings.metrics_token is not None:
         serve_metrics(MetricsSource(), settings.metrics_token, settings.consumer_metrics_port)
     database = Database(settings.database_url)
-    context = HandlerContext(settings, database, storage_from_settings(settings))
+    context = HandlerContext.from_settings(settings, database)
     stop = threading.Event()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signal_number, lambda *_: stop.set())

@@ -22,8 +22,10 @@ MIN_JWT_SECRET_BYTES = 32
 MIN_METRICS_TOKEN_CHARS = 16
 # `.env.example`'s POSTGRES_PASSWORD, which docker-compose puts into DATABASE_URL.
 EXAMPLE_POSTGRES_PASSWORD = "change-me-example-postgres-password"
-# `.env.example`'s RABBITMQ_PASSWORD, which docker-compose puts into EVENTS_BROKER_URL.
+# `.env.example`'s RABBITMQ_PASSWORD, which docker-compose puts into EVENTS_BROKER_URL and
+# CELERY_BROKER_URL, and SEAWEEDFS_SECRET_ACCESS_KEY (compose's S3_SECRET_ACCESS_KEY).
 EXAMPLE_RABBITMQ_PASSWORD = "change-me-example-rabbitmq-password"
+EXAMPLE_S3_SECRET = "change-me-example-s3-secret"
 
 CommaSeparated = Annotated[list[str], NoDecode]
 FloatList = Annotated[list[float], NoDecode]
@@ -91,6 +93,20 @@ class Settings(BaseSettings):
     events_retry_delays_s: FloatList = [30, 60, 120, 300, 600, 900, 1200, 1800]
     events_claim_timeout_s: float = Field(300, gt=0)
     events_consumer_heartbeat_file: Path = Path(tempfile.gettempdir()) / "pixelgate-consumer.alive"
+
+    processing_backend: Literal["local", "celery"] = "local"
+    celery_broker_url: SecretStr | None = None
+    # Celery replaces a pool process after a task once it holds more than this (0: never).
+    worker_max_memory_per_child_mb: int = Field(2048, ge=0)
+
+    storage_backend: Literal["local", "s3"] = "local"
+    s3_endpoint_url: str | None = None
+    s3_bucket: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_region: str = "us-east-1"
+    storage_sweep_interval_s: float = Field(3600, gt=0)
+    storage_orphan_grace_s: float = Field(3600, ge=0)
 
     admin_username: str | None = None
     admin_email: str | None = None
@@ -174,6 +190,20 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _backends_need_their_settings(self) -> Settings:
+        if self.processing_backend == "celery" and self.celery_broker_url is None:
+            raise ValueError("PROCESSING_BACKEND=celery needs CELERY_BROKER_URL")
+        if self.storage_backend == "s3":
+            missing = [
+                name.upper()
+                for name in ("s3_bucket", "s3_access_key_id", "s3_secret_access_key")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(f"STORAGE_BACKEND=s3 needs {', '.join(missing)}")
+        return self
+
+    @model_validator(mode="after")
     def _smtp_needs_a_host(self) -> Settings:
         if self.mail_backend == "smtp" and not self.smtp_host:
             raise ValueError("MAIL_BACKEND=smtp needs SMTP_HOST")
@@ -200,6 +230,23 @@ class Settings(BaseSettings):
             raise ValueError(
                 "EVENTS_BROKER_URL uses the example RABBITMQ_PASSWORD; set a random one in .env "
                 "before starting with ENV=production"
+            )
+        celery_url = self.celery_broker_url.get_secret_value() if self.celery_broker_url else ""
+        if self.env == "production" and f":{EXAMPLE_RABBITMQ_PASSWORD}@" in celery_url:
+            raise ValueError(
+                "CELERY_BROKER_URL uses the example RABBITMQ_PASSWORD; set a random one in .env "
+                "before starting with ENV=production"
+            )
+        s3_secret = self.s3_secret_access_key
+        if (
+            self.env == "production"
+            and self.storage_backend == "s3"
+            and s3_secret is not None
+            and s3_secret.get_secret_value() == EXAMPLE_S3_SECRET
+        ):
+            raise ValueError(
+                "S3_SECRET_ACCESS_KEY is the example value; set a random one in .env before "
+                "starting with ENV=production"
             )
         return self
 

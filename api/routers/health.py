@@ -14,11 +14,14 @@ _STATE = "`ok` or `unreachable`"
 class HealthOut(BaseModel):
     status: str = Field(description="`ok`, or `unavailable` when a required part is unreachable")
     database: str = Field(description=_STATE)
-    workers: int = Field(description="Processing workers of this process's pool")
+    workers: int = Field(description="Processing processes in this API process (0 under Celery)")
     rate_limits: str | None = Field(
         None,
         description=f"The shared rate-limit store (required), {_STATE}; only when "
         "RATE_LIMIT_STORAGE_URI is not memory://",
+    )
+    object_store: str | None = Field(
+        None, description=f"The S3 bucket (required), {_STATE}; under STORAGE_BACKEND=s3 only"
     )
     cache: str | None = Field(
         None,
@@ -26,8 +29,13 @@ class HealthOut(BaseModel):
     )
     broker: str | None = Field(
         None,
-        description=f"The events broker (reported, not required), {_STATE}; when "
-        "EVENTS_BROKER_URL is set",
+        description=f"RabbitMQ (reported, not required), {_STATE}: the jobs' broker under "
+        "PROCESSING_BACKEND=celery, else the events' when EVENTS_BROKER_URL is set",
+    )
+    events_broker: str | None = Field(
+        None,
+        description=f"The events' broker (reported, not required), {_STATE}; only when it is "
+        "not the jobs' broker",
     )
     detail: str | None = Field(None, description="On 503: which required parts are unreachable")
 
@@ -45,10 +53,9 @@ async def health(request: Request) -> JSONResponse:
     is probed at once, each for at most HEALTH_CHECK_TIMEOUT_S, off the event loop."""
     state = request.app.state
     readiness = await state.readiness.check()
-    engine = getattr(state, "processing", None)
     body = HealthOut(
         status=OK if readiness.ready else "unavailable",
-        workers=engine.worker_count if engine is not None else 0,
+        workers=state.job_runner.processing_workers,
         detail=None if readiness.ready else _not_ready(readiness.failing_required),
         **readiness.states,
     )

@@ -95,7 +95,9 @@ class LoginEventOut(BaseModel):
     id: int
     username_attempted: str
     success: bool
-    failure_reason: Literal["bad_credentials", "locked", "inactive", "rate_limited"] | None
+    failure_reason: (
+        Literal["bad_credentials", "locked", "inactive", "rate_limited", "unverified"] | None
+    )
     ip_address: str | None
     user_agent: str | None
     created_at: datetime

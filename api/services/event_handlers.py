@@ -12,6 +12,11 @@ from api.events.context import HandlerContext
 from api.events.registry import HandlerRegistry
 from api.schemas.event import Event, EventType
 from api.services.images import remove_objects_of_deleted_images
+from api.services.recovery_mail import (
+    mail_password_changed_notice,
+    mail_password_reset_link,
+    mail_verification_link,
+)
 
 log = logging.getLogger("pixelgate.events")
 
@@ -32,5 +37,10 @@ def remove_deleted_account_files(event: Event, context: HandlerContext) -> None:
 def build_handler_registry() -> HandlerRegistry:
     registry = HandlerRegistry()
     registry.register(log_event)  # every type
+    registry.register(mail_password_reset_link, EventType.USER_PASSWORD_RESET_REQUESTED)
+    registry.register(
+        mail_verification_link, EventType.USER_CREATED, EventType.USER_EMAIL_VERIFICATION_REQUESTED
+    )
+    registry.register(mail_password_changed_notice, EventType.USER_PASSWORD_CHANGED)
     registry.register(remove_deleted_account_files, EventType.USER_DELETED)
     return registry

@@ -8,7 +8,12 @@ import streamlit as st
 from frontend.api_client import ApiError
 from frontend.auth.session import LOGIN_FLASH_KEY, api_client, auth_state
 from frontend.components.feedback import show_error
-from frontend.sitemap import SIGNUP
+from frontend.sitemap import FORGOT_PASSWORD, SIGNUP
+
+UNVERIFIED_HINT = (
+    " Open the link in the verification mail we sent you, or use “Forgot password?”: "
+    "a reset link confirms the address too."
+)
 
 
 def _log_in(username: str, password: str, remember: bool) -> None:
@@ -20,6 +25,8 @@ def _log_in(username: str, password: str, remember: bool) -> None:
     except ApiError as error:
         if error.retry_after and "try again" not in error.message.lower():
             error.message += f" Try again in {error.retry_after} seconds."
+        if error.status == 403 and "not verified" in error.message:
+            error.message += UNVERIFIED_HINT
         show_error(error)
     else:
         st.rerun()
@@ -58,4 +65,5 @@ def login_form(wanted: str | None = None) -> None:
         if submitted:
             _log_in(username.strip(), password, remember)
 
+        st.page_link(FORGOT_PASSWORD, label="Forgot password?", icon=":material/lock_reset:")
         st.page_link(SIGNUP, label="No account yet? Sign up", icon=":material/person_add:")

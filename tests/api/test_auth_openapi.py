@@ -23,6 +23,10 @@ EXPECTED_STATUSES = {
     ("delete", "/auth/sessions/{session_id}"): {"204", "401", "404", "422"},
     ("get", "/auth/login-history"): {"200", "401", "422"},
     ("get", "/auth/password-policy"): {"200"},
+    ("post", "/auth/password-reset/request"): {"202", "422", "429"},
+    ("post", "/auth/password-reset/confirm"): {"204", "400", "422"},
+    ("post", "/auth/verify-email/request"): {"202", "401", "409", "429"},
+    ("post", "/auth/verify-email/confirm"): {"200", "400", "422"},
 }
 NEEDS_BEARER = {
     ("post", "/auth/logout-all"),
@@ -32,6 +36,7 @@ NEEDS_BEARER = {
     ("get", "/auth/sessions"),
     ("delete", "/auth/sessions/{session_id}"),
     ("get", "/auth/login-history"),
+    ("post", "/auth/verify-email/request"),
 }
 
 

@@ -36,9 +36,15 @@ from tests.deploy.deploy_files import (
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import free_port, http_server_thread
 
-CORE_SERVICES = {"db", "redis", "rabbitmq", "api", "consumer", "frontend"}
-PROFILES = {"proxy": ["http"], "proxy-tls": ["tls"], "prometheus": ["monitoring"]}
+CORE_SERVICES = {"db", "redis", "rabbitmq", "seaweedfs", "api", "worker", "consumer", "frontend"}
+PROFILES = {
+    "proxy": ["http"],
+    "proxy-tls": ["tls"],
+    "prometheus": ["monitoring"],
+    "mailpit": ["mail-catcher"],
+}
 PROXIES = {"proxy": NGINX_TEMPLATE, "proxy-tls": NGINX_TLS_TEMPLATE}
+LOCAL_BACKENDS = REPO_ROOT / "deploy" / "compose.local-backends.yml"
 API_PORT = "8000"
 DASHBOARD_PORT = "8501"
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|_KEY\b|CREDENTIAL", re.IGNORECASE)
@@ -98,8 +104,9 @@ def test_optional_services_have_their_profiles_and_env_example_picks_the_http_pr
 ) -> None:
     services = compose["services"]
     assert {name: s["profiles"] for name, s in services.items() if "profiles" in s} == PROFILES
-    # compose reads COMPOSE_PROFILES from .env: a copied .env.example starts the HTTP proxy.
-    assert example_env["COMPOSE_PROFILES"].split(",") == ["http"]
+    # compose reads COMPOSE_PROFILES from .env: a copied .env.example starts the HTTP proxy
+    # (and the mail catcher), never both proxies.
+    assert example_env["COMPOSE_PROFILES"].split(",") == ["http", "mail-catcher"]
 
 
 def test_database_keeps_its_data_and_reports_readiness(compose: dict[str, Any]) -> None:
@@ -147,16 +154,72 @@ def test_api_database_url_is_made_from_the_postgres_settings(resolved: dict[str,
     assert url == f"postgresql+psycopg2://{user}:{password}@db:5432/{name}"
 
 
-def test_images_live_on_a_named_volume_at_storage_dir(compose: dict[str, Any]) -> None:
-    api = compose["services"]["api"]
-    assert _named_volumes(api) == {"images": _environment(api)["STORAGE_DIR"]}
+def test_jobs_go_to_celery_workers_and_images_to_seaweedfs(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    api_env = _environment(services["api"])
+    assert api_env["PROCESSING_BACKEND"] == "celery"
+    assert api_env["STORAGE_BACKEND"] == "s3"
+    assert api_env["S3_ENDPOINT_URL"] == "http://seaweedfs:8333"
+    weed_env = _environment(services["seaweedfs"])
+    assert api_env["S3_ACCESS_KEY_ID"] == weed_env["AWS_ACCESS_KEY_ID"]
+    assert api_env["S3_SECRET_ACCESS_KEY"] == weed_env["AWS_SECRET_ACCESS_KEY"]
+    assert f"-bucket={api_env['S3_BUCKET']}" in services["seaweedfs"]["command"]
+    rabbit_env = _environment(services["rabbitmq"])
+    user, password = rabbit_env["RABBITMQ_DEFAULT_USER"], rabbit_env["RABBITMQ_DEFAULT_PASS"]
+    assert api_env["CELERY_BROKER_URL"] == f"amqp://{user}:{password}@rabbitmq:5672/%2F"
+    # No image lives on the api's disk: STORAGE_DIR holds scratch files only.
+    assert _named_volumes(services["api"]) == {}
+
+
+def test_the_worker_is_the_api_image_running_celery(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    worker, api = services["worker"], services["api"]
+    assert worker["image"] == api["image"]
+    assert worker["command"][:5] == ["celery", "-A", "api.worker", "worker", "--loglevel=INFO"]
+    assert worker["env_file"] == ".env"
+    assert _environment(worker) == _environment(api)
+    assert "ports" not in worker and "container_name" not in worker  # --scale worker=N
+    assert _health_command(worker) == "celery -A api.worker inspect ping -d celery@$HOSTNAME"
+    assert worker["depends_on"]["api"] == {"condition": "service_healthy"}  # migrated first
+    assert worker["depends_on"]["rabbitmq"] == {"condition": "service_healthy"}
+    assert worker["depends_on"]["seaweedfs"] == {"condition": "service_healthy"}
+
+
+def test_seaweedfs_keeps_its_data_and_reports_health(compose: dict[str, Any]) -> None:
+    seaweedfs = compose["services"]["seaweedfs"]
+    assert seaweedfs["image"].startswith("chrislusf/seaweedfs")
+    assert seaweedfs["command"][0] == "mini"
+    assert "-dir=/data" in seaweedfs["command"]
+    assert any(arg.startswith("-bucket=") for arg in seaweedfs["command"])
+    assert _named_volumes(seaweedfs) == {"seaweedfs": "/data"}
+    assert "9333/cluster/status" in _health_command(seaweedfs)
+
+
+def test_the_local_backends_override_brings_the_images_volume_back() -> None:
+    override = yaml.safe_load(LOCAL_BACKENDS.read_text())
+    storage_dir = _environment(load_compose()["services"]["api"])["STORAGE_DIR"]
+    for name in ("api", "consumer"):
+        service = override["services"][name]
+        assert service["environment"] == {"PROCESSING_BACKEND": "local", "STORAGE_BACKEND": "local"}
+        assert _named_volumes(service) == {"images": storage_dir}
+    assert override["services"]["worker"]["deploy"]["replicas"] == 0
+    assert set(override["volumes"]) == {"images"}
 
 
 def test_every_named_volume_is_declared_and_used(compose: dict[str, Any]) -> None:
     used = set()
     for service in compose["services"].values():
         used |= set(_named_volumes(service))
-    assert used == set(compose["volumes"]) == {"pgdata", "images", "rabbitmq", "prometheus-data"}
+    assert (
+        used
+        == set(compose["volumes"])
+        == {
+            "pgdata",
+            "rabbitmq",
+            "seaweedfs",
+            "prometheus-data",
+        }
+    )
 
 
 def test_rabbitmq_keeps_durable_queues_and_reports_health(resolved: dict[str, Any]) -> None:
@@ -180,14 +243,39 @@ def test_the_consumer_is_the_api_image_handling_events(resolved: dict[str, Any])
     assert _health_command(consumer) == "python -m api.consumer --check"
     assert consumer["env_file"] == ".env"
     consumer_env, api_env = _environment(consumer), _environment(api)
-    for name in ("ENV", "DATABASE_URL", "STORAGE_DIR", "EVENTS_BROKER_URL"):
+    for name in (
+        "ENV",
+        "DATABASE_URL",
+        "EVENTS_BROKER_URL",
+        "STORAGE_BACKEND",
+        "MAIL_BACKEND",
+        "SMTP_HOST",
+    ):
         assert consumer_env[name] == api_env[name], name
-    # It removes deleted accounts' files: the same volume at the same place.
-    assert _named_volumes(consumer) == _named_volumes(api)
+    # It removes deleted accounts' objects: the same store.
+    assert consumer_env == api_env
     assert consumer["depends_on"] == {
         "api": {"condition": "service_healthy"},  # which migrates the database first
         "rabbitmq": {"condition": "service_healthy"},
     }
+
+
+def test_mail_goes_to_the_mail_catcher_with_links_to_the_proxied_dashboard(
+    resolved: dict[str, Any], example_env: dict[str, str]
+) -> None:
+    mailpit = resolved["services"]["mailpit"]
+    assert mailpit["image"].startswith("axllent/mailpit:")
+    assert _health_command(mailpit) == "/mailpit readyz"
+    # A profile, on by default in .env.example: production leaves it out.
+    assert mailpit["profiles"] == ["mail-catcher"]
+    assert "mail-catcher" in example_env["COMPOSE_PROFILES"].split(",")
+    env = _environment(resolved["services"]["api"])
+    assert (env["MAIL_BACKEND"], env["SMTP_HOST"], env["SMTP_PORT"]) == ("smtp", "mailpit", "1025")
+    assert env["SMTP_STARTTLS"] == "false"
+    assert env["PUBLIC_DASHBOARD_URL"] == (
+        f"http://localhost:{example_env['PUBLIC_DASHBOARD_PORT']}"
+    )
+    assert mailpit["ports"] == [f"127.0.0.1:{example_env['MAILPIT_UI_PORT']}:8025"]
 
 
 def test_frontend_reaches_the_api_inside_the_network(compose: dict[str, Any]) -> None:
@@ -212,11 +300,12 @@ def test_proxy_fronts_both_and_is_the_only_trusted_forwarder(resolved: dict[str,
         assert {port.split(":")[1] for port in proxy["ports"]} == listening
         assert proxy["depends_on"]["api"] == {"condition": "service_healthy", "restart": True}
         assert proxy["depends_on"]["frontend"]["restart"] is True
-    # Only the proxies are published (and Prometheus, on the loopback): the API and dashboard
-    # are reached through them.
+    # Only the proxies are published (and the UIs of Prometheus and the mail catcher, on the
+    # host's loopback): the API and dashboard are reached through them.
     published = [name for name, service in services.items() if "ports" in service]
-    assert sorted(published) == sorted([*PROXIES, "prometheus"])
-    assert all(port.startswith("127.0.0.1:") for port in services["prometheus"]["ports"])
+    assert sorted(published) == sorted([*PROXIES, "prometheus", "mailpit"])
+    for name in ("prometheus", "mailpit"):
+        assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"])
 
     # The hops that forward client addresses have fixed addresses, and only they are trusted;
     # both proxies take the same one (only one of them runs).
@@ -315,7 +404,7 @@ def test_proxy_accepts_uploads_up_to_the_api_limit(example_env: dict[str, str]) 
 
 
 def test_compose_refuses_to_start_without_the_required_settings(compose: dict[str, Any]) -> None:
-    with pytest.raises(MissingVariable, match=r"POSTGRES_\w+: set POSTGRES_\w+ in .env"):
+    with pytest.raises(MissingVariable, match=r"(\w+): set \1 in .env"):
         interpolate(compose, {})
 
 
@@ -357,6 +446,11 @@ def test_production_refuses_the_example_secrets(
     with pytest.raises(ConfigurationError, match="RABBITMQ_PASSWORD"):
         _load_settings_with(monkeypatch, tmp_path, broker_left)
 
+    dotenv["RABBITMQ_PASSWORD"] = "fedcba9876543210fedcba9876543210"
+    store_left = _api_container_environment(interpolate(compose, dotenv), dotenv)
+    with pytest.raises(ConfigurationError, match="S3_SECRET_ACCESS_KEY"):
+        _load_settings_with(monkeypatch, tmp_path, store_left)
+
 
 def test_the_api_container_settings_load_once_secrets_are_set(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any, compose: dict[str, Any]
@@ -365,6 +459,7 @@ def test_the_api_container_settings_load_once_secrets_are_set(
     dotenv["JWT_SECRET_KEY"] = "a-real-secret-" + "q" * 40
     dotenv["POSTGRES_PASSWORD"] = "0123456789abcdef0123456789abcdef"
     dotenv["RABBITMQ_PASSWORD"] = "fedcba9876543210fedcba9876543210"
+    dotenv["SEAWEEDFS_SECRET_ACCESS_KEY"] = "s3-" + "k" * 40
     resolved = interpolate(compose, dotenv)
     settings = _load_settings_with(
         monkeypatch, tmp_path, _api_container_environment(resolved, dotenv)
@@ -380,6 +475,7 @@ def test_the_api_container_settings_load_once_secrets_are_set(
         "amqp://pixelgate:fedcba9876543210fedcba9876543210@rabbitmq:5672/%2F"
     )
     assert settings.forwarded_allow_ips == [dotenv["PROXY_IPV4"], dotenv["FRONTEND_IPV4"]]
+    assert (settings.processing_backend, settings.storage_backend) == ("celery", "s3")
 
 
 # --- Dockerfile -----------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from api.events.registry import HandlerRegistry
 from api.events.relay import EventRelay
 from api.schemas.event import Event, EventType
 from api.services.events import record_event
-from api.storage.factory import storage_from_settings
 from tests.support.accounts import ADMIN_USERNAME, admin_settings, login_headers, register
 from tests.support.events import app_events_settled
 
@@ -30,7 +29,7 @@ def _fail_one_event(settings: Settings) -> None:
             record_event(db, EventType.USER_DELETED, {"user_id": 999})
         registry = HandlerRegistry()
         registry.register(broken)
-        context = HandlerContext(settings, database, storage_from_settings(settings))
+        context = HandlerContext.from_settings(settings, database)
         EventRelay(database, settings, registry, context).relay_due_events()
     finally:
         database.dispose()

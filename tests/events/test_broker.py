@@ -28,7 +28,6 @@ from api.events.registry import HandlerRegistry
 from api.events.relay import EventRelay
 from api.schemas.event import Event, EventType
 from api.services.events import record_event
-from api.storage.factory import storage_from_settings
 from tests.events.conftest import TEST_RETRY_DELAYS_S
 from tests.support.accounts import ADMIN_USERNAME, admin_settings, login_headers, register
 from tests.support.broker import (
@@ -69,7 +68,7 @@ def _record(database: Database, count: int) -> None:
 
 
 def _relay(database: Database, settings: Settings) -> EventRelay:
-    context = HandlerContext(settings, database, storage_from_settings(settings))
+    context = HandlerContext.from_settings(settings, database)
     return EventRelay(database, settings, HandlerRegistry(), context)
 
 
@@ -143,7 +142,6 @@ from api.events import broker
 from api.events.context import HandlerContext
 from api.events.registry import HandlerRegistry
 from api.events.relay import EventRelay
-from api.storage.factory import storage_from_settings
 
 publish_one = broker.BrokerPublisher.publish
 
@@ -155,7 +153,7 @@ def publish_then_hang(self, events):
 broker.BrokerPublisher.publish = publish_then_hang
 settings = Settings(_env_file=None, database_url=sys.argv[1], events_broker_url=sys.argv[2])
 database = Database(settings.database_url)
-context = HandlerContext(settings, database, storage_from_settings(settings))
+context = HandlerContext.from_settings(settings, database)
 EventRelay(database, settings, HandlerRegistry(), context).relay_due_events()
 """
 
@@ -251,7 +249,7 @@ def consumer_thread(
     threads: list[threading.Thread] = []
 
     def start(registry: HandlerRegistry) -> None:
-        context = HandlerContext(settings, database, storage_from_settings(settings))
+        context = HandlerContext.from_settings(settings, database)
         consumer = EventConsumer(settings, registry, context)
         thread = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
         thread.start()
@@ -306,7 +304,6 @@ from api.core.db import Database
 from api.events.consumer import EventConsumer
 from api.events.context import HandlerContext
 from api.events.registry import HandlerRegistry
-from api.storage.factory import storage_from_settings
 
 database_url, broker_url, journal, mode = sys.argv[1:5]
 
@@ -329,7 +326,7 @@ registry = HandlerRegistry()
 registry.register(first)
 registry.register(second)
 EventConsumer(
-    settings, registry, HandlerContext(settings, database, storage_from_settings(settings))
+    settings, registry, HandlerContext.from_settings(settings, database)
 ).run(threading.Event())
 """
 

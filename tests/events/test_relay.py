@@ -26,7 +26,6 @@ from api.events.relay import EventRelay
 from api.models import OutboxEvent
 from api.schemas.event import Event, EventType
 from api.services.events import record_event
-from api.storage.factory import storage_from_settings
 from tests.events.conftest import TEST_RETRY_DELAYS_S
 from tests.support.accounts import register, signup
 from tests.support.events import app_events_settled, outbox_rows, wait_for_events_settled
@@ -46,7 +45,7 @@ def _relay(
     registry = HandlerRegistry()
     for handler in handlers:
         registry.register(handler)
-    context = HandlerContext(settings, database, storage_from_settings(settings))
+    context = HandlerContext.from_settings(settings, database)
     return EventRelay(database, settings, registry, context)
 
 
@@ -160,7 +159,6 @@ from api.core.db import Database
 from api.events.context import HandlerContext
 from api.events.registry import HandlerRegistry
 from api.events.relay import EventRelay
-from api.storage.factory import storage_from_settings
 
 def hang(event, context):
     open(sys.argv[2], "w").write(str(event.id))
@@ -170,7 +168,7 @@ settings = Settings(_env_file=None, database_url=sys.argv[1], events_claim_timeo
 database = Database(settings.database_url)
 registry = HandlerRegistry()
 registry.register(hang)
-context = HandlerContext(settings, database, storage_from_settings(settings))
+context = HandlerContext.from_settings(settings, database)
 EventRelay(database, settings, registry, context).relay_due_events()
 """
 

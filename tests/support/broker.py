@@ -19,6 +19,8 @@ from typing import Any
 
 import pika
 import pika.exceptions
+from amqp.exceptions import ChannelError
+from kombu import Connection as KombuConnection
 
 from api.events import broker
 from tests.support.paths import REPO_ROOT
@@ -220,3 +222,11 @@ def consumer_is_healthy(env: dict[str, str]) -> bool:
         [sys.executable, "-m", "api.consumer", "--check"], env=env, cwd=REPO_ROOT, timeout=60
     )
     return check.returncode == 0
+
+
+def purge_queue(broker_url: str, queue: str) -> None:
+    """Drops every message waiting in `queue` (if it exists yet)."""
+    with KombuConnection(broker_url, connect_timeout=5) as connection:
+        channel = connection.channel()
+        with suppress(ChannelError):  # not declared yet: nothing to drop
+            channel.queue_purge(queue)
