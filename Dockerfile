@@ -24,6 +24,7 @@ COPY alembic.ini ./
 COPY alembic/ alembic/
 COPY api/ api/
 COPY scripts/start.sh scripts/start.sh
+COPY scripts/start-worker.sh scripts/start-worker.sh
 # The images volume is mounted here; a new named volume takes this directory's owner.
 RUN mkdir -p /data/images && chown app:app /data/images
 ENV API_HOST=0.0.0.0 \

@@ -6,6 +6,12 @@ PROCESS_WORKERS processes that run `process_job` tasks (settings: `api/processin
 Pool processes are forked from the main process with numpy, Pillow and the processing code
 already imported, and keep freed pixel buffers like the local engine's workers.
 
+Observability: log lines in LOG_FORMAT, those of a task carrying its `task_id` and `job_id`;
+errors to Sentry when SENTRY_DSN is set; with METRICS_TOKEN, the main process serves the sum of
+its own and every pool process's metrics (finished jobs and their run time, pool processes) on
+WORKER_METRICS_PORT, read from PROMETHEUS_MULTIPROC_DIR (`scripts/start-worker.sh` sets and
+empties it).
+
 Imports processing, storage, core, models and the job rules; never routers.
 """
 
@@ -17,6 +23,8 @@ import os
 import signal
 import threading
 import time
+from contextvars import Token
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +34,16 @@ from celery.worker.request import Request
 
 from api.core.config import load_settings
 from api.core.db import Database
+from api.core.error_tracking import init_error_tracking
+from api.core.log_context import LogContext, bind_log_context, reset_log_context
+from api.core.logging import adopt_handlers
+from api.core.metrics import WORKER_PROCESSES
+from api.core.metrics_exposition import (
+    MetricsSource,
+    forget_this_process,
+    multiprocess_dir,
+    serve_metrics,
+)
 from api.processing.celery_app import PROCESS_JOB_TASK, make_celery
 from api.processing.engine import WORKER_NICENESS
 from api.processing.worker import initialize_worker
@@ -49,6 +67,7 @@ from api.storage.factory import storage_from_settings
 log = logging.getLogger("pixelgate.worker")
 
 settings = load_settings()
+init_error_tracking(settings, "worker")
 app = make_celery(settings)
 
 # Set in the main process before the pool forks, so every pool process inherits it.
@@ -56,6 +75,9 @@ _server_id: str | None = None
 _contexts: dict[int, WorkerContext] = {}
 _stop_beating = threading.Event()
 KILL_WAIT_S = 5.0
+# The main process's metrics server; a pool process forked after it started closes its socket.
+_metrics_server: ThreadingHTTPServer | None = None
+_task_log_contexts: dict[str, Token[LogContext | None]] = {}
 
 
 def _alive(pid: int) -> bool:
@@ -110,10 +132,56 @@ def _register_instance(**_kwargs: Any) -> None:
     log.info("worker instance %s registered", _server_id)
 
 
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _log_format(logger: logging.Logger, **_kwargs: Any) -> None:
+    """Celery's handlers (on the root logger, which ours propagate to) in LOG_FORMAT."""
+    adopt_handlers(logger, settings.log_format)
+
+
+@signals.worker_ready.connect
+def _serve_metrics(**_kwargs: Any) -> None:
+    global _metrics_server
+    if settings.metrics_token is None:
+        return
+    if multiprocess_dir() is None:
+        log.error(
+            "worker metrics not served: the pool processes' counts need "
+            "PROMETHEUS_MULTIPROC_DIR (scripts/start-worker.sh sets it)"
+        )
+        return
+    _metrics_server = serve_metrics(
+        MetricsSource(), settings.metrics_token, settings.worker_metrics_port
+    )
+
+
+@signals.task_prerun.connect
+def _task_log_context(task_id: str, args: Any = None, **_kwargs: Any) -> None:
+    job_id = args[0] if args else None
+    _task_log_contexts[task_id] = bind_log_context(LogContext(task_id=task_id, job_id=job_id))
+
+
+@signals.task_postrun.connect
+def _end_task_log_context(task_id: str, **_kwargs: Any) -> None:
+    token = _task_log_contexts.pop(task_id, None)
+    if token is not None:
+        reset_log_context(token)
+
+
+@signals.worker_process_shutdown.connect
+def _leave_the_sums(**_kwargs: Any) -> None:
+    """A pool process that exits cleanly leaves the live gauges at once (a killed one at the
+    next scrape)."""
+    forget_this_process()
+
+
 @signals.worker_process_init.connect
 def _initialize_pool_process(**_kwargs: Any) -> None:
     """Before the first task (whose time limit then measures the job, not our start-up): lower
     the priority, keep freed buffers, connect to the database and make the storage client."""
+    if _metrics_server is not None:
+        _metrics_server.socket.close()  # the main process's, inherited by the fork
+    WORKER_PROCESSES.set(1)  # summed over the live pool processes
     initialize_worker(WORKER_NICENESS)
     context = worker_context()
     context.storage.remove_scratch_files_of_dead_processes()  # a killed predecessor's

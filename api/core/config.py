@@ -136,6 +136,7 @@ class Settings(BaseSettings):
     slow_request_ms: int = Field(1000, ge=1)
 
     metrics_token: SecretStr | None = None
+    worker_metrics_port: int = Field(9100, ge=1, le=65535)
     consumer_metrics_port: int = Field(9101, ge=1, le=65535)
     health_check_timeout_s: float = Field(2, gt=0, le=30)
     sentry_dsn: SecretStr | None = None

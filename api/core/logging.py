@@ -62,9 +62,15 @@ def configure_logging(level: str, log_format: LogFormat = "text") -> None:
         logger.removeHandler(handler)
     logger.addHandler(_handler(log_format))
     logger.propagate = True
-    if log_format == "json":
-        for name in HOST_LOGGERS:
-            for handler in logging.getLogger(name).handlers:
-                handler.setFormatter(formatter(log_format))
-                if not any(isinstance(f, ContextFilter) for f in handler.filters):
-                    handler.addFilter(ContextFilter())
+    for name in HOST_LOGGERS:
+        adopt_handlers(logging.getLogger(name), log_format)
+
+
+def adopt_handlers(logger: logging.Logger, log_format: LogFormat) -> None:
+    """Gives the handlers a host server set up on `logger` the current unit of work's ids,
+    and in JSON mode our format."""
+    for handler in logger.handlers:
+        if log_format == "json":
+            handler.setFormatter(formatter(log_format))
+        if not any(isinstance(f, ContextFilter) for f in handler.filters):
+            handler.addFilter(ContextFilter())

@@ -4,6 +4,7 @@ worker host that vanishes, no worker at all, the cluster-wide queue limit, /heal
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -25,10 +27,11 @@ from api.processing.celery_app import JOBS_QUEUE
 from api.services.celery_job_runner import BROKER_UNREACHABLE_ERROR
 from api.services.server_instances import STALE_JOB_ERROR
 from api.services.worker_jobs import WORKER_LOST_ERROR
-from tests.support.accounts import TEST_JWT_SECRET, register
+from tests.support.accounts import TEST_JWT_SECRET, bearer, register
 from tests.support.broker import fresh_rabbitmq_vhost, purge_queue
 from tests.support.databases import app_session, fresh_postgres_database, migrate, truncate_all
 from tests.support.images import SLOW, process, upload_image, wait_for_job
+from tests.support.metrics import METRICS_TOKEN, Scrape
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import api_env, free_port
 from tests.support.workers import WorkerProcess, celery_worker
@@ -39,6 +42,8 @@ CELERY = [sys.executable, "-m", "celery", "-A", "api.worker"]
 HEARTBEAT_S = 2.0
 # The contract's bound for a killed pool process.
 KILLED_POOL_PROCESS_FAILS_WITHIN_S = 5
+# A second or so of work per job: a batch of them keeps every pool process busy.
+BUSY = [{"op": "resize", "width": 1500, "height": 1500}, {"op": "blur", "radius": 10}]
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +94,8 @@ def api(cluster_settings: dict[str, Any]) -> Callable[..., AbstractContextManage
 def worker(
     cluster_settings: dict[str, Any], tmp_path: Path
 ) -> Callable[..., AbstractContextManager[WorkerProcess]]:
-    """`with worker(concurrency=1) as host:` a worker host of the cluster."""
+    """`with worker(concurrency=1) as host:` a worker host of the cluster (`start_script=True`:
+    through scripts/start-worker.sh; keyword variables are added to its environment)."""
     env = api_env(
         cluster_settings["database_url"],
         cluster_settings["storage_dir"],
@@ -99,10 +105,13 @@ def worker(
     )
     started = 0
 
-    def start(concurrency: int = 2) -> AbstractContextManager[WorkerProcess]:
+    def start(
+        concurrency: int = 2, start_script: bool = False, **extra_env: str
+    ) -> AbstractContextManager[WorkerProcess]:
         nonlocal started
         started += 1
-        return celery_worker(env, tmp_path / f"worker-{started}.log", concurrency)
+        log_path = tmp_path / f"worker-{started}.log"
+        return celery_worker({**env, **extra_env}, log_path, concurrency, start_script)
 
     return start
 
@@ -259,3 +268,55 @@ def test_an_unreachable_broker_is_a_503_and_leaves_no_job_waiting(
         assert refused.headers["Retry-After"]
         [job] = client.get("/jobs", headers=headers).json()["items"]
         assert (job["status"], job["error"]) == ("failed", BROKER_UNREACHABLE_ERROR)
+
+
+def test_a_worker_host_serves_its_pool_processes_summed_metrics_and_json_logs(
+    api: Callable[..., Any], worker: Callable[..., Any], tmp_path: Path
+) -> None:
+    port = free_port()
+    metrics_dir = tmp_path / "worker-metrics"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_1.db").write_bytes(b"left over by an earlier run")
+    with (
+        worker(
+            concurrency=2,
+            start_script=True,
+            PYTHON=sys.executable,
+            PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+            METRICS_TOKEN=METRICS_TOKEN,
+            WORKER_METRICS_PORT=str(port),
+            LOG_FORMAT="json",
+        ) as host,
+        api() as client,
+    ):
+        assert not (metrics_dir / "counter_1.db").exists(), "start-worker.sh empties it"
+        headers = register(client, "metered")["headers"]
+        image_ids = [upload_image(client, headers).json()["id"] for _ in range(4)]
+        queued = client.post(
+            "/images/process-batch",
+            json={"image_ids": image_ids, "operations": BUSY},
+            headers=headers,
+        )
+        assert queued.status_code == 202, queued.text
+        job_ids = [job["id"] for job in queued.json()["jobs"]]
+        for job_id in job_ids:
+            assert wait_for_job(client, headers, job_id, {"done", "failed"})["status"] == "done"
+        url = f"http://127.0.0.1:{port}/metrics"
+        scraped = requests.get(url, headers=bearer(METRICS_TOKEN), timeout=30)
+        refused = requests.get(url, timeout=30)
+        pool = host.pool_pids()
+        log = host.log()
+
+    assert refused.status_code == 401
+    assert scraped.status_code == 200
+    metrics = Scrape.parse(scraped.text)
+    # Counted in the pool processes, served by the main process: the sum over both.
+    assert metrics.value("pixelgate_jobs_total", status="done") == 4
+    assert metrics.value("pixelgate_job_duration_seconds_count") == 4
+    assert metrics.value("pixelgate_worker_processes") == 2
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    in_tasks = [line for line in lines if line.get("job_id") in job_ids]
+    assert {line["job_id"] for line in in_tasks} == set(job_ids)
+    assert all(line["task_id"] for line in in_tasks)
+    ran_in = {line["process"] for line in in_tasks}
+    assert ran_in <= pool and len(ran_in) == 2, (ran_in, pool)

@@ -175,7 +175,9 @@ def test_the_worker_is_the_api_image_running_celery(resolved: dict[str, Any]) ->
     services = resolved["services"]
     worker, api = services["worker"], services["api"]
     assert worker["image"] == api["image"]
-    assert worker["command"][:5] == ["celery", "-A", "api.worker", "worker", "--loglevel=INFO"]
+    # The start script empties the workers' metrics directory, then runs celery -A api.worker.
+    assert worker["command"] == ["scripts/start-worker.sh", "--loglevel=INFO"]
+    assert "celery -A api.worker worker" in (REPO_ROOT / "scripts" / "start-worker.sh").read_text()
     assert worker["env_file"] == ".env"
     assert _environment(worker) == _environment(api)
     assert "ports" not in worker and "container_name" not in worker  # --scale worker=N
@@ -369,7 +371,7 @@ def test_tls_proxy_takes_certificate_and_key_from_the_files_env_names(
     assert proxy["image"].startswith("nginx:")
 
 
-def test_prometheus_scrapes_every_api_replica_and_consumer_with_the_metrics_token(
+def test_prometheus_scrapes_every_api_worker_and_consumer_with_the_metrics_token(
     compose: dict[str, Any], example_env: dict[str, str]
 ) -> None:
     prometheus = compose["services"]["prometheus"]
@@ -386,9 +388,13 @@ def test_prometheus_scrapes_every_api_replica_and_consumer_with_the_metrics_toke
     assert api["metrics_path"] == "/metrics"
     [discovery] = api["dns_sd_configs"]
     assert discovery["names"] == ["api"] and str(discovery["port"]) == API_PORT
-    [consumers] = jobs["pixelgate-consumer"]["dns_sd_configs"]
-    assert consumers["names"] == ["consumer"]
-    assert str(consumers["port"]) == example_env["CONSUMER_METRICS_PORT"]
+    for job, service, port in (
+        ("pixelgate-worker", "worker", "WORKER_METRICS_PORT"),
+        ("pixelgate-consumer", "consumer", "CONSUMER_METRICS_PORT"),
+    ):
+        [discovered] = jobs[job]["dns_sd_configs"]
+        assert discovered["names"] == [service]
+        assert str(discovered["port"]) == example_env[port]
     for job in jobs.values():
         assert job["authorization"] == {
             "type": "Bearer",
@@ -528,6 +534,7 @@ def test_images_contain_what_their_commands_and_healthchecks_need(stages: dict) 
         "alembic/",
         "api/",
         "scripts/start.sh",
+        "scripts/start-worker.sh",
         "deploy/healthcheck.py",
     } <= api_copied
     assert stages["api"].all("CMD") == ['["scripts/start.sh"]']

@@ -17,6 +17,7 @@ from pathlib import Path
 from tests.support.paths import REPO_ROOT
 from tests.support.processes import child_pids
 
+START_WORKER_SCRIPT = REPO_ROOT / "scripts" / "start-worker.sh"
 READY_TIMEOUT_S = 90
 STOP_TIMEOUT_S = 20
 
@@ -44,14 +45,16 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def worker_args(nodename: str, concurrency: int) -> list[str]:
+def worker_args(nodename: str, concurrency: int, start_script: bool = False) -> list[str]:
+    """`celery -A api.worker worker …`, or the same through scripts/start-worker.sh (as the
+    compose service runs it; `PYTHON` in the environment names the interpreter)."""
+    command = (
+        [str(START_WORKER_SCRIPT)]
+        if start_script
+        else [sys.executable, "-m", "celery", "-A", "api.worker", "worker"]
+    )
     return [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "api.worker",
-        "worker",
+        *command,
         "--loglevel=INFO",
         f"--hostname={nodename}",
         f"--concurrency={concurrency}",
@@ -62,14 +65,14 @@ def worker_args(nodename: str, concurrency: int) -> list[str]:
 
 @contextmanager
 def celery_worker(
-    env: dict[str, str], log_path: Path, concurrency: int = 2
+    env: dict[str, str], log_path: Path, concurrency: int = 2, start_script: bool = False
 ) -> Iterator[WorkerProcess]:
     """Starts a worker with the app settings in `env`; yields once it consumes its queue."""
     nodename = f"pixelgate-test-{uuid.uuid4().hex[:8]}@localhost"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            worker_args(nodename, concurrency),
+            worker_args(nodename, concurrency, start_script),
             env={**env, "PYTHONUNBUFFERED": "1"},
             cwd=REPO_ROOT,
             stdout=log,
