@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from tests.support.broker import fresh_rabbitmq_vhost
 from tests.support.databases import fresh_redis_database
+from tests.support.object_store import ObjectStore
 from tests.support.servers import free_port
 
 
@@ -110,3 +111,17 @@ def test_the_cache_and_the_broker_are_reported_but_not_required(make_client) -> 
 def test_a_reachable_broker_is_ok(make_client) -> None:
     with fresh_rabbitmq_vhost() as broker_url, make_client(events_broker_url=broker_url) as client:
         assert client.get("/health").json()["broker"] == "ok"
+
+
+def test_the_object_store_is_required(
+    make_client, object_store: ObjectStore, s3_bucket: str
+) -> None:
+    with make_client(**object_store.settings(s3_bucket)) as client:
+        assert client.get("/health").json()["object_store"] == "ok"
+    # Credentials the store refuses: as good as unreachable.
+    refused = {**object_store.settings(s3_bucket), "s3_secret_access_key": "not-the-secret"}
+    with make_client(**refused) as client:
+        response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["object_store"] == "unreachable"
+    assert response.json()["detail"] == "Not ready: object_store unreachable"
