@@ -26,5 +26,6 @@ PIXELGATE_TEST_CACHE=1 PIXELGATE_TEST_BACKENDS=postgresql \
 # The Images and Jobs suites once more with jobs on a real Celery worker (RabbitMQ) and images
 # in a real S3 store (SeaweedFS).
 echo "==> pytest: Images and Jobs on PROCESSING_BACKEND=celery, STORAGE_BACKEND=s3"
-PIXELGATE_TEST_PROCESSING=celery PIXELGATE_TEST_STORAGE=s3 exec .venv/bin/python -m pytest \
+# Celery workers are other processes, so they share PostgreSQL (not a SQLite file).
+PIXELGATE_TEST_PROCESSING=celery PIXELGATE_TEST_STORAGE=s3 PIXELGATE_TEST_BACKENDS=postgresql exec .venv/bin/python -m pytest \
   tests/api/test_images.py tests/api/test_jobs.py tests/api/test_jobs_recovery.py
