@@ -4,6 +4,7 @@ server and of a stand-in dashboard that sets a cookie the way Streamlit's route 
 
 from __future__ import annotations
 
+import ssl
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 import requests
 
@@ -19,7 +21,7 @@ from tests.support.accounts import login, register
 from tests.support.certificates import self_signed_certificate
 from tests.support.databases import migrate
 from tests.support.deployment import nginx_binary, running_nginx
-from tests.support.servers import LiveClient, api_env, api_server, free_port, http_server_thread
+from tests.support.servers import api_env, api_server, free_port, http_server_thread
 
 HSTS = "max-age=31536000"
 CHALLENGE = "challenge-token-123"
@@ -52,11 +54,14 @@ class Edge:
         url = f"https://127.0.0.1:{port}{path}"
         return requests.get(url, verify=str(self.certificate), timeout=30)
 
-    def api(self) -> LiveClient:
-        client = LiveClient(f"https://127.0.0.1:{self.api_port}")
-        client.verify = str(self.certificate)
-        client.trust_env = False  # REQUESTS_CA_BUNDLE would win over `verify`
-        return client
+    def api(self) -> httpx2.Client:
+        """A client of the API through the edge that trusts the test's certificate only."""
+        return httpx2.Client(
+            base_url=f"https://127.0.0.1:{self.api_port}",
+            verify=ssl.create_default_context(cafile=str(self.certificate)),
+            trust_env=False,
+            timeout=30,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +121,7 @@ def test_the_api_refresh_cookie_is_secure_at_the_edge(edge: Edge) -> None:
     register(client, "tls_user")
     logged_in = login(client, "tls_user")
     assert logged_in.status_code == 200
-    cookies = logged_in.raw.headers.getlist("Set-Cookie")
+    cookies = logged_in.headers.get_list("set-cookie")
     [cookie] = [c for c in cookies if c.startswith("refresh_token=")]
     attributes = [part.strip().lower() for part in cookie.split(";")]
     assert "secure" in attributes and "httponly" in attributes
