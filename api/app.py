@@ -16,8 +16,9 @@ from api.core.db import Database
 from api.core.logging import configure_logging
 from api.core.rate_limit import RateLimiter
 from api.core.request_context import RequestContextMiddleware
+from api.core.secret_box import SecretBox
 from api.errors import install_error_handlers
-from api.routers import admin, api_keys, auth, health, images, jobs, users
+from api.routers import admin, api_keys, auth, health, images, jobs, mfa, users
 from api.services.images import sweep_storage
 from api.services.jobs import JobRunner, fail_stale_jobs, register_server
 from api.services.processing.engine import ProcessingEngine
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(
         settings.rate_limit_storage_uri, settings.rate_limit_enabled
     )
+    app.state.secret_box = SecretBox.from_settings(settings)
 
     install_error_handlers(app)
     app.add_middleware(
@@ -104,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         health.router,
         auth.router,
+        mfa.router,
         users.router,
         admin.router,
         api_keys.router,

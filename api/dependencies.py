@@ -13,6 +13,7 @@ from api.core.client_info import ClientInfo, client_info
 from api.core.config import Settings
 from api.core.db import end_read_transaction
 from api.core.rate_limit import RateLimiter
+from api.core.secret_box import SecretBox
 from api.core.security import AccessClaims, InvalidAccessToken
 from api.models import Role, User
 from api.schemas.common import IdPath
@@ -54,6 +55,13 @@ def get_rate_limiter(request: Request) -> RateLimiter:
 
 
 RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
+
+
+def get_secret_box(request: Request) -> SecretBox:
+    return request.app.state.secret_box
+
+
+SecretBoxDep = Annotated[SecretBox, Depends(get_secret_box)]
 
 
 def get_client_info(request: Request, settings: SettingsDep) -> ClientInfo:
@@ -129,6 +137,15 @@ def admin_required(user: CurrentUser) -> User:
 
 
 AdminUser = Annotated[User, Depends(admin_required)]
+
+ADMIN_MFA_REQUIRED = "Two-factor authentication required for administrators"
+
+
+def admin_mfa_enforced(user: CurrentUser, claims: AccessClaimsDep, settings: SettingsDep) -> None:
+    """REQUIRE_ADMIN_MFA: an admin's token must have a second factor behind it. A router-wide
+    dependency of the /users and /admin routers, so no route there can forget it."""
+    if settings.require_admin_mfa and user.is_admin and "otp" not in claims.amr:
+        raise Forbidden(ADMIN_MFA_REQUIRED)
 
 
 def self_or_admin(user_id: IdPath, user: CurrentUser) -> User:

@@ -15,6 +15,7 @@ _STATUS: tuple[tuple[type[errors.DomainError], int], ...] = (
     (errors.NotFound, 404),
     (errors.Conflict, 409),
     (errors.WrongPassword, 400),
+    (errors.WrongCode, 400),
     (errors.PayloadTooLarge, 413),
     (errors.UnsupportedMediaType, 415),
     (errors.UnprocessableContent, 422),

@@ -8,6 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
+from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -60,6 +61,10 @@ class Settings(BaseSettings):
     max_login_attempts: int = Field(5, ge=1)
     lockout_minutes: int = Field(15, ge=1)
 
+    require_admin_mfa: bool = False
+    # A Fernet key for the TOTP secrets at rest; unset: one is derived from JWT_SECRET_KEY.
+    mfa_encryption_key: SecretStr | None = None
+
     cookie_secure: bool = False
     cors_origins: CommaSeparated = ["http://localhost:8501"]
     forwarded_allow_ips: CommaSeparated = []
@@ -83,6 +88,21 @@ class Settings(BaseSettings):
     _split_lists = field_validator("cors_origins", "forwarded_allow_ips", mode="before")(
         _split_commas
     )
+
+    @field_validator("mfa_encryption_key")
+    @classmethod
+    def _valid_fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                Fernet(value.get_secret_value())
+            except ValueError:
+                # Not Fernet's message, and never the value: it is a secret.
+                raise ValueError(
+                    "must be a Fernet key (32 url-safe base64-encoded bytes), e.g. from "
+                    "`python -c 'from cryptography.fernet import Fernet; "
+                    "print(Fernet.generate_key().decode())'`"
+                ) from None
+        return value
 
     @field_validator("forwarded_allow_ips")
     @classmethod

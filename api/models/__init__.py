@@ -6,6 +6,7 @@ from api.models.base import Base, utcnow
 from api.models.image import Image
 from api.models.job import Job, JobStatus
 from api.models.login_event import LoginEvent, LoginFailure
+from api.models.mfa import MfaChallenge, RecoveryCode, TotpCredential
 from api.models.server_instance import ServerInstance
 from api.models.session import AuthSession, RefreshToken
 from api.models.user import Role, User
@@ -20,9 +21,12 @@ __all__ = [
     "JobStatus",
     "LoginEvent",
     "LoginFailure",
+    "MfaChallenge",
+    "RecoveryCode",
     "RefreshToken",
     "Role",
     "ServerInstance",
+    "TotpCredential",
     "User",
     "utcnow",
 ]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from api.dependencies import AdminUser, DbSession
+from api.dependencies import AdminUser, DbSession, admin_mfa_enforced
 from api.schemas.admin import AuditEntryOut, StatsOut
 from api.schemas.auth import LoginEventOut
 from api.schemas.common import (
@@ -20,7 +20,7 @@ from api.schemas.common import (
 from api.services import admin as admin_service
 from api.services.login_history import login_history_page
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(admin_mfa_enforced)])
 
 
 @router.get(

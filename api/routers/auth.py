@@ -14,6 +14,7 @@ from api.dependencies import (
     CurrentUser,
     DbSession,
     RateLimiterDep,
+    SecretBoxDep,
     SettingsDep,
 )
 from api.schemas.auth import (
@@ -35,11 +36,13 @@ from api.schemas.common import (
     error_responses,
     to_page,
 )
+from api.schemas.mfa import MfaRequiredOut
 from api.services import auth as auth_service
 from api.services import sessions as session_service
 from api.services import users as user_service
 from api.services.errors import NotAuthenticated
 from api.services.login_history import login_history_page
+from api.services.mfa import IssuedChallenge
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -47,7 +50,7 @@ COOKIE_PATH = "/auth"
 RefreshCookie = Annotated[str | None, Cookie(alias="refresh_token", include_in_schema=False)]
 
 
-def _token_response(
+def token_response(
     response: Response, issued: session_service.IssuedTokens, settings: Settings
 ) -> TokenPair:
     response.set_cookie(
@@ -99,7 +102,11 @@ def signup(
     return UserOut.model_validate(user)
 
 
-@router.post("/login", response_model=TokenPair, responses=error_responses(401, 403, 422, 429))
+@router.post(
+    "/login",
+    response_model=TokenPair | MfaRequiredOut,
+    responses=error_responses(401, 403, 422, 429),
+)
 def login(
     body: LoginRequest,
     response: Response,
@@ -107,8 +114,13 @@ def login(
     settings: SettingsDep,
     limiter: RateLimiterDep,
     client: Client,
-) -> TokenPair:
-    """Logs in with username or email; also sets the refresh token as an HttpOnly cookie."""
+) -> TokenPair | MfaRequiredOut:
+    """Logs in with username or email; also sets the refresh token as an HttpOnly cookie.
+
+    For an account with two-factor authentication the right password answers
+    `{"mfa_required": true, "mfa_token": …, "expires_in": 300}` instead (no tokens, no
+    cookie): send the token with the code to `/auth/mfa/verify`.
+    """
     issued = auth_service.login(
         db,
         settings,
@@ -118,7 +130,10 @@ def login(
         remember_me=body.remember_me,
         client=client,
     )
-    return _token_response(response, issued, settings)
+    if isinstance(issued, IssuedChallenge):
+        response.headers["Cache-Control"] = "no-store"
+        return MfaRequiredOut(mfa_token=issued.mfa_token, expires_in=issued.expires_in)
+    return token_response(response, issued, settings)
 
 
 @router.post("/token", response_model=TokenPair, responses=error_responses(401, 403, 422, 429))
@@ -128,19 +143,26 @@ def token(
     db: DbSession,
     settings: SettingsDep,
     limiter: RateLimiterDep,
+    box: SecretBoxDep,
     client: Client,
 ) -> TokenPair:
-    """OAuth2 password flow, for Swagger's Authorize button. Same rules as /auth/login."""
-    issued = auth_service.login(
+    """OAuth2 password flow, for Swagger's Authorize button. Same rules as /auth/login.
+
+    **Two-factor authentication:** for an account with 2FA, put the current code of the
+    authenticator app (or a recovery code) in the `client_secret` field; without a valid one
+    the answer is a 401.
+    """
+    issued = auth_service.login_with_code(
         db,
         settings,
         limiter,
+        box,
         identifier=form.username,
         password=form.password,
-        remember_me=False,
+        code=form.client_secret,
         client=client,
     )
-    return _token_response(response, issued, settings)
+    return token_response(response, issued, settings)
 
 
 @router.post("/refresh", response_model=TokenPair, responses=error_responses(401, 422, 429))
@@ -158,7 +180,7 @@ def refresh(
     if not raw_token:
         raise NotAuthenticated("No refresh token given")
     issued = auth_service.refresh(db, settings, limiter, raw_token=raw_token, client=client)
-    return _token_response(response, issued, settings)
+    return token_response(response, issued, settings)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(422))

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
-from api.dependencies import AdminUser, Client, DbSession, SelfOrAdmin, SettingsDep
+from api.dependencies import (
+    AdminUser,
+    Client,
+    DbSession,
+    SelfOrAdmin,
+    SettingsDep,
+    admin_mfa_enforced,
+)
 from api.models import Role
 from api.schemas.admin import AdminUserOut, UserUpdate
 from api.schemas.common import (
@@ -18,9 +25,10 @@ from api.schemas.common import (
     to_page,
 )
 from api.services import admin as admin_service
+from api.services import mfa as mfa_service
 from api.services.users import get_user
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(admin_mfa_enforced)])
 
 
 @router.get("", response_model=Page[AdminUserOut], responses=error_responses(401, 403, 422))
@@ -80,4 +88,16 @@ def delete_user(
     sessions and API keys revoked and its images deleted; username and email stay taken.
     The last active admin cannot be deleted (409)."""
     admin_service.delete_user(db, settings, caller, user_id, client=client)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete(
+    "/{user_id}/mfa",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, 404, 422),
+)
+def reset_mfa(user_id: IdPath, admin: AdminUser, db: DbSession, client: Client) -> Response:
+    """Removes an account's two-factor authentication and recovery codes (admins only), e.g.
+    for someone who lost both the device and the codes; audited as `mfa_reset`."""
+    mfa_service.reset(db, admin, user_id, client=client)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -18,7 +18,7 @@ from api.models import AuditEntry, Image, Job, JobStatus, LoginEvent, Role, User
 from api.repositories.pagination import fetch_page
 from api.schemas.common import PageParams
 from api.services.api_keys import revoke_user_api_keys
-from api.services.audit import record_audit
+from api.services.audit import record_user_audit
 from api.services.errors import Conflict
 from api.services.images import delete_user_images
 from api.services.sessions import revoke_user_sessions
@@ -119,25 +119,6 @@ def _revoke_credentials(db: Session, user_id: int, reason: str) -> Revoked:
     )
 
 
-def _audit_user(
-    db: Session,
-    actor: User,
-    user: User,
-    action: str,
-    client: ClientInfo,
-    details: dict[str, object],
-) -> None:
-    record_audit(
-        db,
-        actor_id=actor.id,
-        action=action,
-        target_type="user",
-        target_id=user.id,
-        client=client,
-        details={"username": user.username, **details},
-    )
-
-
 def update_user(
     db: Session,
     actor: User,
@@ -157,17 +138,17 @@ def update_user(
         _ensure_another_active_admin(db, user)
 
     if new_role != user.role:
-        _audit_user(
+        record_user_audit(
             db, actor, user, "user.role_changed", client, {"from": user.role, "to": new_role}
         )
         user.role = new_role
     if new_active != user.is_active:
         user.is_active = new_active
         if new_active:
-            _audit_user(db, actor, user, "user.activated", client, {})
+            record_user_audit(db, actor, user, "user.activated", client, {})
         else:
             revoked = _revoke_credentials(db, user.id, "deactivated")
-            _audit_user(db, actor, user, "user.deactivated", client, revoked.as_details())
+            record_user_audit(db, actor, user, "user.deactivated", client, revoked.as_details())
     db.commit()
     return user
 
@@ -194,7 +175,7 @@ def delete_user(
         **revoked.as_details(),
         "images_deleted": images_deleted,
     }
-    _audit_user(db, actor, user, "user.deleted", client, details)
+    record_user_audit(db, actor, user, "user.deleted", client, details)
     db.commit()
 
 

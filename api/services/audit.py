@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from api.core.client_info import ClientInfo
-from api.models import AuditEntry
+from api.models import AuditEntry, User
 
 
 def record_audit(
@@ -31,3 +31,23 @@ def record_audit(
     )
     db.add(entry)
     return entry
+
+
+def record_user_audit(
+    db: Session,
+    actor: User,
+    user: User,
+    action: str,
+    client: ClientInfo,
+    details: dict[str, Any],
+) -> AuditEntry:
+    """An action on an account, by itself or by an admin; the details name the account."""
+    return record_audit(
+        db,
+        actor_id=actor.id,
+        action=action,
+        target_type="user",
+        target_id=user.id,
+        client=client,
+        details={"username": user.username, **details},
+    )

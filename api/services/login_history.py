@@ -14,6 +14,9 @@ from api.models import LoginEvent, LoginFailure, User, utcnow
 from api.repositories.pagination import fetch_page
 from api.schemas.common import PageParams
 
+# Failures that count towards the lockout: wrong passwords and wrong second-factor codes.
+LOCKOUT_FAILURES = (LoginFailure.BAD_CREDENTIALS.value, LoginFailure.MFA_FAILED.value)
+
 
 def record_login_attempt(
     db: Session,
@@ -38,7 +41,8 @@ def record_login_attempt(
 def lockout_seconds_left(
     db: Session, *, username_attempted: str, user: User | None, settings: Settings
 ) -> int | None:
-    """Seconds until login may be tried again after too many consecutive bad passwords.
+    """Seconds until login may be tried again after too many consecutive bad passwords (or
+    wrong second-factor codes).
 
     Counted per account when the name matches one (so username and email share a budget),
     else per attempted name, so unknown names lock exactly like real ones.
@@ -57,7 +61,7 @@ def lockout_seconds_left(
             LoginEvent.created_at >= now - window,
             or_(
                 LoginEvent.success.is_(True),
-                LoginEvent.failure_reason == LoginFailure.BAD_CREDENTIALS.value,
+                LoginEvent.failure_reason.in_(LOCKOUT_FAILURES),
             ),
         )
         .order_by(LoginEvent.created_at.desc(), LoginEvent.id.desc())

@@ -21,6 +21,9 @@ log = logging.getLogger("pixelgate.sessions")
 
 SHORT_SESSION = timedelta(days=1)
 INVALID_REFRESH = "Invalid, expired or revoked refresh token"
+# RFC 8176 authentication method references: a password, plus a one-time code.
+PASSWORD_ONLY = ("pwd",)
+PASSWORD_AND_OTP = ("pwd", "otp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +63,11 @@ def _issue(db: Session, settings: Settings, session: AuthSession, user: User) ->
     codec = access_codec(settings)
     return IssuedTokens(
         access_token=codec.encode(
-            user_id=user.id, username=user.username, role=user.role, session_id=session.id
+            user_id=user.id,
+            username=user.username,
+            role=user.role,
+            session_id=session.id,
+            amr=tuple(session.amr.split()),
         ),
         refresh_token=raw_refresh,
         access_expires_in=int(codec.lifetime.total_seconds()),
@@ -71,12 +78,20 @@ def _issue(db: Session, settings: Settings, session: AuthSession, user: User) ->
 
 
 def start_session(
-    db: Session, settings: Settings, user: User, *, remember_me: bool, client: ClientInfo
+    db: Session,
+    settings: Settings,
+    user: User,
+    *,
+    remember_me: bool,
+    client: ClientInfo,
+    amr: tuple[str, ...] = PASSWORD_ONLY,
 ) -> IssuedTokens:
-    """Opens a session for a user who just proved who they are. The caller commits."""
+    """Opens a session for a user who just proved who they are (`amr`: how). The caller
+    commits."""
     session = AuthSession(
         user_id=user.id,
         remember_me=remember_me,
+        amr=" ".join(amr),
         expires_at=utcnow() + _session_lifetime(settings, remember_me),
         ip_address=client.ip_address,
         user_agent=client.user_agent,
@@ -179,6 +194,17 @@ def revoke_user_sessions(
     if keep_session_id is not None:
         statement = statement.where(AuthSession.id != keep_session_id)
     return db.execute(statement).rowcount
+
+
+def mark_second_factor(db: Session, session_id: int) -> None:
+    """The session has now proven a second factor too: its next tokens carry `otp`. The
+    caller commits."""
+    db.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session_id)
+        .values(amr=" ".join(PASSWORD_AND_OTP))
+        .execution_options(synchronize_session=False)
+    )
 
 
 def active_sessions(db: Session, user_id: int) -> list[AuthSession]:

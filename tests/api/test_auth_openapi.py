@@ -26,6 +26,12 @@ EXPECTED_STATUSES = {
     ("get", "/auth/sessions"): {"200", "401"},
     ("delete", "/auth/sessions/{session_id}"): {"204", "401", "404", "422"},
     ("get", "/auth/login-history"): {"200", "401", "422"},
+    ("get", "/auth/mfa"): {"200", "401"},
+    ("post", "/auth/mfa/totp/setup"): {"200", "401", "409"},
+    ("post", "/auth/mfa/totp/enable"): {"200", "400", "401", "409", "422"},
+    ("post", "/auth/mfa/disable"): {"204", "400", "401", "409", "422"},
+    ("post", "/auth/mfa/recovery-codes"): {"200", "400", "401", "409", "422"},
+    ("post", "/auth/mfa/verify"): {"200", "401", "403", "422", "429"},
 }
 NEEDS_BEARER = {
     ("post", "/auth/logout-all"),
@@ -35,6 +41,11 @@ NEEDS_BEARER = {
     ("get", "/auth/sessions"),
     ("delete", "/auth/sessions/{session_id}"),
     ("get", "/auth/login-history"),
+    ("get", "/auth/mfa"),
+    ("post", "/auth/mfa/totp/setup"),
+    ("post", "/auth/mfa/totp/enable"),
+    ("post", "/auth/mfa/disable"),
+    ("post", "/auth/mfa/recovery-codes"),
 }
 
 
@@ -113,6 +124,21 @@ def test_token_route_takes_a_form(openapi: dict[str, Any]) -> None:
     body = openapi["paths"]["/auth/token"]["post"]["requestBody"]["content"]
     form = _resolve(openapi, body["application/x-www-form-urlencoded"]["schema"])
     assert {"username", "password"} <= set(form["required"])
+
+
+def test_login_declares_both_of_its_answers(openapi: dict[str, Any]) -> None:
+    schema = openapi["paths"]["/auth/login"]["post"]["responses"]["200"]["content"]
+    variants = {
+        _resolve(openapi, variant)["title"]
+        for variant in schema["application/json"]["schema"]["anyOf"]
+    }
+    assert variants == {"TokenPair", "MfaRequiredOut"}
+    challenge = openapi["components"]["schemas"]["MfaRequiredOut"]
+    assert {"mfa_required", "mfa_token", "expires_in"} <= set(challenge["properties"])
+
+
+def test_token_route_says_where_the_second_factor_goes(openapi: dict[str, Any]) -> None:
+    assert "client_secret" in openapi["paths"]["/auth/token"]["post"]["description"]
 
 
 def test_no_secret_field_is_in_any_response_schema(openapi: dict[str, Any]) -> None:
