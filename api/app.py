@@ -14,15 +14,30 @@ from starlette.concurrency import run_in_threadpool
 from api.core.config import Settings, load_settings
 from api.core.db import Database
 from api.core.logging import configure_logging
+from api.core.mail import build_mailer
 from api.core.rate_limit import RateLimiter
 from api.core.request_context import RequestContextMiddleware
 from api.core.secret_box import SecretBox
 from api.errors import install_error_handlers
-from api.routers import admin, api_keys, auth, health, images, jobs, mfa, users
-from api.services.images import sweep_storage
-from api.services.jobs import JobRunner, fail_stale_jobs, register_server
-from api.services.processing.engine import ProcessingEngine
+from api.processing.engine import ProcessingEngine
+from api.routers import (
+    account,
+    admin,
+    api_keys,
+    health,
+    images,
+    jobs,
+    mfa,
+    password_policy,
+    tokens,
+    users,
+)
+from api.services.job_runner import JobRunner
+from api.services.server_instances import fail_stale_jobs, register_server
+from api.services.storage_sweep import sweep_storage
 from api.services.users import AdminAccountTaken, ensure_admin
+from api.storage import Storage
+from api.storage.factory import storage_from_settings
 
 log = logging.getLogger("pixelgate.app")
 
@@ -43,7 +58,7 @@ def _bootstrap_admin(database: Database, settings: Settings) -> None:
         log.warning("first admin not created: %s", exc)
 
 
-def _start_server_instance(database: Database, settings: Settings) -> str | None:
+def _start_server_instance(database: Database, storage: Storage, settings: Settings) -> str | None:
     """Registers this process as a job-running instance, then fails jobs of dead instances
     and sweeps storage. Best effort: with the database unreachable the app still starts
     (and /health says so), without instance tracking."""
@@ -51,7 +66,7 @@ def _start_server_instance(database: Database, settings: Settings) -> str | None
         server_id = register_server(database)
         with database.session() as db:
             fail_stale_jobs(db, settings.job_heartbeat_s)
-            sweep_storage(db, settings)
+            sweep_storage(db, storage)
     except SQLAlchemyError as exc:
         log.warning("start-up recovery skipped: database unavailable (%s)", type(exc).__name__)
         return None
@@ -64,12 +79,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(_bootstrap_admin, app.state.database, settings)
-        server_id = await run_in_threadpool(_start_server_instance, app.state.database, settings)
-        app.state.processing = ProcessingEngine.from_settings(settings)
+        database, storage = app.state.database, app.state.storage
+        await run_in_threadpool(_bootstrap_admin, database, settings)
+        server_id = await run_in_threadpool(_start_server_instance, database, storage, settings)
+        app.state.processing = ProcessingEngine.from_settings(settings, storage)
         app.state.processing.warm_up()
         app.state.job_runner = JobRunner(
-            app.state.database, settings, app.state.processing, server_id
+            database, storage, settings, app.state.processing, server_id
         )
         app.state.job_runner.start_heartbeat()
         try:
@@ -87,6 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database = Database(settings.database_url)
+    app.state.mailer = build_mailer(settings)
+    app.state.storage = storage_from_settings(settings)
     app.state.rate_limiter = RateLimiter(
         settings.rate_limit_storage_uri, settings.rate_limit_enabled
     )
@@ -105,7 +123,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in (
         health.router,
-        auth.router,
+        tokens.router,
+        account.router,
+        password_policy.router,
         mfa.router,
         users.router,
         admin.router,

@@ -19,7 +19,9 @@ from api.models import Role, User
 from api.schemas.common import IdPath
 from api.services.api_keys import authenticate_api_key
 from api.services.errors import Forbidden, NotAuthenticated
+from api.services.job_runner import JobRunner
 from api.services.sessions import access_codec, user_of_active_session
+from api.storage import Storage
 
 bearer_scheme = OAuth2PasswordBearer(
     tokenUrl="/auth/token",
@@ -55,6 +57,20 @@ def get_rate_limiter(request: Request) -> RateLimiter:
 
 
 RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
+
+
+def get_storage(request: Request) -> Storage:
+    return request.app.state.storage
+
+
+StorageDep = Annotated[Storage, Depends(get_storage)]
+
+
+def get_job_runner(request: Request) -> JobRunner:
+    return request.app.state.job_runner
+
+
+JobRunnerDep = Annotated[JobRunner, Depends(get_job_runner)]
 
 
 def get_secret_box(request: Request) -> SecretBox:

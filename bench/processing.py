@@ -33,8 +33,10 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from api.services.processing.worker import ProcessingTask, run_task
-from tests.support import api_env, free_port, migrate, register, running_process
+from api.processing.worker import ProcessingTask, run_task
+from tests.support.accounts import register
+from tests.support.databases import migrate
+from tests.support.servers import api_env, free_port, running_process
 
 IMAGES = 16
 REPEATS = 5  # each variant's figure is its best of this many runs
@@ -87,8 +89,7 @@ def tasks_for(sources: Sequence[Path], out_dir: Path) -> list[ProcessingTask]:
     return [
         ProcessingTask(
             source_path=str(source),
-            temp_path=str(out_dir / f"{index}.part"),
-            destination_path=str(out_dir / f"{index}.jpg"),
+            output_path=str(out_dir / f"{index}.jpg"),
             operations=PIPELINE,
             output_format="JPEG",
             max_pixels=40_000_000,

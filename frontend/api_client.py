@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from frontend.auth_state import REMEMBERED, SESSION_EXPIRED, AuthState, Tokens
+from frontend.auth.state import REMEMBERED, SESSION_EXPIRED, AuthState, Tokens
 from frontend.config import REQUEST_TIMEOUT, TRANSFER_TIMEOUT, api_base_url
 
 UNREACHABLE = "Cannot reach the Pixelgate server right now. Please try again in a moment."

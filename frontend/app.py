@@ -2,7 +2,7 @@
 
 An `st.App` — Streamlit's ASGI server — running `frontend/main.py`, plus one route of the
 dashboard's own origin that sets and clears the HttpOnly "remember me" cookie
-(see `frontend/session_cookie.py`).
+(see `frontend/auth/cookie.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,6 @@ if REPO_ROOT not in sys.path:  # `streamlit run` puts only frontend/ on the path
 
 import streamlit as st  # noqa: E402
 
-from frontend import session_cookie  # noqa: E402
+from frontend.auth import cookie  # noqa: E402
 
-app = st.App(Path(__file__).resolve().parent / "main.py", routes=session_cookie.routes())
+app = st.App(Path(__file__).resolve().parent / "main.py", routes=cookie.routes())

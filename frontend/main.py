@@ -13,15 +13,16 @@ if REPO_ROOT not in sys.path:  # `streamlit run` puts only frontend/ on the path
 import streamlit as st  # noqa: E402
 
 from frontend.api_client import ApiError, SessionExpired  # noqa: E402
-from frontend.components.feedback import show_error  # noqa: E402
-from frontend.navigation import pages_for  # noqa: E402
-from frontend.session import (  # noqa: E402
+from frontend.auth.cookie import sync_cookie  # noqa: E402
+from frontend.auth.login import log_out  # noqa: E402
+from frontend.auth.restore import resume_remembered_login  # noqa: E402
+from frontend.auth.session import (  # noqa: E402
     api_client,
     auth_state,
     forget_user_data_after_logout,
-    resume_remembered_login,
-    sync_cookie,
 )
+from frontend.components.feedback import show_error  # noqa: E402
+from frontend.navigation import pages_for  # noqa: E402
 
 st.set_page_config(page_title="Pixelgate", page_icon=":material/photo_filter:", layout="wide")
 
@@ -47,9 +48,7 @@ with st.sidebar:
     if auth.logged_in and auth.user:
         st.caption(f"Signed in as **{auth.user['username']}** · {auth.user['role']}")
         if st.button("Log out", icon=":material/logout:", key="sidebar_logout"):
-            if not client.logout():
-                st.toast("Logged out here; the server could not be told right now.")
-            st.rerun()
+            log_out()
 
 try:
     page.run()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 
-from frontend.auth_state import AuthState
+from frontend.auth.state import AuthState
 
 LOGIN = "views/login.py"
 SIGNUP = "views/signup.py"

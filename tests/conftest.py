@@ -4,7 +4,6 @@ reachable, a real PostgreSQL database (set PIXELGATE_REQUIRE_POSTGRES=1 to fail 
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -13,38 +12,20 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 
 from api.app import create_app
 from api.core.config import Settings
-from api.models import Base
-from tests.support import (
-    REPO_ROOT,
-    TEST_JWT_SECRET,
-    admin_settings,
+from tests.support.accounts import TEST_JWT_SECRET, admin_settings
+from tests.support.databases import (
+    BACKENDS,
+    POSTGRES_SERVER_URL,
+    REQUIRE_POSTGRES,
     fresh_postgres_database,
     migrate,
+    postgres_reachable,
+    truncate_all,
 )
-
-POSTGRES_SERVER_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-)
-REQUIRE_POSTGRES = os.environ.get("PIXELGATE_REQUIRE_POSTGRES") == "1"
-BACKENDS = [
-    b for b in os.environ.get("PIXELGATE_TEST_BACKENDS", "sqlite,postgresql").split(",") if b
-]
-
-
-def _postgres_reachable() -> bool:
-    engine = create_engine(POSTGRES_SERVER_URL, connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        return True
-    except Exception:
-        return False
-    finally:
-        engine.dispose()
+from tests.support.paths import REPO_ROOT
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +39,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def postgres_server_url() -> str:
     """The run's PostgreSQL server; skips when unreachable (fails when it is required)."""
-    if not _postgres_reachable():
+    if not postgres_reachable():
         if REQUIRE_POSTGRES:
             pytest.fail(f"PostgreSQL is required but not reachable at {POSTGRES_SERVER_URL}")
         pytest.skip("PostgreSQL is not reachable")
@@ -73,14 +54,6 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
         yield url
 
 
-def _truncate_all(url: str) -> None:
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()
-
-
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database of each backend in turn."""
@@ -89,7 +62,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite:///{path}"
     url = request.getfixturevalue("postgres_url")
-    _truncate_all(url)
+    truncate_all(url)
     return url
 
 

@@ -17,7 +17,7 @@ from api.app import create_app
 from api.cli import main
 from api.core.config import Settings
 from api.models import User
-from tests.support import TEST_JWT_SECRET, login, signup
+from tests.support.accounts import TEST_JWT_SECRET, login, signup
 
 ADMIN_PASSWORD = "Adm1n!secret"
 

@@ -12,11 +12,10 @@ from typing import Any, TypeVar
 import pytest
 from PIL import Image
 
-from api.services.errors import ServiceBusy
-from api.services.processing.engine import ProcessingEngine, TaskFailed
-from api.services.processing.worker import ProcessingResult, ProcessingTask
-from api.services.storage import Storage
-from tests.support import process_is_gone
+from api.processing.engine import EngineBusy, ProcessingEngine, TaskFailed
+from api.processing.worker import ProcessingResult, StoredTask
+from api.storage import LocalStorage, new_key
+from tests.support.processes import process_is_gone
 
 T = TypeVar("T")
 DEADLINE_S = 120
@@ -41,50 +40,54 @@ def run_async(make: Callable[[], Awaitable[T]]) -> T:
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> Storage:
-    storage = Storage(tmp_path / "images")
-    storage.ensure_dirs()
-    return storage
+def storage(tmp_path: Path) -> LocalStorage:
+    return LocalStorage(tmp_path / "images")
 
 
 @pytest.fixture
-def source_key(storage: Storage) -> str:
-    key = storage.new_key("png")
-    Image.new("RGB", (60, 40), (250, 120, 10)).save(storage.path_for(key))
+def source_key(storage: LocalStorage) -> str:
+    key = new_key("png")
+    with storage.writing(key) as path:
+        Image.new("RGB", (60, 40), (250, 120, 10)).save(path, format="PNG")
     return key
 
 
-def make_task(
-    storage: Storage, source_key: str, operations: list[dict[str, Any]], **overrides: Any
-) -> ProcessingTask:
-    values: dict[str, Any] = {
-        "source_path": str(storage.path_for(source_key)),
-        "temp_path": str(storage.new_temp_path("result")),
-        "destination_path": str(storage.path_for(storage.new_key("png"))),
-        "operations": operations,
-        "output_format": "PNG",
-        "max_pixels": 40_000_000,
-    }
-    values.update(overrides)
-    return ProcessingTask(**values)
+def make_task(source_key: str, operations: list[dict[str, Any]]) -> StoredTask:
+    return StoredTask(
+        source_key=source_key,
+        result_key=new_key("png"),
+        operations=operations,
+        output_format="PNG",
+        max_pixels=40_000_000,
+    )
 
 
-async def wait_until_running(engine: ProcessingEngine, *tasks: ProcessingTask) -> dict[str, int]:
-    """The pid running each task (by destination), once all of them run."""
+def make_engine(storage: LocalStorage, worker_count: int, timeout_s: float) -> ProcessingEngine:
+    return ProcessingEngine(
+        worker_count=worker_count, max_queued=5, timeout_s=timeout_s, storage=storage
+    )
+
+
+def scratch_files(storage: LocalStorage) -> list[Path]:
+    return list(storage.scratch_dir.iterdir()) if storage.scratch_dir.is_dir() else []
+
+
+async def wait_until_running(engine: ProcessingEngine, *tasks: StoredTask) -> dict[str, int]:
+    """The pid running each task (by result key), once all of them run."""
     while True:
-        running = {task.destination_path: pid for pid, task in engine.running_tasks.items()}
-        if all(task.destination_path in running for task in tasks):
+        running = {task.result_key: pid for pid, task in engine.running_tasks.items()}
+        if all(task.result_key in running for task in tasks):
             return running
         await asyncio.sleep(0.01)
 
 
 def test_a_task_runs_in_a_worker_and_only_metadata_comes_back(
-    storage: Storage, source_key: str
+    storage: LocalStorage, source_key: str
 ) -> None:
-    task = make_task(storage, source_key, [{"op": "grayscale"}, {"op": "resize", "width": 30}])
+    task = make_task(source_key, [{"op": "grayscale"}, {"op": "resize", "width": 30}])
 
     async def scenario() -> tuple[ProcessingResult, list[int]]:
-        engine = ProcessingEngine(worker_count=1, max_queued=5, timeout_s=60)
+        engine = make_engine(storage, worker_count=1, timeout_s=60)
         engine.admit()
         try:
             return await engine.run(task), engine.worker_pids
@@ -94,18 +97,18 @@ def test_a_task_runs_in_a_worker_and_only_metadata_comes_back(
     result, pids = run_async(scenario)
     assert (result.width, result.height, result.format) == (30, 20, "PNG")
     assert pids and os.getpid() not in pids
-    with Image.open(task.destination_path) as written:
+    with storage.local_file(task.result_key) as path, Image.open(path) as written:
         assert written.size == (30, 20)
         assert written.mode == "L"
-    assert result.size_bytes == Path(task.destination_path).stat().st_size
-    assert not Path(task.temp_path).exists()
+    assert result.size_bytes == storage.path_for(task.result_key).stat().st_size
+    assert not scratch_files(storage)
 
 
-def test_a_failing_task_reports_why_and_writes_nothing(storage: Storage) -> None:
-    task = make_task(storage, storage.new_key("png"), [{"op": "invert"}])
+def test_a_failing_task_reports_why_and_writes_nothing(storage: LocalStorage) -> None:
+    task = make_task(new_key("png"), [{"op": "invert"}])
 
     async def scenario() -> None:
-        engine = ProcessingEngine(worker_count=1, max_queued=5, timeout_s=60)
+        engine = make_engine(storage, worker_count=1, timeout_s=60)
         engine.admit()
         try:
             await engine.run(task)
@@ -114,22 +117,22 @@ def test_a_failing_task_reports_why_and_writes_nothing(storage: Storage) -> None
 
     with pytest.raises(TaskFailed, match="source image file is missing"):
         run_async(scenario)
-    assert not Path(task.destination_path).exists()
-    assert not Path(task.temp_path).exists()
+    assert not storage.exists(task.result_key)
+    assert not scratch_files(storage)
 
 
 def test_a_timeout_kills_the_worker_and_the_next_task_runs(
-    storage: Storage, source_key: str
+    storage: LocalStorage, source_key: str
 ) -> None:
-    slow = make_task(storage, source_key, SLOW_PIPELINE)
-    quick = make_task(storage, source_key, [{"op": "invert"}])
+    slow = make_task(source_key, SLOW_PIPELINE)
+    quick = make_task(source_key, [{"op": "invert"}])
 
     async def scenario() -> tuple[str, int, ProcessingResult, list[int]]:
-        engine = ProcessingEngine(worker_count=1, max_queued=5, timeout_s=0.5)
+        engine = make_engine(storage, worker_count=1, timeout_s=0.5)
         engine.admit(2)
         try:
             running = asyncio.create_task(engine.run(slow))
-            pid = (await wait_until_running(engine, slow))[slow.destination_path]
+            pid = (await wait_until_running(engine, slow))[slow.result_key]
             with pytest.raises(TaskFailed) as failed:
                 await running
             return failed.value.message, pid, await engine.run(quick), engine.worker_pids
@@ -141,29 +144,29 @@ def test_a_timeout_kills_the_worker_and_the_next_task_runs(
     assert process_is_gone(killed_pid)  # really stopped, not merely no longer awaited
     assert killed_pid not in pids_after
     assert result.width == 60
-    assert not Path(slow.destination_path).exists()
+    assert not storage.exists(slow.result_key)
 
 
 def test_a_killed_worker_fails_only_its_task_and_the_pool_recovers(
-    storage: Storage, source_key: str
+    storage: LocalStorage, source_key: str
 ) -> None:
-    doomed = make_task(storage, source_key, SLOW_PIPELINE)
-    neighbour = make_task(storage, source_key, SHORTER_SLOW_PIPELINE)
-    later = make_task(storage, source_key, [{"op": "sepia"}])
+    doomed = make_task(source_key, SLOW_PIPELINE)
+    neighbour = make_task(source_key, SHORTER_SLOW_PIPELINE)
+    later = make_task(source_key, [{"op": "sepia"}])
 
     async def scenario() -> tuple[list[Any], ProcessingResult, int, int]:
-        engine = ProcessingEngine(worker_count=2, max_queued=5, timeout_s=120)
+        engine = make_engine(storage, worker_count=2, timeout_s=120)
         engine.admit(3)
         try:
             tasks = [asyncio.create_task(engine.run(t)) for t in (doomed, neighbour)]
             running = await wait_until_running(engine, doomed, neighbour)
-            os.kill(running[doomed.destination_path], signal.SIGKILL)
+            os.kill(running[doomed.result_key], signal.SIGKILL)
             outcomes = await asyncio.gather(*tasks, return_exceptions=True)
             return (
                 outcomes,
                 await engine.run(later),
-                running[doomed.destination_path],
-                running[neighbour.destination_path],
+                running[doomed.result_key],
+                running[neighbour.result_key],
             )
         finally:
             await engine.shutdown()
@@ -175,40 +178,42 @@ def test_a_killed_worker_fails_only_its_task_and_the_pool_recovers(
     assert "stopped unexpectedly" in doomed_outcome.message
     assert isinstance(neighbour_outcome, ProcessingResult)  # its worker was left alone
     assert neighbour_outcome.width == 3000
-    assert Path(neighbour.destination_path).exists()
+    assert storage.exists(neighbour.result_key)
     assert later_result.width == 60
     assert process_is_gone(killed_pid)
     assert neighbour_pid != killed_pid
 
 
-def test_the_queue_is_bounded_and_admission_is_all_or_nothing() -> None:
+def test_the_queue_is_bounded_and_admission_is_all_or_nothing(storage: LocalStorage) -> None:
     async def scenario() -> None:
-        engine = ProcessingEngine(worker_count=1, max_queued=2, timeout_s=60)
+        engine = ProcessingEngine(worker_count=1, max_queued=2, timeout_s=60, storage=storage)
         engine.admit(2)
-        with pytest.raises(ServiceBusy) as busy:
+        with pytest.raises(EngineBusy) as busy:
             engine.admit()
         assert busy.value.retry_after >= 1
         assert "queue is full" in busy.value.message
         engine.withdraw(1)
-        with pytest.raises(ServiceBusy):
+        with pytest.raises(EngineBusy):
             engine.admit(2)  # one place left: a batch of two is refused whole
         engine.admit(1)
         assert engine.waiting == 2
         engine.close()
         engine.withdraw(2)
-        with pytest.raises(ServiceBusy, match="shutting down"):
+        with pytest.raises(EngineBusy, match="shutting down"):
             engine.admit()
         await engine.shutdown()
 
     run_async(scenario)
 
 
-def test_workers_run_at_a_lower_priority_than_the_server(storage: Storage, source_key: str) -> None:
+def test_workers_run_at_a_lower_priority_than_the_server(
+    storage: LocalStorage, source_key: str
+) -> None:
     async def scenario() -> int:
-        engine = ProcessingEngine(worker_count=1, max_queued=5, timeout_s=60)
+        engine = make_engine(storage, worker_count=1, timeout_s=60)
         engine.admit()
         try:
-            await engine.run(make_task(storage, source_key, [{"op": "invert"}]))
+            await engine.run(make_task(source_key, [{"op": "invert"}]))
             [pid] = engine.worker_pids
             return os.getpriority(os.PRIO_PROCESS, pid)
         finally:
@@ -218,14 +223,14 @@ def test_workers_run_at_a_lower_priority_than_the_server(storage: Storage, sourc
 
 
 def test_a_task_starts_while_its_on_start_hook_is_still_running(
-    storage: Storage, source_key: str
+    storage: LocalStorage, source_key: str
 ) -> None:
     """The job's `running` row is written alongside the work, not before it: a worker must not
     idle for a database write per job."""
-    task = make_task(storage, source_key, [{"op": "invert"}])
+    task = make_task(source_key, [{"op": "invert"}])
 
     async def scenario() -> ProcessingResult:
-        engine = ProcessingEngine(worker_count=1, max_queued=5, timeout_s=60)
+        engine = make_engine(storage, worker_count=1, timeout_s=60)
         engine.admit()
 
         async def on_start() -> None:
@@ -242,13 +247,13 @@ def test_a_task_starts_while_its_on_start_hook_is_still_running(
 
 
 def test_a_failing_on_start_hook_fails_the_task_once_the_worker_is_idle_again(
-    storage: Storage, source_key: str
+    storage: LocalStorage, source_key: str
 ) -> None:
-    doomed = make_task(storage, source_key, SHORTER_SLOW_PIPELINE)
-    later = make_task(storage, source_key, [{"op": "invert"}])
+    doomed = make_task(source_key, SHORTER_SLOW_PIPELINE)
+    later = make_task(source_key, [{"op": "invert"}])
 
     async def scenario() -> tuple[str, bool, list[int], ProcessingResult, list[int]]:
-        engine = ProcessingEngine(worker_count=1, max_queued=5, timeout_s=120)
+        engine = make_engine(storage, worker_count=1, timeout_s=120)
         engine.admit(2)
 
         async def refuse() -> None:
@@ -259,7 +264,7 @@ def test_a_failing_on_start_hook_fails_the_task_once_the_worker_is_idle_again(
             with pytest.raises(TaskFailed) as failed:
                 await engine.run(doomed, refuse)
             # Raised only after the worker finished: nothing more will write the files.
-            written = Path(doomed.destination_path).exists()
+            written = storage.exists(doomed.result_key)
             pids = engine.worker_pids
             return failed.value.message, written, pids, await engine.run(later), engine.worker_pids
         finally:

@@ -18,14 +18,14 @@ from sqlalchemy import Connection, Index, create_engine, inspect, text
 
 from alembic import command
 from api.models import Base
-from tests.conftest import BACKENDS
-from tests.support import (
-    REPO_ROOT,
+from tests.support.databases import (
+    BACKENDS,
     alembic_config,
     fresh_postgres_database,
     migrate,
     table_names,
 )
+from tests.support.paths import REPO_ROOT
 
 
 @pytest.fixture(params=BACKENDS)

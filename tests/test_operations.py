@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from api.services.processing.imaging import make_thumbnail, save_clean
-from api.services.processing.operations import (
+from api.processing.imaging import make_thumbnail, save_clean
+from api.processing.operations import (
     apply_pipeline,
     largest_size,
     output_size,

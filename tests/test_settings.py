@@ -15,7 +15,7 @@ from api.core.config import (
     Settings,
     load_settings,
 )
-from tests.support import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 GOOD_SECRET = "k" * 16 + "-production-secret-" + "z" * 16
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -52,6 +54,7 @@ class Settings(BaseSettings):
     password_require_lower: bool = True
     password_require_digit: bool = True
     password_require_symbol: bool = True
+    password_block_common: bool = True
 
     rate_limit_enabled: bool = True
     login_rate_limit: str = "5/minute"
@@ -82,6 +85,24 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = None
 
     api_base_url: str = "http://localhost:8000"
+    public_dashboard_url: str = "http://localhost:8501"
+
+    mail_backend: Literal["smtp", "file", "none"] = "file"
+    mail_outbox_dir: Path = Path("./data/outbox")
+    mail_from: str = "Pixelgate <no-reply@localhost>"
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_timeout_s: float = Field(10, gt=0)
+
+    password_reset_expire_minutes: int = Field(30, ge=1)
+    email_verify_expire_hours: int = Field(48, ge=1)
+    reset_emails_per_hour: int = Field(3, ge=1)
+    password_reset_rate_limit: str = "5/hour"
+    require_verified_email: bool = False
+
     log_level: str = "INFO"
     slow_request_ms: int = Field(1000, ge=1)
 
@@ -115,6 +136,31 @@ class Settings(BaseSettings):
                     # Not ipaddress's message: it quotes the value, and errors never do.
                     raise ValueError("each item must be an IP address, a network or *") from None
         return value
+
+    @field_validator("public_dashboard_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str) -> str:
+        """Mail links start with it: an absolute http(s) URL, kept without a trailing slash."""
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError("must be an absolute http:// or https:// URL")
+        if parsed.query or parsed.fragment:
+            raise ValueError("must not have a query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("mail_from")
+    @classmethod
+    def _one_address(cls, value: str) -> str:
+        _name, address = parseaddr(value)
+        if "@" not in address:
+            raise ValueError("must be an address such as `Pixelgate <no-reply@example.com>`")
+        return value
+
+    @model_validator(mode="after")
+    def _smtp_needs_a_host(self) -> Settings:
+        if self.mail_backend == "smtp" and not self.smtp_host:
+            raise ValueError("MAIL_BACKEND=smtp needs SMTP_HOST")
+        return self
 
     @model_validator(mode="after")
     def _refuse_weak_secret(self) -> Settings:

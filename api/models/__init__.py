@@ -3,6 +3,7 @@
 from api.models.api_key import ApiKey
 from api.models.audit import AuditEntry
 from api.models.base import Base, utcnow
+from api.models.event import EventState, HandledEvent, OutboxEvent
 from api.models.image import Image
 from api.models.job import Job, JobStatus
 from api.models.login_event import LoginEvent, LoginFailure
@@ -16,12 +17,15 @@ __all__ = [
     "AuditEntry",
     "AuthSession",
     "Base",
+    "EventState",
+    "HandledEvent",
     "Image",
     "Job",
     "JobStatus",
     "LoginEvent",
     "LoginFailure",
     "MfaChallenge",
+    "OutboxEvent",
     "RecoveryCode",
     "RefreshToken",
     "Role",

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from api.core.multipart_upload import receive_file_field
-from api.dependencies import CurrentUserOrKey, DbSession, SettingsDep
+from api.dependencies import CurrentUserOrKey, DbSession, JobRunnerDep, SettingsDep, StorageDep
+from api.processing.imaging import MEDIA_TYPES
 from api.schemas.common import IdPath, Page, Pagination, error_responses, to_page
 from api.schemas.image import ImageOut
 from api.schemas.job import BatchJobsOut, BatchProcessRequest, JobOut, ProcessRequest
 from api.services import images as image_service
-from api.services.jobs import JobRunner
-from api.services.processing.imaging import MEDIA_TYPES
 
 router = APIRouter(prefix="/images", tags=["images"])
 
@@ -46,13 +47,6 @@ UPLOAD_BODY: dict[str, Any] = {
 }
 
 
-def get_job_runner(request: Request) -> JobRunner:
-    return request.app.state.job_runner
-
-
-JobRunnerDep = Annotated[JobRunner, Depends(get_job_runner)]
-
-
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -61,22 +55,31 @@ JobRunnerDep = Annotated[JobRunner, Depends(get_job_runner)]
     openapi_extra=UPLOAD_BODY,
 )
 async def upload_image(
-    request: Request, user: CurrentUserOrKey, db: DbSession, settings: SettingsDep
+    request: Request,
+    user: CurrentUserOrKey,
+    db: DbSession,
+    settings: SettingsDep,
+    storage: StorageDep,
 ) -> ImageOut:
     """Uploads an image (multipart field `file`). The body is streamed to disk and cut off
     past MAX_UPLOAD_MB; the type is judged by the content, never by name or header."""
-    storage = image_service.storage_for(settings)
     received = await receive_file_field(
         request.stream(),
         content_type=request.headers.get("content-type"),
         content_length=request.headers.get("content-length"),
         field_name=image_service.UPLOAD_FIELD,
-        destination=await run_in_threadpool(storage.new_temp_path),
+        destination=await run_in_threadpool(storage.scratch_path, "upload"),
         max_bytes=settings.max_upload_bytes,
     )
     try:
         image = await run_in_threadpool(
-            image_service.store_upload, db, settings, user, received.path, received.filename
+            image_service.store_upload,
+            db,
+            storage,
+            settings,
+            user,
+            received.path,
+            received.filename,
         )
     finally:
         received.path.unlink(missing_ok=True)
@@ -109,9 +112,17 @@ def get_image(image_id: IdPath, user: CurrentUserOrKey, db: DbSession) -> ImageO
     return ImageOut.model_validate(image_service.get_owned_image(db, user, image_id))
 
 
+def _inline_disposition(filename: str) -> str:
+    """`inline` with the file name, RFC 6266 style (percent-encoded when not plain ASCII)."""
+    quoted = quote(filename)
+    if quoted != filename:
+        return f"inline; filename*=utf-8''{quoted}"
+    return f'inline; filename="{filename}"'
+
+
 @router.get(
     "/{image_id}/content",
-    response_class=FileResponse,
+    response_class=StreamingResponse,
     responses={
         200: {
             "description": "The bytes as uploaded, with their media type",
@@ -121,15 +132,20 @@ def get_image(image_id: IdPath, user: CurrentUserOrKey, db: DbSession) -> ImageO
     },
 )
 def image_content(
-    image_id: IdPath, user: CurrentUserOrKey, db: DbSession, settings: SettingsDep
-) -> FileResponse:
+    image_id: IdPath, user: CurrentUserOrKey, db: DbSession, storage: StorageDep
+) -> StreamingResponse:
+    """The bytes as stored, streamed (never the whole file in memory)."""
     image = image_service.get_owned_image(db, user, image_id)
-    return FileResponse(
-        image_service.image_path(settings, image),
+    content = image_service.open_content(storage, image)
+    return StreamingResponse(
+        content.chunks(),
         media_type=image.media_type,
-        filename=image.filename,
-        content_disposition_type="inline",
-        headers=IMAGE_HEADERS,
+        headers={
+            **IMAGE_HEADERS,
+            "Content-Length": str(content.size),
+            "Content-Disposition": _inline_disposition(image.filename),
+        },
+        background=BackgroundTask(content.close),  # also when the client left before the end
     )
 
 
@@ -148,12 +164,12 @@ def image_thumbnail(
     image_id: IdPath,
     user: CurrentUserOrKey,
     db: DbSession,
-    settings: SettingsDep,
+    storage: StorageDep,
     size: Annotated[int, Query(ge=32, le=512, description="Longer side, in pixels")] = 256,
 ) -> Response:
     """A thumbnail with the EXIF orientation applied and no metadata."""
     image = image_service.get_owned_image(db, user, image_id)
-    data, media_type = image_service.thumbnail(settings, image, size)
+    data, media_type = image_service.thumbnail(storage, image, size)
     return Response(data, media_type=media_type, headers=IMAGE_HEADERS)
 
 
@@ -163,10 +179,10 @@ def image_thumbnail(
     responses=error_responses(401, 403, 404, 422),
 )
 def delete_image(
-    image_id: IdPath, user: CurrentUserOrKey, db: DbSession, settings: SettingsDep
+    image_id: IdPath, user: CurrentUserOrKey, db: DbSession, storage: StorageDep
 ) -> Response:
     """Deletes the image, row and file; its processing results stay (their source becomes null)."""
-    image_service.delete_image(db, settings, user, image_id)
+    image_service.delete_image(db, storage, user, image_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -14,7 +14,7 @@ from api.dependencies import (
     SecretBoxDep,
     SettingsDep,
 )
-from api.routers.auth import token_response
+from api.routers.refresh_cookie import token_response
 from api.schemas.auth import TokenPair
 from api.schemas.common import error_responses
 from api.schemas.mfa import (

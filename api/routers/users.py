@@ -11,7 +11,7 @@ from api.dependencies import (
     Client,
     DbSession,
     SelfOrAdmin,
-    SettingsDep,
+    StorageDep,
     admin_mfa_enforced,
 )
 from api.models import Role
@@ -82,12 +82,12 @@ def update_user(
     responses=error_responses(401, 403, 404, 409, 422),
 )
 def delete_user(
-    user_id: IdPath, caller: SelfOrAdmin, db: DbSession, settings: SettingsDep, client: Client
+    user_id: IdPath, caller: SelfOrAdmin, db: DbSession, storage: StorageDep, client: Client
 ) -> Response:
     """Soft-deletes an account (your own, or anyone's for an admin): it is deactivated, its
     sessions and API keys revoked and its images deleted; username and email stay taken.
     The last active admin cannot be deleted (409)."""
-    admin_service.delete_user(db, settings, caller, user_id, client=client)
+    admin_service.delete_user(db, storage, caller, user_id, client=client)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

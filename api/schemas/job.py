@@ -6,8 +6,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.models.job import JobStatus
+from api.processing.operations import Pipeline
 from api.schemas.common import MAX_ID
-from api.services.processing.operations import Pipeline
 
 MAX_BATCH_IMAGES = 100
 

@@ -13,7 +13,6 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from api.core.client_info import ClientInfo
-from api.core.config import Settings
 from api.models import AuditEntry, Image, Job, JobStatus, LoginEvent, Role, User, utcnow
 from api.repositories.pagination import fetch_page
 from api.schemas.common import PageParams
@@ -23,6 +22,7 @@ from api.services.errors import Conflict
 from api.services.images import delete_user_images
 from api.services.sessions import revoke_user_sessions
 from api.services.users import get_user
+from api.storage import Storage
 
 LAST_ADMIN = "The last active administrator cannot be demoted, deactivated or deleted"
 STATS_WINDOW = timedelta(hours=24)
@@ -154,7 +154,7 @@ def update_user(
 
 
 def delete_user(
-    db: Session, settings: Settings, actor: User, user_id: int, *, client: ClientInfo
+    db: Session, storage: Storage, actor: User, user_id: int, *, client: ClientInfo
 ) -> None:
     """Soft-deletes an account: inactive, every credential revoked, images and files gone.
 
@@ -169,7 +169,7 @@ def delete_user(
     user.is_active = False
     user.deleted_at = utcnow()
     revoked = _revoke_credentials(db, user.id, "account_deleted")
-    images_deleted = delete_user_images(db, settings, user.id)
+    images_deleted = delete_user_images(db, storage, user.id)
     details = {
         "by_self": actor.id == user.id,
         **revoked.as_details(),

@@ -1,4 +1,8 @@
-"""Login, refresh, logout and password changes: the rules of the Auth section."""
+"""Sign-up, login, refresh and password changes: the rules of the Auth section.
+
+Every per-address rate limit of these routes is enforced here, in the service, because a
+refused login must still be written to the login history with the name it tried.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +20,13 @@ from api.services.errors import (
     AccountInactive,
     InvalidCredentials,
     NotAuthenticated,
+    RuleViolation,
     TooManyRequests,
     WrongPassword,
 )
 from api.services.login_history import lockout_seconds_left, record_login_attempt
 from api.services.password_policy import check_password
-from api.services.users import find_user_by_login
+from api.services.users import create_user, find_user_by_login
 
 LOGIN_SCOPE = "login"
 SIGNUP_SCOPE = "signup"
@@ -37,7 +42,7 @@ def _client_key(client: ClientInfo) -> str:
     return client.ip_address or "unknown"
 
 
-def enforce_rate_limit(
+def _enforce_rate_limit(
     limiter: RateLimiter, scope: str, limit: str, client: ClientInfo, what: str
 ) -> None:
     retry_after = limiter.hit(scope, limit, _client_key(client))
@@ -45,6 +50,28 @@ def enforce_rate_limit(
         raise TooManyRequests(
             f"Too many {what} from this address; try again in {retry_after} seconds", retry_after
         )
+
+
+def signup(
+    db: Session,
+    settings: Settings,
+    limiter: RateLimiter,
+    *,
+    client: ClientInfo,
+    username: str,
+    email: str,
+    name: str,
+    password: str,
+    password_confirm: str,
+    agree_terms: bool,
+) -> User:
+    """Creates a member account, at most SIGNUP_RATE_LIMIT per address."""
+    _enforce_rate_limit(limiter, SIGNUP_SCOPE, settings.signup_rate_limit, client, "sign-ups")
+    if not agree_terms:
+        raise RuleViolation("agree_terms", "You must agree to the terms of service")
+    if password != password_confirm:
+        raise RuleViolation("password_confirm", "Passwords do not match")
+    return create_user(db, settings, username=username, email=email, name=name, password=password)
 
 
 def _address_rate_limited(retry_after: int) -> TooManyRequests:
@@ -242,7 +269,7 @@ def verify_second_factor(
 def refresh(
     db: Session, settings: Settings, limiter: RateLimiter, *, raw_token: str, client: ClientInfo
 ) -> sessions.IssuedTokens:
-    enforce_rate_limit(limiter, REFRESH_SCOPE, settings.refresh_rate_limit, client, "refreshes")
+    _enforce_rate_limit(limiter, REFRESH_SCOPE, settings.refresh_rate_limit, client, "refreshes")
     return sessions.rotate_refresh_token(db, settings, raw_token, client)
 
 

@@ -1,34 +1,29 @@
-"""The image library: uploads judged by content, ownership, deletion, and the storage sweep.
+"""The image library: uploads judged by content, rows for stored objects, ownership, deletion.
 
-Row and file stay consistent: a new file is complete (renamed into place) before its row is
-committed, and removed again if the commit fails; a deleted row's file is removed only after
-the deletion is committed (see `delete_files_after_commit`). A crash between the two steps can
-leave only an orphan file, which the start-up sweep removes.
+Row and object stay consistent (see `api/services/stored_objects.py`): an object is complete in
+storage before its row is committed, and deleted again if that commit does not happen; a deleted
+row's object is removed only after the deletion is committed.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
-from sqlalchemy import Select, delete, event, select, update
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy import Select, delete, select
+from sqlalchemy.orm import Session
 
 from api.core.config import Settings
 from api.core.db import end_read_transaction
-from api.models import Image, User, utcnow
-from api.repositories.pagination import fetch_page
-from api.schemas.common import PageParams
-from api.services.errors import NotFound, RuleViolation, UnsupportedMediaType
-from api.services.ownership import get_owned, get_owned_many
-from api.services.processing.imaging import (
+from api.models import Image, User
+from api.processing.imaging import (
     EXTENSIONS,
     MEDIA_TYPES,
     SUPPORTED_FORMATS,
@@ -36,7 +31,12 @@ from api.services.processing.imaging import (
     make_thumbnail,
     open_image,
 )
-from api.services.storage import Storage
+from api.repositories.pagination import fetch_page
+from api.schemas.common import PageParams
+from api.services.errors import NotFound, RuleViolation, UnsupportedMediaType
+from api.services.ownership import get_owned, get_owned_many
+from api.services.stored_objects import delete_after_commit, delete_unless_committed
+from api.storage import ObjectStream, Storage, new_key
 
 log = logging.getLogger("pixelgate.images")
 
@@ -44,11 +44,8 @@ UPLOAD_FIELD = "file"
 MAX_FILENAME_LENGTH = 255
 DEFAULT_FILENAME = "upload"
 IMAGE_NOUN = "image"
-# Files younger than this are left alone by the sweep: another server process sharing
-# STORAGE_DIR may be between writing a file and committing its row.
-SWEEP_GRACE_S = 3600
+FILE_MISSING = "The image file is missing from storage"
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-_PENDING_DELETES = "pixelgate.files_to_delete_after_commit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +53,6 @@ class ImageInfo:
     format: str
     width: int
     height: int
-
-
-def storage_for(settings: Settings) -> Storage:
-    return Storage(settings.storage_dir)
 
 
 # --- upload -------------------------------------------------------------------------------
@@ -128,33 +121,70 @@ def _decode_error(exc: Exception) -> RuleViolation:
     return _invalid("The image file is corrupt: its data cannot be decoded")
 
 
+def add_image(
+    db: Session,
+    storage: Storage,
+    *,
+    owner_id: int,
+    key: str,
+    filename: str,
+    image_format: str,
+    width: int,
+    height: int,
+    size_bytes: int,
+    source_image_id: int | None = None,
+    operations: list[dict[str, Any]] | None = None,
+) -> Image:
+    """Adds the row of the complete object `key` to the caller's transaction; the object is
+    deleted again if that transaction does not commit. Uploads and processing results alike."""
+    image = Image(
+        owner_id=owner_id,
+        filename=filename,
+        storage_key=key,
+        format=image_format,
+        media_type=MEDIA_TYPES[image_format],
+        width=width,
+        height=height,
+        size_bytes=size_bytes,
+        source_image_id=source_image_id,
+        operations=operations,
+    )
+    db.add(image)
+    delete_unless_committed(db, storage, [key])
+    db.flush()
+    return image
+
+
 def store_upload(
-    db: Session, settings: Settings, owner: User, temp_path: Path, filename: str | None
+    db: Session,
+    storage: Storage,
+    settings: Settings,
+    owner: User,
+    temp_path: Path,
+    filename: str | None,
 ) -> Image:
     """Checks a received file and makes it an image of `owner`; the temporary file is moved
     into storage, or left for the caller to remove when anything is refused."""
     info = inspect_image(temp_path, settings.max_image_pixels)
-    storage = storage_for(settings)
-    key = storage.new_key(EXTENSIONS[info.format])
+    key = new_key(EXTENSIONS[info.format])
     size_bytes = temp_path.stat().st_size
     end_read_transaction(db)
-    storage.promote(temp_path, key)
+    storage.put_file(temp_path, key)
     try:
-        image = Image(
+        image = add_image(
+            db,
+            storage,
             owner_id=owner.id,
+            key=key,
             filename=clean_filename(filename),
-            storage_key=key,
-            format=info.format,
-            media_type=MEDIA_TYPES[info.format],
+            image_format=info.format,
             width=info.width,
             height=info.height,
             size_bytes=size_bytes,
         )
-        db.add(image)
         db.commit()
     except BaseException:
         db.rollback()
-        storage.delete(key)
         raise
     log.info("image %s uploaded by user %s (%s, %s bytes)", image.id, owner.id, key, size_bytes)
     return image
@@ -180,123 +210,54 @@ def images_page(db: Session, user: User, page: PageParams) -> tuple[list[Image],
     return fetch_page(db, statement, page)
 
 
-def image_path(settings: Settings, image: Image) -> Path:
-    """The stored file of an image; 404 if the file has gone missing."""
-    path = storage_for(settings).path_for(image.storage_key)
-    if image.file_missing_at is not None or not path.is_file():
-        raise NotFound("The image file is missing from storage")
-    return path
+def ensure_stored(storage: Storage, image: Image) -> None:
+    """404 if the image's object has gone missing."""
+    if image.file_missing_at is not None or not storage.exists(image.storage_key):
+        raise NotFound(FILE_MISSING)
 
 
-def thumbnail(settings: Settings, image: Image, size: int) -> tuple[bytes, str]:
-    return make_thumbnail(image_path(settings, image), size)
+def open_content(storage: Storage, image: Image) -> ObjectStream:
+    """The stored bytes of an image, as uploaded or made; 404 if they have gone missing."""
+    if image.file_missing_at is not None:
+        raise NotFound(FILE_MISSING)
+    try:
+        return storage.open(image.storage_key)
+    except FileNotFoundError:
+        raise NotFound(FILE_MISSING) from None
+
+
+def thumbnail(storage: Storage, image: Image, size: int) -> tuple[bytes, str]:
+    if image.file_missing_at is not None:
+        raise NotFound(FILE_MISSING)
+    try:
+        with storage.local_file(image.storage_key) as path:
+            return make_thumbnail(path, size)
+    except FileNotFoundError:
+        raise NotFound(FILE_MISSING) from None
 
 
 # --- deletion -----------------------------------------------------------------------------
 
 
-def delete_files_after_commit(db: Session, storage: Storage, keys: list[str]) -> None:
-    """Removes these files once the session's transaction commits; not if it rolls back.
-
-    So a deletion that is rolled back keeps its files, and one that is committed loses them;
-    a crash in between leaves orphan files for the start-up sweep, never rows without files.
-    """
-    pending: list[tuple[Storage, str]] | None = db.info.get(_PENDING_DELETES)
-    if pending is None:
-        pending = db.info[_PENDING_DELETES] = []
-        event.listen(db, "after_commit", _remove_pending_files)
-        event.listen(db, "after_transaction_end", _forget_pending_files)
-    pending.extend((storage, key) for key in keys)
-
-
-def _remove_pending_files(session: Session) -> None:
-    files: list[tuple[Storage, str]] = session.info.get(_PENDING_DELETES, [])
-    session.info[_PENDING_DELETES] = []
-    for storage, key in files:
-        try:
-            storage.delete(key)
-        except OSError:
-            log.exception("could not remove %s (the next sweep will)", key)
-
-
-def _forget_pending_files(session: Session, transaction: SessionTransaction) -> None:
-    """The outermost transaction ended (after `after_commit`, or by rollback or close)."""
-    if transaction.parent is None:
-        session.info[_PENDING_DELETES] = []
-
-
-def delete_image(db: Session, settings: Settings, user: User, image_id: int) -> None:
+def delete_image(db: Session, storage: Storage, user: User, image_id: int) -> None:
     image = get_owned_image(db, user, image_id)
     end_read_transaction(db)
-    delete_files_after_commit(db, storage_for(settings), [image.storage_key])
+    delete_after_commit(db, storage, [image.storage_key])
     db.execute(delete(Image).where(Image.id == image.id))
     db.commit()
 
 
-def delete_user_images(db: Session, settings: Settings, user_id: int) -> int:
-    """Deletes every image of a user, rows and files; returns how many.
+def delete_user_images(db: Session, storage: Storage, user_id: int) -> int:
+    """Deletes every image of a user, rows and objects; returns how many.
 
     Commits nothing: it is one step of the caller's transaction (e.g. the account deletion).
-    The rows are deleted and flushed now; the files are removed only when the caller commits,
-    and kept if it rolls back. Jobs keep their history (their image ids become null).
+    The rows are deleted and flushed now; the objects are removed only when the caller
+    commits, and kept if it rolls back. Jobs keep their history (their image ids become null).
     """
     keys = list(db.scalars(select(Image.storage_key).where(Image.owner_id == user_id)))
     if not keys:
         return 0
     db.execute(delete(Image).where(Image.owner_id == user_id))
     db.flush()
-    delete_files_after_commit(db, storage_for(settings), keys)
+    delete_after_commit(db, storage, keys)
     return len(keys)
-
-
-# --- start-up sweep -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SweepReport:
-    orphan_files_removed: int
-    temp_files_removed: int
-    rows_marked_missing: int
-    rows_found_again: int
-
-
-def sweep_storage(db: Session, settings: Settings, grace_s: float = SWEEP_GRACE_S) -> SweepReport:
-    """Removes files with no row and stale temporary files; marks rows whose file is gone
-    (and unmarks those whose file is back). Files younger than `grace_s` are left alone."""
-    storage = storage_for(settings)
-    storage.ensure_dirs()
-    temp_removed = storage.remove_stale_temp_files(grace_s)
-
-    cutoff = time.time() - grace_s
-    orphans_removed = 0
-    known_keys = set(db.scalars(select(Image.storage_key)))
-    for stored in storage.stored_files():
-        if stored.key not in known_keys and stored.modified_at < cutoff:
-            stored.path.unlink(missing_ok=True)
-            orphans_removed += 1
-
-    missing_ids: list[int] = []
-    found_ids: list[int] = []
-    for image_id, key, missing_at in db.execute(
-        select(Image.id, Image.storage_key, Image.file_missing_at)
-    ):
-        exists = storage.exists(key)
-        if not exists and missing_at is None:
-            missing_ids.append(image_id)
-        elif exists and missing_at is not None:
-            found_ids.append(image_id)
-    end_read_transaction(db)
-    now = utcnow()
-    for chunk in _chunks(missing_ids):
-        db.execute(update(Image).where(Image.id.in_(chunk)).values(file_missing_at=now))
-    for chunk in _chunks(found_ids):
-        db.execute(update(Image).where(Image.id.in_(chunk)).values(file_missing_at=None))
-    db.commit()
-    report = SweepReport(orphans_removed, temp_removed, len(missing_ids), len(found_ids))
-    if any((orphans_removed, temp_removed, missing_ids, found_ids)):
-        log.warning("storage sweep: %s", report)
-    return report
-
-
-def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:
-    return [ids[start : start + size] for start in range(0, len(ids), size)]

@@ -81,24 +81,6 @@ def create_user(
     return user
 
 
-def signup(
-    db: Session,
-    settings: Settings,
-    *,
-    username: str,
-    email: str,
-    name: str,
-    password: str,
-    password_confirm: str,
-    agree_terms: bool,
-) -> User:
-    if not agree_terms:
-        raise RuleViolation("agree_terms", "You must agree to the terms of service")
-    if password != password_confirm:
-        raise RuleViolation("password_confirm", "Passwords do not match")
-    return create_user(db, settings, username=username, email=email, name=name, password=password)
-
-
 _USERNAME_RULE = TypeAdapter(Username)
 _EMAIL_RULE = TypeAdapter(EmailStr)
 

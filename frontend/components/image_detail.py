@@ -8,12 +8,12 @@ from typing import Any
 import streamlit as st
 
 from frontend.api_client import ApiError
+from frontend.auth.session import api_client
 from frontend.components.feedback import show_error
 from frontend.components.formatting import describe_operations, duration, human_size, when
-from frontend.components.images import IMAGE_QUERY_PARAM, open_link, show_thumbnail
+from frontend.components.images import IMAGE_QUERY_PARAM, image_cache, open_link, show_thumbnail
 from frontend.components.jobs import follow_jobs
 from frontend.components.pipeline import pipeline_builder
-from frontend.session import api_client, image_cache
 
 PREVIEW_SIZE = 512
 RECENT_JOBS_SCANNED = 50

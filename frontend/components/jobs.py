@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from frontend.session import api_client
+from frontend.auth.session import api_client
 
 FINISHED = ("done", "failed")
 POLL_INTERVAL_S = 0.4

@@ -1,7 +1,8 @@
 """The pipeline builder: add, reorder and remove operations with their parameters.
 
-The parameter ranges mirror the contract's; the API validates again and its 422 message is shown
-as written when something slips through.
+The parameter ranges are the API's (tests/frontend/test_pipeline_schema.py compares them with
+its OpenAPI schema); the API validates again and its 422 message is shown as written when
+something slips through.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ MAX_OPERATIONS = 10
 
 @dataclass(frozen=True, slots=True)
 class Param:
+    """One parameter of an operation. An `optional` number may be left out: its input then
+    also takes 0, which means "not given"."""
+
     name: str
     label: str
     default: float | int | str
@@ -25,6 +29,7 @@ class Param:
     maximum: float | int | None = None
     step: float | int | None = None
     options: tuple[str, ...] = ()
+    optional: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +50,8 @@ OPERATIONS: dict[str, Operation] = {
     "resize": Operation(
         "Resize",
         (
-            Param("width", "Width (0 keeps the aspect ratio)", 0, 0, 8000, 1),
-            Param("height", "Height (0 keeps the aspect ratio)", 0, 0, 8000, 1),
+            Param("width", "Width (0 keeps the aspect ratio)", 0, 1, 8000, 1, optional=True),
+            Param("height", "Height (0 keeps the aspect ratio)", 0, 1, 8000, 1, optional=True),
         ),
     ),
     "rotate": Operation(
@@ -89,7 +94,7 @@ def _param_input(key: str, op_name: str, param: Param) -> Any:
         return st.selectbox(param.label, param.options, key=widget_key)
     return st.number_input(
         param.label,
-        min_value=param.minimum,
+        min_value=0 if param.optional else param.minimum,
         max_value=param.maximum,
         value=param.default,
         step=param.step,

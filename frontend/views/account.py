@@ -5,6 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from frontend.api_client import ApiError
+from frontend.auth.login import log_out
+from frontend.auth.session import api_client, auth_state
 from frontend.components.feedback import (
     clear_field_errors,
     field_error,
@@ -12,7 +14,6 @@ from frontend.components.feedback import (
     show_error,
 )
 from frontend.components.formatting import when
-from frontend.session import api_client, auth_state
 
 PASSWORD_FORM = "change_password"
 
@@ -66,5 +67,4 @@ with security:
 
 st.divider()
 if st.button("Log out", icon=":material/logout:", key="account_logout"):
-    client.logout()
-    st.rerun()
+    log_out()

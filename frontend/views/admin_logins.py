@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from frontend.auth.session import api_client
 from frontend.components.charts import logins_chart, logins_per_day, recent_events
 from frontend.components.feedback import empty_state
 from frontend.components.login_events import events_table
 from frontend.components.paging import current_offset, pager, reset
-from frontend.session import api_client
 
 PAGE_SIZE = 50
 CHART_DAYS = 14

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from frontend.session import api_client
+from frontend.auth.session import api_client
 
 stats = api_client().stats()
 st.title("Statistics")

@@ -6,10 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from frontend.api_client import ApiError
+from frontend.auth.session import api_client, auth_state
 from frontend.components.feedback import empty_state, show_error
 from frontend.components.formatting import local_time
 from frontend.components.paging import current_offset, pager, reset
-from frontend.session import api_client, auth_state
 
 PAGE_SIZE = 25
 ROLES = {"Any role": None, "Members": "member", "Admins": "admin"}

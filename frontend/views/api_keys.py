@@ -6,9 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from frontend.api_client import ApiError
+from frontend.auth.session import api_client
 from frontend.components.feedback import empty_state, show_error
 from frontend.components.formatting import local_time
-from frontend.session import api_client
 
 NEW_KEY = "api_key_just_created"
 

@@ -7,6 +7,7 @@ from typing import Any
 import streamlit as st
 
 from frontend.api_client import ApiError
+from frontend.auth.session import api_client
 from frontend.components.feedback import empty_state, show_error
 from frontend.components.formatting import duration
 from frontend.components.image_detail import image_page
@@ -14,7 +15,6 @@ from frontend.components.images import IMAGE_QUERY_PARAM, image_tile, open_link
 from frontend.components.jobs import badge, follow_jobs
 from frontend.components.paging import current_offset, pager
 from frontend.components.pipeline import pipeline_builder
-from frontend.session import api_client
 
 PAGE_SIZE = 12
 COLUMNS = 4

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from frontend.auth.session import api_client
 from frontend.components.feedback import empty_state
 from frontend.components.formatting import ago, describe_operations, duration
 from frontend.components.images import open_link
 from frontend.components.jobs import badge
 from frontend.components.paging import current_offset, pager, reset
-from frontend.session import api_client
 
 PAGE_SIZE = 20
 FILTERS = {

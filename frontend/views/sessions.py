@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from frontend.auth.login import log_out
+from frontend.auth.session import api_client
 from frontend.components.formatting import ago, device, when
-from frontend.session import api_client
 
 client = api_client()
 st.title("Sessions")
@@ -26,11 +27,10 @@ for session in sessions:
         with action:
             label = "Log out" if session["current"] else "Revoke"
             if st.button(label, key=f"revoke_{session['id']}", icon=":material/block:"):
-                client.revoke_session(session["id"])
                 if session["current"]:
-                    client.logout()
-                else:
-                    st.toast("Session revoked.")
+                    log_out()
+                client.revoke_session(session["id"])
+                st.toast("Session revoked.")
                 st.rerun()
 
 st.divider()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from frontend.api_client import ApiError
+from frontend.auth.session import LOGIN_FLASH_KEY, api_client
 from frontend.components.feedback import (
     clear_field_errors,
     field_error,
@@ -13,7 +14,6 @@ from frontend.components.feedback import (
     show_error,
 )
 from frontend.navigation import LOGIN
-from frontend.session import LOGIN_FLASH_KEY, api_client
 
 FORM = "signup"
 FIELDS = ("username", "email", "name", "password", "password_confirm", "agree_terms")

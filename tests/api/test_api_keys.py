@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from api.core.security import sha256_hex
 from api.models import ApiKey, utcnow
-from tests.support import app_session, bearer, register
+from tests.support.accounts import bearer, register
+from tests.support.databases import app_session
 
 KEY_ROUTES = ["/images", "/jobs"]
 

@@ -9,7 +9,8 @@ from jose import jwt
 from sqlalchemy import update
 
 from api.models import AuthSession, utcnow
-from tests.support import DEFAULT_PASSWORD, app_session, bearer, login, register
+from tests.support.accounts import DEFAULT_PASSWORD, bearer, login, register
+from tests.support.databases import app_session
 
 NEW_PASSWORD = "N3w!password"
 

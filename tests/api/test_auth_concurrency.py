@@ -13,18 +13,9 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from api.models import AuditEntry, AuthSession
-from tests.support import (
-    LiveClient,
-    api_env,
-    api_server,
-    enable_mfa,
-    login,
-    mfa_token,
-    register,
-    signup,
-    totp_code,
-    verify_mfa,
-)
+from tests.support.accounts import login, register, signup
+from tests.support.mfa import enable_mfa, mfa_token, totp_code, verify_mfa
+from tests.support.servers import LiveClient, api_env, api_server
 
 
 @pytest.fixture

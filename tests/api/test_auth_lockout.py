@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from api.models import LoginEvent
-from tests.support import DEFAULT_PASSWORD, app_session, login, signup
+from tests.support.accounts import DEFAULT_PASSWORD, login, signup
+from tests.support.databases import app_session
 
 WRONG = "Wrong!pass1"
 

@@ -12,14 +12,8 @@ from sqlalchemy import update
 from api.core.config import Settings
 from api.core.security import password_hasher
 from api.models import User
-from tests.support import (
-    DEFAULT_PASSWORD,
-    app_session,
-    bearer,
-    login,
-    refresh_cookie,
-    signup,
-)
+from tests.support.accounts import DEFAULT_PASSWORD, bearer, login, refresh_cookie, signup
+from tests.support.databases import app_session
 
 INVALID = {"detail": "Invalid username or password"}
 

@@ -12,7 +12,8 @@ from sqlalchemy import select, update
 
 from api.app import create_app
 from api.models import LoginEvent, User
-from tests.support import DEFAULT_PASSWORD, app_session, bearer, login, register, signup
+from tests.support.accounts import DEFAULT_PASSWORD, bearer, login, register, signup
+from tests.support.databases import app_session
 
 PEER_IP = "198.51.100.7"
 AGENT = "HistoryTest/2.0"

@@ -8,7 +8,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.models import AuthSession
-from tests.support import app_session, bearer, login, refresh_cookie, register
+from tests.support.accounts import bearer, login, refresh_cookie, register
+from tests.support.databases import app_session
 
 
 def _assert_cookie_cleared(response: Any) -> None:

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.core.config import Settings
-from tests.support import TEST_JWT_SECRET
+from tests.support.accounts import TEST_JWT_SECRET
 
 # Every status each route can answer (the contract's rows, plus 422 wherever there is input).
 EXPECTED_STATUSES = {
@@ -26,6 +26,7 @@ EXPECTED_STATUSES = {
     ("get", "/auth/sessions"): {"200", "401"},
     ("delete", "/auth/sessions/{session_id}"): {"204", "401", "404", "422"},
     ("get", "/auth/login-history"): {"200", "401", "422"},
+    ("get", "/auth/password-policy"): {"200"},
     ("get", "/auth/mfa"): {"200", "401"},
     ("post", "/auth/mfa/totp/setup"): {"200", "401", "409"},
     ("post", "/auth/mfa/totp/enable"): {"200", "400", "401", "409", "422"},

@@ -10,14 +10,8 @@ from jose import jwt
 from sqlalchemy import select, update
 
 from api.models import AuditEntry, AuthSession, RefreshToken, User, utcnow
-from tests.support import (
-    app_session,
-    bearer,
-    login,
-    refresh_cookie,
-    register,
-    signup,
-)
+from tests.support.accounts import bearer, login, refresh_cookie, register, signup
+from tests.support.databases import app_session
 
 INVALID_REFRESH = {"detail": "Invalid, expired or revoked refresh token"}
 

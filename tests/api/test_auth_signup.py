@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from api.models import User
-from tests.support import DEFAULT_PASSWORD, login, signup
+from tests.support.accounts import DEFAULT_PASSWORD, login, signup
 
 USER_OUT_FIELDS = {
     "id",

@@ -20,7 +20,9 @@ from sqlalchemy import func, select
 from api.core.config import Settings
 from api.models import Image
 from api.services.images import delete_user_images
-from tests.support import app_session, image_bytes, login_headers, register, upload_image
+from tests.support.accounts import login_headers, register
+from tests.support.databases import app_session
+from tests.support.images import image_bytes, upload_image
 
 
 def noise_bytes(image_format: str, size: tuple[int, int] = (64, 48)) -> bytes:
@@ -361,7 +363,7 @@ def test_delete_user_images_removes_files_only_when_the_caller_commits(
         upload_image(client, alice["headers"])
     upload_image(client, bob["headers"])
     with app_session(client) as db:
-        assert delete_user_images(db, settings, alice["user"]["id"]) == 2
+        assert delete_user_images(db, client.app.state.storage, alice["user"]["id"]) == 2
         assert len(stored_files(settings)) == 3  # rows flushed, files still there
         db.rollback()
         db.commit()  # a later commit of the same session must not remove them either
@@ -369,7 +371,7 @@ def test_delete_user_images_removes_files_only_when_the_caller_commits(
     assert client.get("/images", headers=alice["headers"]).json()["total"] == 2
 
     with app_session(client) as db:
-        assert delete_user_images(db, settings, alice["user"]["id"]) == 2
+        assert delete_user_images(db, client.app.state.storage, alice["user"]["id"]) == 2
         db.commit()
     assert len(stored_files(settings)) == 1
     assert client.get("/images", headers=alice["headers"]).json()["total"] == 0

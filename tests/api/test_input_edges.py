@@ -11,14 +11,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from api.models import Job
-from tests.support import (
-    ADMIN_USERNAME,
-    app_session,
-    login_headers,
-    process,
-    register,
-    upload_image,
-)
+from tests.support.accounts import ADMIN_USERNAME, login_headers, register
+from tests.support.databases import app_session
+from tests.support.images import process, upload_image
 
 TOO_FAR = 2**63  # past what SQLite and PostgreSQL can bind as an integer
 

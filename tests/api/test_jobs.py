@@ -15,25 +15,14 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from api.models import Image, Job, JobStatus
-from api.services.images import storage_for
-from api.services.jobs import (
-    SHUTDOWN_ERROR,
-    STALE_JOB_ERROR,
-    JobSource,
-    complete_job,
-    fail_jobs,
-)
-from api.services.processing.worker import ProcessingResult
-from tests.support import (
-    SLOW,
-    app_session,
-    image_bytes,
-    process,
-    process_is_gone,
-    register,
-    upload_image,
-    wait_for_job,
-)
+from api.processing.worker import ProcessingResult
+from api.services.jobs import SHUTDOWN_ERROR, JobSource, complete_job, fail_jobs
+from api.services.server_instances import STALE_JOB_ERROR
+from api.storage import new_key
+from tests.support.accounts import register
+from tests.support.databases import app_session
+from tests.support.images import SLOW, image_bytes, process, upload_image, wait_for_job
+from tests.support.processes import process_is_gone
 
 
 @pytest.fixture
@@ -287,8 +276,8 @@ def test_jobs_left_unfinished_by_a_stopped_server_are_failed_at_start(
 
 def _running_job_with_result_file(client: TestClient, image_id: int) -> tuple[int, str]:
     """A job row marked running and a result file on disk, as a worker would leave them."""
-    storage = storage_for(client.app.state.settings)
-    key = storage.new_key("png")
+    storage = client.app.state.storage
+    key = new_key("png")
     storage.path_for(key).write_bytes(image_bytes())
     with app_session(client) as db:
         owner_id = db.get(Image, image_id).owner_id
@@ -302,7 +291,7 @@ def _finish(client: TestClient, job_id: int, image_id: int, key: str) -> None:
     source = JobSource(image_id, "unused", "cat.png", "PNG")
     result = ProcessingResult(24, 16, 100, "PNG", "image/png", 1)
     app = client.app
-    complete_job(app.state.database, app.state.settings, job_id, source, key, result)
+    complete_job(app.state.database, app.state.storage, job_id, source, key, result)
 
 
 def test_a_result_whose_source_was_deleted_meanwhile_is_discarded(
@@ -318,7 +307,7 @@ def test_a_result_whose_source_was_deleted_meanwhile_is_discarded(
     assert job["error"] == "The source image was deleted while the job ran"
     assert job["result_image_id"] is None
     assert client.get("/images", headers=alice["headers"]).json()["total"] == 0
-    assert not storage_for(client.app.state.settings).exists(key)
+    assert not client.app.state.storage.exists(key)
 
 
 def test_a_result_for_a_job_failed_meanwhile_is_discarded(
@@ -332,4 +321,4 @@ def test_a_result_for_a_job_failed_meanwhile_is_discarded(
     job = client.get(f"/jobs/{job_id}", headers=alice["headers"]).json()
     assert (job["status"], job["error"]) == ("failed", STALE_JOB_ERROR)
     assert client.get("/images", headers=alice["headers"]).json()["total"] == 1
-    assert not storage_for(client.app.state.settings).exists(key)
+    assert not client.app.state.storage.exists(key)

@@ -12,8 +12,10 @@ from typing import Any
 from sqlalchemy import select
 
 from api.models import Job, JobStatus, ServerInstance, utcnow
-from api.services.jobs import STALE_JOB_ERROR
-from tests.support import SLOW, app_session, process, register, upload_image, wait_for_job
+from api.services.server_instances import STALE_JOB_ERROR
+from tests.support.accounts import register
+from tests.support.databases import app_session
+from tests.support.images import SLOW, process, upload_image, wait_for_job
 
 
 def test_a_starting_server_leaves_a_live_siblings_running_job_alone(

@@ -17,7 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import api_env, api_server, register, upload_image
+from tests.support.accounts import register
+from tests.support.images import upload_image
+from tests.support.servers import api_env, api_server
 
 # A few seconds of work per job from a tiny file.
 SLOW = [{"op": "resize", "width": 3000, "height": 3000}, *[{"op": "blur", "radius": 50}] * 4]

@@ -17,7 +17,8 @@ from sqlalchemy import select
 from api.app import create_app
 from api.dependencies import DbSession
 from api.models import User
-from tests.support import app_session, bearer, login, signup
+from tests.support.accounts import bearer, login, signup
+from tests.support.databases import app_session
 
 ACCESS_LINE = re.compile(
     r"^(?P<method>[A-Z]+) (?P<path>\S+) client=(?P<client>\S+) status=(?P<status>\d{3}) "

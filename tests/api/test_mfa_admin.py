@@ -7,19 +7,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.models import AuditEntry
-from tests.support import (
+from tests.support.accounts import (
     ADMIN_USERNAME,
     admin_settings,
-    app_session,
     bearer,
-    enable_mfa,
     login,
     login_headers,
-    mfa_token,
     register,
-    totp_code,
-    verify_mfa,
 )
+from tests.support.databases import app_session
+from tests.support.mfa import enable_mfa, mfa_token, totp_code, verify_mfa
 
 ADMIN_MFA_REQUIRED = {"detail": "Two-factor authentication required for administrators"}
 

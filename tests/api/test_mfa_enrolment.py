@@ -15,18 +15,9 @@ from sqlalchemy import select
 
 from api.core.config import Settings
 from api.models import AuditEntry, LoginEvent, RecoveryCode, TotpCredential
-from tests.support import (
-    DEFAULT_PASSWORD,
-    app_session,
-    bearer,
-    enable_mfa,
-    login,
-    mfa_token,
-    register,
-    totp_code,
-    verify_mfa,
-    wrong_totp_code,
-)
+from tests.support.accounts import DEFAULT_PASSWORD, bearer, login, register
+from tests.support.databases import app_session
+from tests.support.mfa import enable_mfa, mfa_token, totp_code, verify_mfa, wrong_totp_code
 
 OFF = {"enabled": False, "enabled_at": None, "recovery_codes_left": 0, "pending": False}
 

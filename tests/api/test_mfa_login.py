@@ -13,15 +13,11 @@ from sqlalchemy import select, update
 
 from api.models import LoginEvent, MfaChallenge, TotpCredential, User, utcnow
 from api.schemas.auth import TokenPair
-from tests.support import (
-    DEFAULT_PASSWORD,
-    app_session,
-    bearer,
+from tests.support.accounts import DEFAULT_PASSWORD, bearer, login, refresh_cookie, register
+from tests.support.databases import app_session
+from tests.support.mfa import (
     enable_mfa,
-    login,
     mfa_token,
-    refresh_cookie,
-    register,
     totp_code,
     verify_mfa,
     wait_for_fresh_step,

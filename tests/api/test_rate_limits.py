@@ -17,21 +17,15 @@ from sqlalchemy import select
 
 from api.app import create_app
 from api.models import LoginEvent
-from tests.support import (
-    DEFAULT_PASSWORD,
+from tests.support.accounts import DEFAULT_PASSWORD, login, register, signup
+from tests.support.databases import (
     REDIS_SERVER_URL,
-    REPO_ROOT,
-    LiveClient,
-    api_env,
     app_session,
-    free_port,
     fresh_redis_database,
-    login,
     redis_reachable,
-    register,
-    running_process,
-    signup,
 )
+from tests.support.paths import REPO_ROOT
+from tests.support.servers import LiveClient, api_env, free_port, running_process
 
 
 def _assert_limited(response: Any, window_s: int = 60) -> None:

@@ -16,7 +16,8 @@ from jose import jwt
 from sqlalchemy import delete, update
 
 from api.models import AuthSession, User, utcnow
-from tests.support import TEST_JWT_SECRET, app_session, bearer, register
+from tests.support.accounts import TEST_JWT_SECRET, bearer, register
+from tests.support.databases import app_session
 
 ISSUER, AUDIENCE = "pixelgate", "pixelgate-clients"
 

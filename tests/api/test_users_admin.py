@@ -15,15 +15,8 @@ from PIL import Image as PILImage
 from sqlalchemy import event, select
 
 from api.models import Image, User
-from tests.support import (
-    ADMIN_USERNAME,
-    app_session,
-    bearer,
-    login,
-    login_headers,
-    register,
-    signup,
-)
+from tests.support.accounts import ADMIN_USERNAME, bearer, login, login_headers, register, signup
+from tests.support.databases import app_session
 
 
 def _patch(client: TestClient, headers: dict[str, str], user_id: int, **body: Any) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from tests.support import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"

@@ -29,7 +29,8 @@ from tests.deploy.deploy_files import (
     render_nginx_template,
     stage_chain,
 )
-from tests.support import REPO_ROOT, free_port, http_server_thread
+from tests.support.paths import REPO_ROOT
+from tests.support.servers import free_port, http_server_thread
 
 SERVICES = {"db", "redis", "api", "frontend", "proxy"}
 API_PORT = "8000"

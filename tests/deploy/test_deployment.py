@@ -24,32 +24,30 @@ from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
 from tests.deploy.deploy_files import render_nginx_template
-from tests.deploy.workers import Answer, WorkerConnection
-from tests.support import (
+from tests.support.accounts import (
     ADMIN_USERNAME,
     DEFAULT_PASSWORD,
-    REDIS_SERVER_URL,
-    REPO_ROOT,
-    LiveClient,
     admin_settings,
+    login_headers,
+    register,
+)
+from tests.support.databases import (
+    REDIS_SERVER_URL,
     alembic_config,
-    api_env,
-    dashboard_server,
-    free_port,
     fresh_postgres_database,
     fresh_redis_database,
-    image_bytes,
-    login_headers,
     redis_reachable,
-    register,
-    running_process,
-    upload_image,
 )
+from tests.support.images import image_bytes, upload_image
+from tests.support.paths import REPO_ROOT
+from tests.support.processes import Answer, WorkerConnection
+from tests.support.servers import LiveClient, api_env, dashboard_server, free_port, running_process
 
 pytestmark = pytest.mark.deployment
 
 START_SCRIPT = REPO_ROOT / "scripts" / "start.sh"
 WORKERS = 2
+SPREAD_TIMEOUT_S = 60
 LOGIN_LIMIT = 5
 START_TIMEOUT_S = 120
 JOB_WAIT_S = 60
@@ -104,9 +102,13 @@ class Deployment:
         return LiveClient(self.base_url, {"X-Forwarded-For": next(self._client_ips)})
 
     def connections_on_every_worker(self, per_worker: int) -> dict[int, list[WorkerConnection]]:
-        """Opens keep-alive connections until each worker holds `per_worker` of them."""
+        """Opens keep-alive connections until each worker holds `per_worker` of them.
+
+        Bounded by time, not by tries: on a loaded machine a worker that is still starting
+        (or busy) leaves every new connection to its sibling for a while."""
         by_worker: dict[int, list[WorkerConnection]] = {}
-        for _ in range(per_worker * WORKERS * 10):
+        deadline = time.monotonic() + SPREAD_TIMEOUT_S
+        while time.monotonic() < deadline:
             connection = WorkerConnection("127.0.0.1", self.port, self.pid)
             answer = connection.request("GET", "/health")
             assert answer.status == 200, answer.body
@@ -116,6 +118,7 @@ class Deployment:
                 holders.append(connection)
             else:
                 connection.close()
+                time.sleep(0.05)  # give the other worker a moment to reach accept()
             if len(by_worker) == WORKERS and all(len(c) == per_worker for c in by_worker.values()):
                 return by_worker
         raise AssertionError(f"requests did not spread over {WORKERS} workers: {by_worker}")

@@ -18,14 +18,10 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.support import (
-    DEFAULT_PASSWORD,
-    REPO_ROOT,
-    api_env,
-    api_server,
-    dashboard_server,
-    migrate,
-)
+from tests.support.accounts import DEFAULT_PASSWORD
+from tests.support.databases import migrate
+from tests.support.paths import REPO_ROOT
+from tests.support.servers import api_env, api_server, dashboard_server
 
 pytestmark = pytest.mark.browser
 

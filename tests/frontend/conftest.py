@@ -8,7 +8,10 @@ from collections.abc import Iterator
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.support import DEFAULT_PASSWORD, REPO_ROOT, api_env, api_server, migrate
+from tests.support.accounts import DEFAULT_PASSWORD
+from tests.support.databases import migrate
+from tests.support.paths import REPO_ROOT
+from tests.support.servers import api_env, api_server
 
 MAIN_SCRIPT = REPO_ROOT / "frontend" / "main.py"
 ADMIN_USERNAME = "root_admin"

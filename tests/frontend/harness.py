@@ -15,9 +15,9 @@ from streamlit.testing.v1 import AppTest
 from api.core.config import Settings
 from api.services.sessions import access_codec
 from frontend.api_client import ApiClient
-from frontend.auth_state import AuthState, Tokens
-from frontend.session import AUTH_KEY, CLIENT_KEY
-from tests.support import DEFAULT_PASSWORD, TEST_JWT_SECRET, bearer, register
+from frontend.auth.session import AUTH_KEY, CLIENT_KEY
+from frontend.auth.state import AuthState, Tokens
+from tests.support.accounts import DEFAULT_PASSWORD, TEST_JWT_SECRET, bearer, register
 
 _names = itertools.count(1)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from frontend.auth_state import Tokens
+from frontend.auth.state import Tokens
 from tests.frontend.harness import (
     ApiCaller,
     api_login,
@@ -15,7 +15,7 @@ from tests.frontend.harness import (
     submit,
     texts,
 )
-from tests.support import DEFAULT_PASSWORD, bearer
+from tests.support.accounts import DEFAULT_PASSWORD, bearer
 
 
 @pytest.fixture

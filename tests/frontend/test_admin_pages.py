@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from frontend.auth_state import Tokens
+from frontend.auth.state import Tokens
 from tests.frontend.conftest import ADMIN_USERNAME
 from tests.frontend.harness import ApiCaller, api_login, new_user, open_page, texts
-from tests.support import bearer
+from tests.support.accounts import bearer
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from frontend.api_client import (
     ApiUnavailable,
     SessionExpired,
 )
-from frontend.auth_state import AuthState
+from frontend.auth.state import AuthState
 from tests.frontend.harness import new_user, unique_name
 
 

@@ -9,8 +9,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from frontend.api_client import ApiClient
-from frontend.auth_state import AuthState
-from frontend.session import AUTH_KEY, CLIENT_KEY
+from frontend.auth.session import AUTH_KEY, CLIENT_KEY
+from frontend.auth.state import AuthState
 from tests.frontend.conftest import ADMIN_USERNAME
 from tests.frontend.harness import (
     ApiCaller,
@@ -22,7 +22,9 @@ from tests.frontend.harness import (
     texts,
     unique_name,
 )
-from tests.support import DEFAULT_PASSWORD, api_env, api_server, bearer, migrate, signup
+from tests.support.accounts import DEFAULT_PASSWORD, bearer, signup
+from tests.support.databases import migrate
+from tests.support.servers import api_env, api_server
 
 LOGGED_OUT_MENU = ["Log in", "Sign up"]
 MEMBER_MENU = ["Dashboard", "Images", "Jobs", "Login history", "Sessions", "API keys", "Account"]

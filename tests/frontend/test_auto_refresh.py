@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from frontend.api_client import ApiClient, SessionExpired
-from frontend.auth_state import SESSION_EXPIRED, AuthState
+from frontend.auth.state import SESSION_EXPIRED, AuthState
 from tests.frontend.harness import (
     ApiCaller,
     logged_in,
@@ -19,7 +19,7 @@ from tests.frontend.harness import (
     texts,
     with_expired_access_token,
 )
-from tests.support import bearer
+from tests.support.accounts import bearer
 
 
 def test_an_expired_access_token_is_refreshed_once_and_the_page_loads(

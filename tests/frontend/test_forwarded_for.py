@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from frontend.api_client import ApiClient
-from frontend.auth_state import AuthState
-from frontend.session import forwarded_for
+from frontend.auth.session import forwarded_for
+from frontend.auth.state import AuthState
 from tests.frontend.harness import ApiCaller
-from tests.support import DEFAULT_PASSWORD, api_env, api_server, migrate, register
+from tests.support.accounts import DEFAULT_PASSWORD, register
+from tests.support.databases import migrate
+from tests.support.servers import api_env, api_server
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from frontend.auth_state import Tokens
+from frontend.auth.state import Tokens
 from tests.frontend.harness import (
     ApiCaller,
     new_user,
@@ -16,7 +16,7 @@ from tests.frontend.harness import (
     texts,
     upload_png,
 )
-from tests.support import bearer
+from tests.support.accounts import bearer
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ import re
 from streamlit.testing.v1 import AppTest
 
 from frontend.api_client import ApiClient
-from frontend.auth_state import AuthState, RememberedLogins, TokenBox, Tokens
-from frontend.session import AUTH_KEY
-from frontend.session_cookie import HANDOFFS, ROUTE_PATH
+from frontend.auth.cookie import HANDOFFS, ROUTE_PATH
+from frontend.auth.session import AUTH_KEY
+from frontend.auth.state import AuthState, RememberedLogins, TokenBox, Tokens
 from tests.frontend.harness import new_user, submit, with_expired_access_token
-from tests.support import DEFAULT_PASSWORD
+from tests.support.accounts import DEFAULT_PASSWORD
 
 
 def log_in(app: AppTest, username: str, remember: bool) -> AuthState:

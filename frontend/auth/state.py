@@ -110,8 +110,8 @@ class AuthState:
 
     `lock` serialises refreshes: two reruns that both meet a 401 rotate the refresh token once.
     `cookie_dirty` says the browser's refresh cookie no longer matches: it must be set to the
-    current refresh token (remember me) or cleared (otherwise); `frontend/session.py` does that
-    through `frontend/session_cookie.py` and resets the flag.
+    current refresh token (remember me) or cleared (otherwise); `frontend/auth/cookie.py` does
+    that and resets the flag.
     """
 
     def __init__(self) -> None:

@@ -1,5 +1,6 @@
-"""Which uvicorn worker process served a keep-alive connection (Linux /proc), so a test can
-prove that its requests really spread over several workers."""
+"""What Linux /proc says about processes: whether one has exited, a supervisor's children, and
+which uvicorn worker process served a keep-alive connection (so a test can prove that its
+requests really spread over several workers)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import os
 import socket
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,13 +17,35 @@ from typing import Any
 PROC = Path("/proc")
 
 
+def _stat_fields(stat: Path) -> list[str]:
+    """The fields of a /proc/<pid>/stat after the command name: [state, ppid, ...].
+
+    "pid (comm) state ppid ...": comm may hold spaces, so split after its last ")".
+    """
+    return stat.read_text().rsplit(")", 1)[1].split()
+
+
+def process_is_gone(pid: int, timeout: float = 10.0) -> bool:
+    """True once `pid` has exited (a zombie not yet reaped counts as gone); waits at most
+    `timeout` seconds for it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = _stat_fields(PROC / str(pid) / "stat")[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def child_pids(parent: int) -> set[int]:
     """Direct children of `parent` (uvicorn's supervisor -> its worker processes)."""
     children = set()
     for stat in PROC.glob("[0-9]*/stat"):
         try:
-            # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")".
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = _stat_fields(stat)
         except (OSError, IndexError):
             continue
         if int(fields[1]) == parent:

@@ -13,7 +13,7 @@ from typing import IO
 
 from PIL import ExifTags, Image, ImageOps
 
-from api.services.processing.operations import Size, has_alpha, normalize_mode
+from api.processing.operations import Size, has_alpha, normalize_mode
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 EXTENSIONS = {

@@ -6,7 +6,7 @@ Design, and why:
   cannot stop a single task; with one executor per slot, a killed, crashed or timed-out worker
   affects only the job it was running, and that slot alone is rebuilt.
 - Our own bounded queue in front (the executors' queues are unbounded): `admit` refuses work
-  past `MAX_QUEUED_JOBS` waiting jobs with `ServiceBusy` (503 + Retry-After), and a job is handed
+  past `MAX_QUEUED_JOBS` waiting jobs with `EngineBusy` (a 503 + Retry-After), and a job is handed
   to a slot only when that slot is idle, so its timeout measures its own run, not its wait.
 - A timeout kills the worker (SIGKILL) and replaces it: waiting less is not stopping it.
 - The forkserver start method, with numpy, Pillow and the worker module preloaded: safe with
@@ -33,20 +33,20 @@ from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
 
 from api.core.config import Settings
-from api.services.errors import ServiceBusy
-from api.services.processing.worker import (
+from api.processing.worker import (
+    ObjectFiles,
     ProcessingFailed,
     ProcessingResult,
-    ProcessingTask,
+    StoredTask,
     initialize_worker,
-    run_task,
+    run_stored_task,
     worker_pid,
 )
 
 log = logging.getLogger("pixelgate.processing")
 
 WORKER_NICENESS = 10
-PRELOADED_MODULES = ["api.services.processing.worker"]
+WORKER_MODULE = "api.processing.worker"
 STOP_WAIT_S = 10.0
 WORKER_START_TIMEOUT_S = 60.0
 MAX_RETRY_AFTER_S = 300
@@ -62,9 +62,21 @@ class TaskFailed(Exception):
         self.message = message
 
 
-def forkserver_context() -> BaseContext:
+class EngineBusy(Exception):
+    """No more work is taken now (queue full, or shutting down); try after `retry_after` s."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = max(1, retry_after)
+
+
+def forkserver_context(storage: ObjectFiles) -> BaseContext:
+    """The worker module and the storage backend's are preloaded: unpickling the storage in a
+    new worker then imports nothing."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOADED_MODULES)  # type: ignore[attr-defined]
+    preload = [WORKER_MODULE, type(storage).__module__]
+    context.set_forkserver_preload(preload)  # type: ignore[attr-defined]
     return context
 
 
@@ -78,14 +90,17 @@ def _start_forkserver() -> None:
 class WorkerSlot:
     """One worker process (in its own single-worker executor), replaced whenever it dies."""
 
-    def __init__(self, index: int, context: BaseContext, niceness: int) -> None:
+    def __init__(
+        self, index: int, context: BaseContext, niceness: int, storage: ObjectFiles
+    ) -> None:
         self.index = index
         self._context = context
         self._niceness = niceness
+        self._storage = storage
         self._executor: ProcessPoolExecutor | None = None
         self.pid: int | None = None
         self.busy = False
-        self.task: ProcessingTask | None = None
+        self.task: StoredTask | None = None
 
     async def start(self) -> ProcessPoolExecutor:
         """Starts the worker process unless it is running; returns its executor."""
@@ -109,22 +124,22 @@ class WorkerSlot:
             log.info("worker %s started (pid %s)", self.index, self.pid)
         return self._executor
 
-    async def execute(self, task: ProcessingTask, timeout_s: float) -> ProcessingResult:
+    async def execute(self, task: StoredTask, timeout_s: float) -> ProcessingResult:
         self.busy, self.task = True, task
         try:
             return await self._execute(task, timeout_s)
         finally:
             self.busy, self.task = False, None
 
-    async def _execute(self, task: ProcessingTask, timeout_s: float) -> ProcessingResult:
+    async def _execute(self, task: StoredTask, timeout_s: float) -> ProcessingResult:
         executor = await self.start()
         try:
-            future = executor.submit(run_task, task)
+            future = executor.submit(run_stored_task, task, self._storage)
         except BrokenProcessPool:
             # The worker died while idle: replace it; the job has not started yet.
             await self._replace()
             executor = await self.start()
-            future = executor.submit(run_task, task)
+            future = executor.submit(run_stored_task, task, self._storage)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
         except TimeoutError:
@@ -210,13 +225,16 @@ class ProcessingEngine:
         worker_count: int,
         max_queued: int,
         timeout_s: float,
+        storage: ObjectFiles,
         niceness: int = WORKER_NICENESS,
     ) -> None:
         self.worker_count = worker_count
         self.max_queued = max_queued
         self.timeout_s = timeout_s
-        context = forkserver_context()
-        self._slots = [WorkerSlot(index, context, niceness) for index in range(worker_count)]
+        context = forkserver_context(storage)
+        self._slots = [
+            WorkerSlot(index, context, niceness, storage) for index in range(worker_count)
+        ]
         # LIFO: the worker used last (already started, warm caches) takes the next job.
         self._idle: asyncio.LifoQueue[WorkerSlot] = asyncio.LifoQueue()
         for slot in self._slots:
@@ -226,8 +244,10 @@ class ProcessingEngine:
         self._average_job_s = 1.0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ProcessingEngine:
-        return cls(settings.process_workers, settings.max_queued_jobs, settings.job_timeout_s)
+    def from_settings(cls, settings: Settings, storage: ObjectFiles) -> ProcessingEngine:
+        return cls(
+            settings.process_workers, settings.max_queued_jobs, settings.job_timeout_s, storage
+        )
 
     @property
     def waiting(self) -> int:
@@ -240,7 +260,7 @@ class ProcessingEngine:
         return [slot.pid for slot in self._slots if slot.pid is not None]
 
     @property
-    def running_tasks(self) -> dict[int, ProcessingTask]:
+    def running_tasks(self) -> dict[int, StoredTask]:
         """The task each busy worker is running, by process id."""
         return {
             slot.pid: slot.task
@@ -250,11 +270,11 @@ class ProcessingEngine:
 
     def admit(self, count: int = 1) -> None:
         """Reserves queue places for `count` jobs, all or none; each is then `run` once
-        (or handed back with `withdraw`). Raises ServiceBusy when the queue is full."""
+        (or handed back with `withdraw`). Raises EngineBusy when the queue is full."""
         if self._closed:
-            raise ServiceBusy("The server is shutting down; try again shortly", retry_after=5)
+            raise EngineBusy("The server is shutting down; try again shortly", retry_after=5)
         if self._waiting + count > self.max_queued:
-            raise ServiceBusy(
+            raise EngineBusy(
                 f"The processing queue is full ({self._waiting} jobs waiting, at most "
                 f"{self.max_queued}); try again later",
                 retry_after=self._retry_after(),
@@ -265,7 +285,7 @@ class ProcessingEngine:
         """Gives back places that were admitted but will not be run."""
         self._waiting -= count
 
-    async def run(self, task: ProcessingTask, on_start: OnStart | None = None) -> ProcessingResult:
+    async def run(self, task: StoredTask, on_start: OnStart | None = None) -> ProcessingResult:
         """Runs an admitted task when a worker is free; raises TaskFailed with the reason.
 
         `on_start` (marking the job running) is awaited while the worker already works."""

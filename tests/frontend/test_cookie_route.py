@@ -6,14 +6,14 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from frontend import session_cookie
+from frontend.auth import cookie
+from frontend.auth.cookie import HANDOFFS, ROUTE_PATH, HandoffStore, TicketState
 from frontend.config import REFRESH_COOKIE_NAME
-from frontend.session_cookie import HANDOFFS, ROUTE_PATH, HandoffStore, TicketState
 
 
 @pytest.fixture
 def route() -> TestClient:
-    return TestClient(Starlette(routes=session_cookie.routes()))
+    return TestClient(Starlette(routes=cookie.routes()))
 
 
 def set_cookie_header(response) -> str:
@@ -57,7 +57,7 @@ def test_unknown_or_missing_tickets_set_nothing(route: TestClient) -> None:
 
 def test_the_cookie_is_secure_behind_https(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COOKIE_SECURE", "true")
-    client = TestClient(Starlette(routes=session_cookie.routes()))
+    client = TestClient(Starlette(routes=cookie.routes()))
     response = client.get(ROUTE_PATH, params={"ticket": HANDOFFS.issue("token", 60)})
     assert "secure" in set_cookie_header(response)
 

@@ -10,8 +10,8 @@ few minutes, and a newer ticket of the same browser session cancels the older on
 request can never put back a rotated (already revoked) token. A new session reads the cookie
 from `st.context.cookies`, which Streamlit takes from the websocket handshake.
 
-This module is imported by both the server (`frontend/app.py`) and the script runs; they share
-the process, hence the one `HANDOFFS` store.
+Both sides live here: the route, served by `frontend/app.py`, and `sync_cookie()`, called at
+the end of every script run. They share the process, hence the one `HANDOFFS` store.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
+import streamlit as st
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from frontend.auth.session import auth_state
 from frontend.config import REFRESH_COOKIE_NAME, cookie_secure
 
 ROUTE_PATH = "/_pixelgate/session"
@@ -127,3 +129,36 @@ def apply_handoff(request: Request) -> Response:
 
 def routes() -> list[BaseRoute]:
     return [Route(ROUTE_PATH, apply_handoff, methods=["GET"])]
+
+
+def _route_url(ticket: str) -> str:
+    base_path = (st.get_option("server.baseUrlPath") or "").strip("/")
+    prefix = f"/{base_path}" if base_path else ""
+    return f"{prefix}{ROUTE_PATH}?ticket={ticket}"
+
+
+def sync_cookie() -> None:
+    """Makes the browser's refresh cookie follow the tokens: renders an invisible image
+    pointing at the cookie route while a ticket is pending."""
+    auth = auth_state()
+    if auth.cookie_dirty:
+        kept = auth.tokens if auth.remember else None  # None: clear the cookie
+        auth.cookie_ticket = HANDOFFS.issue(
+            kept.refresh_token if kept else None,
+            kept.refresh_expires_in if kept else None,
+            replaces=auth.cookie_ticket,
+        )
+        auth.cookie_dirty = False
+    if auth.cookie_ticket is None:
+        return
+    state = HANDOFFS.state(auth.cookie_ticket)
+    if state is TicketState.REDEEMED:
+        auth.cookie_ticket = None
+    elif state is TicketState.GONE:  # never fetched in time: issue a fresh one next run
+        auth.cookie_ticket = None
+        auth.cookie_dirty = True
+    else:
+        st.html(
+            f'<img src="{_route_url(auth.cookie_ticket)}" alt="" width="1" height="1" '
+            'style="position:absolute;opacity:0;pointer-events:none">'
+        )

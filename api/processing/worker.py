@@ -1,8 +1,9 @@
-"""What runs inside a worker process: read a file, apply a pipeline, write a file.
+"""What runs inside a worker process: read an image, apply a pipeline, write the result.
 
-Only paths, operation dicts and a few numbers cross the process boundary, in and out: pickling
-pixel arrays through the pool would cost more than many operations themselves. This module is
-preloaded by the forkserver (with numpy and Pillow), so a new worker starts in milliseconds.
+Only object keys, operation dicts and a few numbers cross the process boundary, in and out:
+pickling pixel arrays through the pool would cost more than many operations themselves. This
+module is preloaded by the forkserver (with numpy and Pillow), so a new worker starts in
+milliseconds.
 """
 
 from __future__ import annotations
@@ -13,24 +14,45 @@ import os
 import signal
 import time
 import warnings
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from api.services.processing.imaging import MEDIA_TYPES, load_oriented, open_image, save_clean
-from api.services.processing.operations import apply_pipeline, largest_size, parse_pipeline
-from api.services.storage import move_into_place
+from api.processing.imaging import MEDIA_TYPES, load_oriented, open_image, save_clean
+from api.processing.operations import apply_pipeline, largest_size, parse_pipeline
 
 log = logging.getLogger("pixelgate.worker")
 
 
+class ObjectFiles(Protocol):
+    """What a worker needs of the storage (`api.storage.Storage` provides it): an object as a
+    local file to read, and a local file that becomes a new object once written."""
+
+    def local_file(self, key: str) -> AbstractContextManager[Path]: ...
+
+    def writing(self, key: str) -> AbstractContextManager[Path]: ...
+
+
 @dataclass(frozen=True)
 class ProcessingTask:
+    """File to file: read `source_path`, write the result to `output_path`."""
+
     source_path: str
-    temp_path: str
-    destination_path: str
+    output_path: str
+    operations: list[dict[str, Any]]
+    output_format: str
+    max_pixels: int
+
+
+@dataclass(frozen=True)
+class StoredTask:
+    """Object to object: what the engine hands a worker, with the storage both live in."""
+
+    source_key: str
+    result_key: str
     operations: list[dict[str, Any]]
     output_format: str
     max_pixels: int
@@ -89,6 +111,26 @@ def worker_pid() -> int:
     return os.getpid()
 
 
+def run_stored_task(task: StoredTask, storage: ObjectFiles) -> ProcessingResult:
+    """Processes the object `source_key` into the new object `result_key`, which exists only
+    once complete: a failed or killed run leaves nothing that `storage.delete` does not clear."""
+    with ExitStack() as files:
+        try:
+            source_path = files.enter_context(storage.local_file(task.source_key))
+        except FileNotFoundError:
+            raise ProcessingFailed("The source image file is missing") from None
+        output_path = files.enter_context(storage.writing(task.result_key))
+        return run_task(
+            ProcessingTask(
+                source_path=str(source_path),
+                output_path=str(output_path),
+                operations=task.operations,
+                output_format=task.output_format,
+                max_pixels=task.max_pixels,
+            )
+        )
+
+
 def run_task(task: ProcessingTask) -> ProcessingResult:
     started = time.perf_counter()
     try:
@@ -109,19 +151,17 @@ def run_task(task: ProcessingTask) -> ProcessingResult:
             f"The pipeline would make a {width}×{height} image, over the limit of "
             f"{task.max_pixels} pixels"
         )
+    output_path = Path(task.output_path)
     try:
         result = apply_pipeline(image, operations)
-        temp_path = Path(task.temp_path)
-        save_clean(result, temp_path, task.output_format)
-        size_bytes = temp_path.stat().st_size
-        move_into_place(temp_path, Path(task.destination_path))
-    except MemoryError:
-        raise ProcessingFailed("The worker ran out of memory") from None
+        save_clean(result, output_path, task.output_format)
+        size_bytes = output_path.stat().st_size
     except Exception as exc:
+        output_path.unlink(missing_ok=True)
+        if isinstance(exc, MemoryError):
+            raise ProcessingFailed("The worker ran out of memory") from None
         log.exception("processing failed")
         raise ProcessingFailed(f"Processing failed ({type(exc).__name__})") from None
-    finally:
-        Path(task.temp_path).unlink(missing_ok=True)
     return ProcessingResult(
         width=result.width,
         height=result.height,

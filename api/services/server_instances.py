@@ -1,0 +1,82 @@
+"""Server instances: every API process registers, beats, and fails the jobs of instances that
+stopped or went silent, so a crashed process's jobs never stay queued or running."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from api.core.db import Database
+from api.models import Job, JobStatus, ServerInstance, utcnow
+from api.services.jobs import UNFINISHED, update_jobs
+
+log = logging.getLogger("pixelgate.jobs")
+
+STALE_JOB_ERROR = "The server stopped before this job finished; submit it again"
+# A server instance missing this many heartbeats in a row is taken for dead.
+MISSED_HEARTBEATS = 3
+# Rows of instances silent for this long are forgotten (their jobs were failed long before).
+FORGET_INSTANCES_AFTER = timedelta(days=1)
+
+
+def register_server(database: Database) -> str:
+    """Records this API process as a live server instance; returns its id."""
+    server_id = uuid.uuid4().hex
+    with database.session() as db:
+        db.add(ServerInstance(id=server_id, hostname=socket.gethostname()[:255], pid=os.getpid()))
+        db.commit()
+    return server_id
+
+
+def beat(database: Database, server_id: str) -> None:
+    with database.session() as db:
+        db.execute(
+            update(ServerInstance)
+            .where(ServerInstance.id == server_id)
+            .values(heartbeat_at=utcnow())
+        )
+        db.commit()
+
+
+def mark_server_stopped(database: Database, server_id: str) -> None:
+    with database.session() as db:
+        db.execute(
+            update(ServerInstance).where(ServerInstance.id == server_id).values(stopped_at=utcnow())
+        )
+        db.commit()
+
+
+def fail_stale_jobs(db: Session, heartbeat_s: float) -> int:
+    """Fails queued or running jobs whose server stopped or missed its heartbeats.
+
+    Jobs of live instances (this one, sibling workers, other hosts) are left alone, so any
+    process may run this at start-up and then periodically. Jobs naming no instance predate
+    instance tracking, or lost theirs, and are failed too.
+    """
+    now = utcnow()
+    dead_servers = select(ServerInstance.id).where(
+        or_(
+            ServerInstance.stopped_at.is_not(None),
+            ServerInstance.heartbeat_at < now - timedelta(seconds=heartbeat_s * MISSED_HEARTBEATS),
+        )
+    )
+    result = db.execute(
+        update_jobs(
+            Job.status.in_(UNFINISHED),
+            or_(Job.server_id.is_(None), Job.server_id.in_(dead_servers)),
+        ).values(status=JobStatus.FAILED.value, error=STALE_JOB_ERROR, finished_at=now)
+    )
+    db.execute(
+        delete(ServerInstance).where(ServerInstance.heartbeat_at < now - FORGET_INSTANCES_AFTER)
+    )
+    db.commit()
+    count = result.rowcount or 0  # type: ignore[attr-defined]
+    if count:
+        log.warning("failed %s job(s) left unfinished by a server that stopped", count)
+    return count
