@@ -34,6 +34,7 @@ class EventType(StrEnum):
     JOB_DONE = "job.done"
     JOB_FAILED = "job.failed"
     # Internal types: add yours below.
+    USER_MFA_RECOVERY_CODES_REGENERATED = "user.mfa_recovery_codes_regenerated"
 
 
 # `data` must name what the event is about: the contract's keys, by the type's prefix.

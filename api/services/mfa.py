@@ -31,8 +31,10 @@ from api.core.second_factor import (
 from api.core.secret_box import SecretBox, UndecryptableSecret
 from api.core.security import new_random_token, password_hasher, sha256_hex
 from api.models import MfaChallenge, RecoveryCode, TotpCredential, User, utcnow
+from api.schemas.event import EventType
 from api.services.audit import record_user_audit
 from api.services.errors import Conflict, WrongCode, WrongPassword
+from api.services.events import record_event
 from api.services.sessions import mark_second_factor, revoke_user_sessions
 from api.services.users import get_user
 
@@ -49,6 +51,9 @@ NOT_ENABLED = "Two-factor authentication is not enabled"
 NOTHING_PENDING = "There is no two-factor setup to confirm: start the setup first"
 SETUP_CHANGED = "Two-factor authentication was set up or enabled meanwhile: start again"
 INVALID_CODE = "Invalid two-factor code"
+# `reason` of user.mfa_disabled: the owner turned it off, or an admin removed it.
+DISABLED_BY_USER = "disabled_by_user"
+ADMIN_RESET = "admin_reset"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +172,7 @@ def enable(
         if session_id is not None:
             mark_second_factor(db, session_id)
         record_user_audit(db, user, user, "mfa_enabled", client, {"sessions_revoked": revoked})
+        record_event(db, EventType.USER_MFA_ENABLED, {"user_id": user.id})
     return codes
 
 
@@ -190,6 +196,9 @@ def disable(
             raise WrongCode(INVALID_CODE)
         _remove_second_factor(db, user.id)
         record_user_audit(db, user, user, "mfa_disabled", client, {})
+        record_event(
+            db, EventType.USER_MFA_DISABLED, {"user_id": user.id, "reason": DISABLED_BY_USER}
+        )
 
 
 def regenerate_recovery_codes(
@@ -203,6 +212,7 @@ def regenerate_recovery_codes(
             raise WrongCode(INVALID_CODE)
         codes = _replace_recovery_codes(db, user.id)
         record_user_audit(db, user, user, "mfa_recovery_codes_regenerated", client, {})
+        record_event(db, EventType.USER_MFA_RECOVERY_CODES_REGENERATED, {"user_id": user.id})
     return codes
 
 
@@ -213,6 +223,12 @@ def reset(db: Session, actor: User, user_id: int, *, client: ClientInfo) -> None
     with writes(db):
         _remove_second_factor(db, user.id)
         record_user_audit(db, actor, user, "mfa_reset", client, {"was_enabled": was_enabled})
+        if was_enabled:
+            record_event(
+                db,
+                EventType.USER_MFA_DISABLED,
+                {"user_id": user.id, "reason": ADMIN_RESET, "actor_id": actor.id},
+            )
 
 
 def _remove_second_factor(db: Session, user_id: int) -> None:

@@ -4,9 +4,9 @@ each user's 2FA state in the admin's user list."""
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from api.models import AuditEntry
+from api.models import AuditEntry, OutboxEvent
 from tests.support.accounts import (
     ADMIN_USERNAME,
     admin_settings,
@@ -64,6 +64,20 @@ def test_admin_resets_a_users_2fa(admin_client: TestClient) -> None:
     assert entry.details == {"username": "mfa_a01", "was_enabled": True}
     audit = admin_client.get("/admin/audit-log", headers=admin, params={"action": "mfa_reset"})
     assert audit.json()["total"] == 1
+    with app_session(admin_client) as db:
+        event = db.scalars(select(OutboxEvent).order_by(OutboxEvent.id.desc())).first()
+    assert event is not None
+    assert (event.type, event.data) == (
+        "user.mfa_disabled",
+        {"user_id": member_id, "reason": "admin_reset", "actor_id": entry.actor_id},
+    )
+
+    # Resetting an account without 2FA is audited, but disables nothing: no event.
+    assert admin_client.delete(f"/users/{member_id}/mfa", headers=admin).status_code == 204
+    with app_session(admin_client) as db:
+        assert db.scalar(select(func.max(OutboxEvent.id))) == event.id
+        resets = db.scalars(select(AuditEntry.details).where(AuditEntry.action == "mfa_reset"))
+        assert [details["was_enabled"] for details in resets] == [True, False]
 
 
 def _promote(client: TestClient, admin: dict[str, str], user_id: int) -> None:

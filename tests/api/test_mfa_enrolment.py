@@ -14,7 +14,7 @@ from jose import jwt
 from sqlalchemy import select
 
 from api.core.config import Settings
-from api.models import AuditEntry, LoginEvent, RecoveryCode, TotpCredential
+from api.models import AuditEntry, LoginEvent, OutboxEvent, RecoveryCode, TotpCredential
 from tests.support.accounts import DEFAULT_PASSWORD, bearer, login, register
 from tests.support.databases import app_session
 from tests.support.mfa import enable_mfa, mfa_token, totp_code, verify_mfa, wrong_totp_code
@@ -276,3 +276,31 @@ def test_mfa_routes_need_a_login(client: TestClient) -> None:
         response = client.request(method, path, json=body)
         assert response.status_code == 401, path
         assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def _events(client: TestClient) -> list[tuple[str, dict[str, object]]]:
+    with app_session(client) as db:
+        return [(e.type, e.data) for e in db.scalars(select(OutboxEvent).order_by(OutboxEvent.id))]
+
+
+def test_each_change_records_its_event_and_a_refused_one_none(client: TestClient) -> None:
+    account = register(client, "mfa_e11")
+    user_id, headers = account["user"]["id"], account["headers"]
+    secret = _setup(client, headers)["secret"]
+    before = _events(client)
+    assert _enable(client, headers, wrong_totp_code(secret)).status_code == 400
+    assert _events(client) == before
+
+    assert _enable(client, headers, totp_code(secret)).status_code == 200
+    codes = client.post(
+        "/auth/mfa/recovery-codes", json={"code": totp_code(secret, 1)}, headers=headers
+    ).json()["recovery_codes"]
+    refused = {"password": DEFAULT_PASSWORD, "code": wrong_totp_code(secret)}
+    assert client.post("/auth/mfa/disable", json=refused, headers=headers).status_code == 400
+    right = {"password": DEFAULT_PASSWORD, "code": codes[0]}
+    assert client.post("/auth/mfa/disable", json=right, headers=headers).status_code == 204
+    assert _events(client)[len(before) :] == [
+        ("user.mfa_enabled", {"user_id": user_id}),
+        ("user.mfa_recovery_codes_regenerated", {"user_id": user_id}),
+        ("user.mfa_disabled", {"user_id": user_id, "reason": "disabled_by_user"}),
+    ]
