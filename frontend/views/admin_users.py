@@ -1,4 +1,5 @@
-"""Admin: every user, with search and filters; change role; deactivate or reactivate."""
+"""Admin: every user, with search and filters; change role; deactivate or reactivate;
+reset two-factor authentication."""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ st.dataframe(
                 "Email": user["email"],
                 "Role": user["role"],
                 "Active": user["is_active"],
+                "2FA": user["mfa_enabled"],
                 "Joined": local_time(user["created_at"]),
                 "Last login": local_time(user.get("last_login_at")),
             }
@@ -73,7 +75,7 @@ chosen_id = st.selectbox(
 chosen = by_id.get(chosen_id) or users["items"][0]
 me = auth_state().user or {}
 with st.container(border=True):
-    role_column, active_column = st.columns(2)
+    role_column, active_column, mfa_column = st.columns(3)
     with role_column:
         new_role = st.radio(
             "Role",
@@ -103,3 +105,20 @@ with st.container(border=True):
             else:
                 st.toast(f"{chosen['username']} {label.lower()}d.")
                 st.rerun()
+    with mfa_column:
+        st.markdown(f"Two-factor authentication: **{'on' if chosen['mfa_enabled'] else 'off'}**")
+        if chosen["mfa_enabled"]:
+            confirmed = st.checkbox(
+                "They lost their phone and their recovery codes",
+                key=f"admin_mfa_confirm_{chosen['id']}",
+                help="Resetting removes the authenticator and the recovery codes: the next "
+                "login needs the password only, until they turn 2FA on again.",
+            )
+            if st.button("Reset 2FA", disabled=not confirmed, key="admin_reset_mfa"):
+                try:
+                    client.reset_user_mfa(chosen["id"])
+                except ApiError as error:
+                    show_error(error)
+                else:
+                    st.toast(f"Two-factor authentication of {chosen['username']} removed.")
+                    st.rerun()
