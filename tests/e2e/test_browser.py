@@ -2,7 +2,8 @@
 started as its own process, exactly as `make run` starts them.
 
 sign up → log in (remember me) → upload → process → see the result → reload, still logged in
-→ log out → reload, still logged out. A screenshot of every page visited goes to
+→ log out → reload, still logged out → log in, turn on two-factor authentication on the Account
+page → log out → log in with the password and a code. A screenshot of every page visited goes to
 test-artifacts/browser/; the dashboard and the before/after page are the README's
 docs/screenshots/ (refreshed with UPDATE_SCREENSHOTS=1).
 """
@@ -10,6 +11,7 @@ docs/screenshots/ (refreshed with UPDATE_SCREENSHOTS=1).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from io import BytesIO
@@ -20,6 +22,7 @@ from PIL import Image, ImageDraw
 
 from tests.support.accounts import DEFAULT_PASSWORD
 from tests.support.databases import migrate
+from tests.support.mfa import totp_code
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import api_env, api_server, dashboard_server
 
@@ -294,7 +297,46 @@ def test_sign_up_to_log_out_in_a_real_browser(
     assert "Signed in as" not in me.body()
     me.screenshot("logged-out-after-reload")
 
+    # Two-factor authentication: enrol on the Account page, then log in with a code
+    log_in(me, username)
+    me.see("Hello, Browser User")
+    me.click_link("Account")
+    me.click_button("Set up two-factor authentication")
+    me.see("Scan this QR code")
+    me.until(lambda: me.loaded_images() == 1, "the QR code")
+    secret = shown_totp_secret(me)
+    me.screenshot("two-factor-setup")
+    me.type_into("Code", totp_code(secret))
+    me.click_button("Turn on")
+    me.see("Your recovery codes")
+    me.screenshot("two-factor-recovery-codes")
+    me.click_button("I have saved them")
+    me.see("10 recovery codes left")
+    me.settled()  # the page is drawn again after that click: buttons found earlier go stale
+    me.click_button("Log out")
+    me.see("Welcome back to Pixelgate")
+    log_in(me, username)
+    me.see("Enter the 6-digit code")
+    me.screenshot("login-two-factor")
+    me.type_into("Code", totp_code(secret, 1))
+    me.click_button("Verify")
+    me.see("Hello, Browser User")
+
     refresh_readme_screenshots({"dashboard.png": dashboard, "image-before-after.png": before_after})
+
+
+def log_in(me: Journey, username: str) -> None:
+    me.type_into("Username or email", username)
+    me.type_into("Password", DEFAULT_PASSWORD)
+    me.click_button("Log in")
+
+
+def shown_totp_secret(me: Journey) -> str:
+    """The key the setup shows as text (32 base32 characters)."""
+    me.until(lambda: re.search(r"\b[A-Z2-7]{32}\b", me.body()) is not None, "the key as text")
+    match = re.search(r"\b[A-Z2-7]{32}\b", me.body())
+    assert match is not None
+    return match.group()
 
 
 def refresh_readme_screenshots(shots: dict[str, Path]) -> None:
