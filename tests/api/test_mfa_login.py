@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -375,3 +376,31 @@ def test_wrong_codes_on_the_token_route_lock_the_account(client: TestClient) -> 
     )
     assert locked.status_code == 429
     assert login(client, "mfa_t03").status_code == 429
+
+
+def test_verify_has_its_own_per_address_rate_limit(make_client) -> None:
+    with make_client(rate_limit_enabled=True, login_rate_limit="3/minute") as client:
+        account = _enrolled(client, "mfa_r01")
+        token = mfa_token(client, "mfa_r01")
+        for _ in range(3):
+            wrong = verify_mfa(client, token, wrong_totp_code(account["secret"]))
+            assert wrong.status_code == 401
+        limited = verify_mfa(client, token, totp_code(account["secret"], 1))
+        assert limited.status_code == 429
+        assert int(limited.headers["Retry-After"]) >= 1
+        assert "from this address" in limited.json()["detail"]
+        assert _reasons(client, account["user"]["id"])[-1] == "rate_limited"
+
+
+def test_no_secret_code_or_token_is_logged(client: TestClient, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.DEBUG)
+    account = register(client, "mfa_s01")
+    enrolled = enable_mfa(client, account["headers"])
+    token = mfa_token(client, "mfa_s01")
+    code = totp_code(enrolled["secret"], 1)
+    assert verify_mfa(client, token, wrong_totp_code(enrolled["secret"])).status_code == 401
+    assert verify_mfa(client, token, code).status_code == 200
+    logged = caplog.text
+    assert "/auth/mfa/verify" in logged  # the access log is there
+    for secret in (enrolled["secret"], token, code, *enrolled["recovery_codes"]):
+        assert secret not in logged
