@@ -12,12 +12,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from api.core.config import Settings, load_settings
+from api.core.credentials import password_hasher_from_settings, token_codec_from_settings
 from api.core.db import Database
 from api.core.logging import configure_logging
 from api.core.mail import build_mailer
 from api.core.rate_limit import RateLimiter
 from api.core.request_context import RequestContextMiddleware
 from api.core.secret_box import SecretBox
+from api.core.security import PasswordHasher
 from api.errors import install_error_handlers
 from api.processing.engine import ProcessingEngine
 from api.routers import (
@@ -50,10 +52,10 @@ and a private image library processed by a pool of worker processes.
 """
 
 
-def _bootstrap_admin(database: Database, settings: Settings) -> None:
+def _bootstrap_admin(database: Database, settings: Settings, hasher: PasswordHasher) -> None:
     try:
         with database.session() as db:
-            ensure_admin(db, settings)
+            ensure_admin(db, settings, hasher)
     except AdminAccountTaken as exc:
         log.warning("first admin not created: %s", exc)
 
@@ -80,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database, storage = app.state.database, app.state.storage
-        await run_in_threadpool(_bootstrap_admin, database, settings)
+        await run_in_threadpool(_bootstrap_admin, database, settings, app.state.password_hasher)
         server_id = await run_in_threadpool(_start_server_instance, database, storage, settings)
         app.state.processing = ProcessingEngine.from_settings(settings, storage)
         app.state.processing.warm_up()
@@ -105,6 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.database = Database(settings.database_url)
     app.state.mailer = build_mailer(settings)
     app.state.storage = storage_from_settings(settings)
+    app.state.token_codec = token_codec_from_settings(settings)
+    app.state.password_hasher = password_hasher_from_settings(settings)
     app.state.rate_limiter = RateLimiter(
         settings.rate_limit_storage_uri, settings.rate_limit_enabled
     )

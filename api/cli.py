@@ -9,6 +9,7 @@ import sys
 import time
 
 from api.core.config import ConfigurationError, Settings, load_settings
+from api.core.credentials import password_hasher_from_settings
 from api.core.db import Database
 from api.services.users import AdminAccountTaken, ensure_admin
 
@@ -20,7 +21,7 @@ def create_admin(settings: Settings) -> int:
     database = Database(settings.database_url)
     try:
         with database.session() as db:
-            admin = ensure_admin(db, settings)
+            admin = ensure_admin(db, settings, password_hasher_from_settings(settings))
     except AdminAccountTaken as exc:
         # Not fatal: the service runs without a bootstrapped admin rather than promote anyone.
         print(f"warning: {exc}", file=sys.stderr)

@@ -1,26 +1,32 @@
-"""Everything routers inject: settings, database session, caller identity, services' inputs."""
+"""Everything routers inject: settings, database session, caller identity, collaborators.
+
+Dependencies that do not block are `async def`: FastAPI runs a plain `def` dependency in the
+thread pool, a hand-off per dependency per request. Only those that wait on the database are
+plain functions.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.core.client_info import ClientInfo, client_info
 from api.core.config import Settings
-from api.core.db import end_read_transaction
+from api.core.db import writes
 from api.core.rate_limit import RateLimiter
 from api.core.secret_box import SecretBox
-from api.core.security import AccessClaims, InvalidAccessToken
+from api.core.security import AccessClaims, AccessTokenCodec, InvalidAccessToken, PasswordHasher
 from api.models import Role, User
 from api.schemas.common import IdPath
 from api.services.api_keys import authenticate_api_key
 from api.services.errors import Forbidden, NotAuthenticated
 from api.services.job_runner import JobRunner
-from api.services.sessions import access_codec, user_of_active_session
+from api.services.sessions import user_of_active_session
 from api.storage import Storage
 
 bearer_scheme = OAuth2PasswordBearer(
@@ -37,50 +43,72 @@ api_key_scheme = APIKeyHeader(
 )
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    with request.app.state.database.session() as session:
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    """Opening a session does no I/O (it connects on first use). Closing one that still holds
+    a transaction rolls it back, which may wait on the database: that alone goes to a thread."""
+    session = request.app.state.database.session_factory()
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 DbSession = Annotated[Session, Depends(get_db)]
 
 
-def get_rate_limiter(request: Request) -> RateLimiter:
+async def get_rate_limiter(request: Request) -> RateLimiter:
     return request.app.state.rate_limiter
 
 
 RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
 
 
-def get_storage(request: Request) -> Storage:
+async def get_token_codec(request: Request) -> AccessTokenCodec:
+    return request.app.state.token_codec
+
+
+TokenCodec = Annotated[AccessTokenCodec, Depends(get_token_codec)]
+
+
+async def get_password_hasher(request: Request) -> PasswordHasher:
+    return request.app.state.password_hasher
+
+
+Hasher = Annotated[PasswordHasher, Depends(get_password_hasher)]
+
+
+async def get_storage(request: Request) -> Storage:
     return request.app.state.storage
 
 
 StorageDep = Annotated[Storage, Depends(get_storage)]
 
 
-def get_job_runner(request: Request) -> JobRunner:
+async def get_job_runner(request: Request) -> JobRunner:
     return request.app.state.job_runner
 
 
 JobRunnerDep = Annotated[JobRunner, Depends(get_job_runner)]
 
 
-def get_secret_box(request: Request) -> SecretBox:
+async def get_secret_box(request: Request) -> SecretBox:
     return request.app.state.secret_box
 
 
 SecretBoxDep = Annotated[SecretBox, Depends(get_secret_box)]
 
 
-def get_client_info(request: Request, settings: SettingsDep) -> ClientInfo:
+async def get_client_info(request: Request, settings: SettingsDep) -> ClientInfo:
     return client_info(request, settings)
 
 
@@ -94,31 +122,35 @@ BearerToken = Annotated[str | None, Depends(bearer_scheme)]
 ApiKeyHeaderValue = Annotated[str | None, Depends(api_key_scheme)]
 
 
-def _decode_access_token(settings: Settings, token: str) -> AccessClaims:
+def _decode_access_token(codec: AccessTokenCodec, token: str) -> AccessClaims:
     try:
-        return access_codec(settings).decode(token)
+        return codec.decode(token)
     except InvalidAccessToken as exc:
         raise NotAuthenticated(INVALID_TOKEN) from exc
 
 
-def get_access_claims(settings: SettingsDep, token: BearerToken) -> AccessClaims:
+async def get_access_claims(codec: TokenCodec, token: BearerToken) -> AccessClaims:
+    """An HS256 check is a few microseconds of CPU: cheaper here than a thread hand-off."""
     if not token:
         raise NotAuthenticated(NOT_AUTHENTICATED)
-    return _decode_access_token(settings, token)
+    return _decode_access_token(codec, token)
 
 
 AccessClaimsDep = Annotated[AccessClaims, Depends(get_access_claims)]
 
 
 def user_for_claims(db: Session, claims: AccessClaims) -> User:
-    """The token's user, if it still exists, is active, and its session was not revoked."""
-    if claims.session_id is None:
-        user = db.get(User, claims.user_id)
-    else:
-        user = user_of_active_session(db, claims.session_id, claims.user_id)
+    """The token's user, if it still exists, is active, and its session was not revoked.
+
+    Read in a unit of its own: the route then holds no transaction (nor pooled connection)
+    while it awaits anything, such as an upload's body or a job."""
+    with writes(db):
+        if claims.session_id is None:
+            user = db.get(User, claims.user_id)
+        else:
+            user = user_of_active_session(db, claims.session_id, claims.user_id)
     if user is None or not user.is_active:
         raise NotAuthenticated(INVALID_TOKEN)
-    end_read_transaction(db)  # the route's own writes then wait their turn on SQLite
     return user
 
 
@@ -130,14 +162,14 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
 def get_user_from_token_or_api_key(
-    settings: SettingsDep, db: DbSession, token: BearerToken, api_key: ApiKeyHeaderValue
+    codec: TokenCodec, db: DbSession, token: BearerToken, api_key: ApiKeyHeaderValue
 ) -> User:
     """Image and job routes: a Bearer token, else an X-API-Key acting as its owner.
 
     A Bearer token, when sent, decides alone: a bad token is a 401 even with a good key.
     """
     if token:
-        return user_for_claims(db, _decode_access_token(settings, token))
+        return user_for_claims(db, _decode_access_token(codec, token))
     if api_key:
         return authenticate_api_key(db, api_key)
     raise NotAuthenticated(NOT_AUTHENTICATED)
@@ -146,7 +178,7 @@ def get_user_from_token_or_api_key(
 CurrentUserOrKey = Annotated[User, Depends(get_user_from_token_or_api_key)]
 
 
-def admin_required(user: CurrentUser) -> User:
+async def admin_required(user: CurrentUser) -> User:
     if user.role != Role.ADMIN.value:
         raise Forbidden("Administrator role required")
     return user
@@ -157,14 +189,16 @@ AdminUser = Annotated[User, Depends(admin_required)]
 ADMIN_MFA_REQUIRED = "Two-factor authentication required for administrators"
 
 
-def admin_mfa_enforced(user: CurrentUser, claims: AccessClaimsDep, settings: SettingsDep) -> None:
+async def admin_mfa_enforced(
+    user: CurrentUser, claims: AccessClaimsDep, settings: SettingsDep
+) -> None:
     """REQUIRE_ADMIN_MFA: an admin's token must have a second factor behind it. A router-wide
     dependency of the /users and /admin routers, so no route there can forget it."""
     if settings.require_admin_mfa and user.is_admin and "otp" not in claims.amr:
         raise Forbidden(ADMIN_MFA_REQUIRED)
 
 
-def self_or_admin(user_id: IdPath, user: CurrentUser) -> User:
+async def self_or_admin(user_id: IdPath, user: CurrentUser) -> User:
     """For `/{user_id}` routes: the account itself or an admin; others get 403 before any
     lookup, so a member cannot tell which ids exist."""
     if user.id != user_id and not user.is_admin:

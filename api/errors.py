@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException
 
 from api.services import errors
 
@@ -72,6 +74,22 @@ async def database_busy_handler(_request: Request, exc: Exception) -> JSONRespon
     )
 
 
+async def body_parsing_error_handler(request: Request, exc: Exception) -> Response:
+    """A body FastAPI cannot even parse (not UTF-8, a broken form) is a 422 in FastAPI's own
+    shape, like a body that is not JSON: one answer for every unreadable body, and the one
+    every route with a body declares. FastAPI raises these as a bare 400; our code never
+    raises HTTPException, so any other status is passed on as it is."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code != 400:
+        return await http_exception_handler(request, exc)
+    if isinstance(exc.__cause__, UnicodeDecodeError):
+        problem = {"type": "json_invalid", "msg": "JSON decode error: the body is not UTF-8"}
+    else:
+        problem = {"type": "value_error", "msg": "The body could not be parsed"}
+    return JSONResponse(status_code=422, content={"detail": [{"loc": ["body"], **problem}]})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.DomainError, domain_error_handler)
     app.add_exception_handler(OperationalError, database_busy_handler)
+    app.add_exception_handler(HTTPException, body_parsing_error_handler)

@@ -14,7 +14,7 @@ import streamlit as st  # noqa: E402
 
 from frontend.api_client import ApiError, SessionExpired  # noqa: E402
 from frontend.auth.cookie import sync_cookie  # noqa: E402
-from frontend.auth.login import log_out  # noqa: E402
+from frontend.auth.logout import log_out  # noqa: E402
 from frontend.auth.restore import resume_remembered_login  # noqa: E402
 from frontend.auth.session import (  # noqa: E402
     api_client,
@@ -22,9 +22,13 @@ from frontend.auth.session import (  # noqa: E402
     forget_user_data_after_logout,
 )
 from frontend.components.feedback import show_error  # noqa: E402
-from frontend.navigation import pages_for  # noqa: E402
+from frontend.navigation import navigate  # noqa: E402
 
-st.set_page_config(page_title="Pixelgate", page_icon=":material/photo_filter:", layout="wide")
+# The tab icon is a file of ours, which Streamlit sends inline (an SVG becomes a data: URL). A
+# ":material/…:" icon — here or a page's, which Streamlit uses when none is set here — would
+# make every page load fetch it from Google's font host, and fail offline. Set on every run.
+TAB_ICON = Path(__file__).resolve().parent / "assets" / "pixelgate.svg"
+st.set_page_config(page_title="Pixelgate", page_icon=TAB_ICON, layout="wide")
 
 auth = auth_state()
 client = api_client()
@@ -41,7 +45,7 @@ if auth.logged_in:
         st.stop()
 forget_user_data_after_logout()
 
-page = st.navigation(pages_for(auth))
+page = navigate(auth)
 
 with st.sidebar:
     st.markdown("### :material/photo_filter: Pixelgate")
@@ -53,7 +57,7 @@ with st.sidebar:
 try:
     page.run()
 except SessionExpired:
-    st.rerun()  # the navigation now offers only Log in, which shows the expiry message
+    st.rerun()  # the same address now shows the login form with the expiry message
 except ApiError as error:  # what a page did not handle itself: the message, never a traceback
     show_error(error)
 finally:

@@ -15,7 +15,12 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.core.config import Settings
-from tests.support.accounts import TEST_JWT_SECRET, admin_settings
+from tests.support.accounts import (
+    TEST_BCRYPT_ROUNDS,
+    TEST_JWT_SECRET,
+    AccountFactory,
+    admin_settings,
+)
 from tests.support.databases import (
     BACKENDS,
     POSTGRES_SERVER_URL,
@@ -76,7 +81,7 @@ def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
             "database_url": database_url,
             "storage_dir": tmp_path / "images",
             "jwt_secret_key": TEST_JWT_SECRET,
-            "bcrypt_rounds": 4,
+            "bcrypt_rounds": TEST_BCRYPT_ROUNDS,
             "rate_limit_enabled": False,
             "rate_limit_storage_uri": "memory://",
             "process_workers": 2,
@@ -94,6 +99,14 @@ def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings()
+
+
+@pytest.fixture
+def accounts(database_url: str, settings: Settings) -> Iterator[AccountFactory]:
+    """Writes accounts into the test database, hashed at the test apps' bcrypt rounds."""
+    factory = AccountFactory(database_url, settings.bcrypt_rounds)
+    yield factory
+    factory.close()
 
 
 @pytest.fixture
@@ -124,6 +137,17 @@ def admin_client(
     """A started app whose start-up created the admin `ADMIN_USERNAME` (DEFAULT_PASSWORD)."""
     with make_client(**admin_settings()) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def docs_client(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
+    """An app that is never started: enough for its OpenAPI document, and for requests that
+    are answered before any dependency runs (the database is never touched)."""
+    database = tmp_path_factory.mktemp("docs-app") / "unused.db"
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=f"sqlite:///{database}", jwt_secret_key=TEST_JWT_SECRET
+    )
+    return TestClient(create_app(settings))
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from api.app import create_app
 from api.cli import main
 from api.core.config import Settings
 from api.models import User
-from tests.support.accounts import TEST_JWT_SECRET, login, signup
+from tests.support.accounts import TEST_JWT_SECRET, AccountFactory, login
 
 ADMIN_PASSWORD = "Adm1n!secret"
 
@@ -89,10 +89,10 @@ def test_create_admin_never_promotes_an_existing_member(
     database_url: str,
     settings: Settings,
     capsys: pytest.CaptureFixture[str],
+    accounts: AccountFactory,
 ) -> None:
     # Someone signed up under the configured name first: they must not become an admin.
-    with TestClient(create_app(settings)) as client:
-        assert signup(client, "root_admin", email="squatter@example.com").status_code == 201
+    accounts.create("root_admin", email="squatter@example.com")
     _set_admin(cli_env)
     assert main(["create-admin"]) == 0
     assert "not an active admin" in capsys.readouterr().err

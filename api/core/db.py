@@ -64,7 +64,7 @@ def _make_sqlite_transactional(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
-def end_read_transaction(db: Session) -> None:
+def _end_read_transaction(db: Session) -> None:
     """Ends a transaction that has only read, so that the writes after it start a new one.
 
     On SQLite a transaction that has read cannot write once another connection has committed
@@ -89,7 +89,7 @@ def writes(db: Session) -> Iterator[Session]:
         return
     if db.new or db.dirty or db.deleted:
         raise RuntimeError("changes were made to the session outside a unit of work")
-    end_read_transaction(db)
+    _end_read_transaction(db)
     db.info[_IN_UNIT_OF_WORK] = True
     try:
         yield db

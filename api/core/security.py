@@ -11,7 +11,6 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from jose import JWTError, jwt
@@ -50,11 +49,6 @@ class PasswordHasher:
             self._context.verify(password if bcrypt_can_hash(password) else "", self._dummy_hash)
             return False
         return self._context.verify(password, password_hash)
-
-
-@lru_cache(maxsize=4)
-def password_hasher(rounds: int) -> PasswordHasher:
-    return PasswordHasher(rounds)
 
 
 def new_random_token(n_bytes: int = REFRESH_TOKEN_BYTES) -> str:

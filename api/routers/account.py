@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from api.dependencies import AccessClaimsDep, CurrentUser, DbSession, SettingsDep
+from api.dependencies import AccessClaimsDep, CurrentUser, DbSession, Hasher, SettingsDep
 from api.routers.refresh_cookie import clear_refresh_cookie
 from api.schemas.auth import (
     ChangePasswordRequest,
@@ -19,6 +19,7 @@ from api.schemas.auth import (
 from api.schemas.common import IdPath, Page, Pagination, error_responses, to_page
 from api.services import auth as auth_service
 from api.services import sessions as session_service
+from api.services import users as user_service
 from api.services.login_history import login_history_page
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -27,23 +28,20 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 @router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401))
 def logout_all(user: CurrentUser, db: DbSession, settings: SettingsDep) -> Response:
     """Revokes every session of the caller, this one included."""
-    session_service.revoke_user_sessions(db, user.id, reason="logout_all")
-    db.commit()
+    session_service.log_out_everywhere(db, user.id)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     clear_refresh_cookie(response, settings)
     return response
 
 
 @router.get("/me", response_model=UserOut, responses=error_responses(401))
-def read_me(user: CurrentUser) -> UserOut:
+async def read_me(user: CurrentUser) -> UserOut:
     return UserOut.model_validate(user)
 
 
 @router.patch("/me", response_model=UserOut, responses=error_responses(401, 422))
 def update_me(body: UpdateMeRequest, user: CurrentUser, db: DbSession) -> UserOut:
-    user.name = body.name
-    db.commit()
-    return UserOut.model_validate(user)
+    return UserOut.model_validate(user_service.update_profile(db, user, name=body.name))
 
 
 @router.post(
@@ -57,11 +55,13 @@ def change_password(
     claims: AccessClaimsDep,
     db: DbSession,
     settings: SettingsDep,
+    hasher: Hasher,
 ) -> Response:
     """Changes the password and signs out every other session."""
     auth_service.change_password(
         db,
         settings,
+        hasher,
         user,
         current_password=body.current_password,
         new_password=body.new_password,

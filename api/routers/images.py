@@ -10,9 +10,9 @@ from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from api.core.multipart_upload import receive_file_field
 from api.dependencies import CurrentUserOrKey, DbSession, JobRunnerDep, SettingsDep, StorageDep
 from api.processing.imaging import MEDIA_TYPES
+from api.routers.multipart_upload import receive_file_field
 from api.schemas.common import IdPath, Page, Pagination, error_responses, to_page
 from api.schemas.image import ImageOut
 from api.schemas.job import BatchJobsOut, BatchProcessRequest, JobOut, ProcessRequest
@@ -107,7 +107,9 @@ async def process_batch(
     return BatchJobsOut(jobs=[JobOut.model_validate(job) for job in jobs])
 
 
-@router.get("/{image_id}", response_model=ImageOut, responses=error_responses(401, 403, 404, 422))
+@router.get(
+    "/{image_id:int}", response_model=ImageOut, responses=error_responses(401, 403, 404, 422)
+)
 def get_image(image_id: IdPath, user: CurrentUserOrKey, db: DbSession) -> ImageOut:
     return ImageOut.model_validate(image_service.get_owned_image(db, user, image_id))
 
@@ -121,7 +123,7 @@ def _inline_disposition(filename: str) -> str:
 
 
 @router.get(
-    "/{image_id}/content",
+    "/{image_id:int}/content",
     response_class=StreamingResponse,
     responses={
         200: {
@@ -150,7 +152,7 @@ def image_content(
 
 
 @router.get(
-    "/{image_id}/thumbnail",
+    "/{image_id:int}/thumbnail",
     response_class=Response,
     responses={
         200: {
@@ -174,7 +176,7 @@ def image_thumbnail(
 
 
 @router.delete(
-    "/{image_id}",
+    "/{image_id:int}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(401, 403, 404, 422),
 )
@@ -187,7 +189,7 @@ def delete_image(
 
 
 @router.post(
-    "/{image_id}/process",
+    "/{image_id:int}/process",
     response_model=JobOut,
     responses={
         202: {"model": JobOut, "description": "Queued (`wait: false`)"},

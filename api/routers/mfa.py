@@ -10,9 +10,11 @@ from api.dependencies import (
     Client,
     CurrentUser,
     DbSession,
+    Hasher,
     RateLimiterDep,
     SecretBoxDep,
     SettingsDep,
+    TokenCodec,
 )
 from api.routers.refresh_cookie import token_response
 from api.schemas.auth import TokenPair
@@ -83,13 +85,13 @@ def disable(
     body: DisableRequest,
     user: CurrentUser,
     db: DbSession,
-    settings: SettingsDep,
+    hasher: Hasher,
     box: SecretBoxDep,
     client: Client,
 ) -> Response:
     """Turns 2FA off; takes the password and a code (TOTP or recovery code)."""
     mfa_service.disable(
-        db, settings, box, user, password=body.password, code=body.code, client=client
+        db, hasher, box, user, password=body.password, code=body.code, client=client
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -124,6 +126,7 @@ def verify(
     db: DbSession,
     settings: SettingsDep,
     limiter: RateLimiterDep,
+    codec: TokenCodec,
     box: SecretBoxDep,
     client: Client,
 ) -> TokenPair:
@@ -136,6 +139,7 @@ def verify(
         db,
         settings,
         limiter,
+        codec,
         box,
         mfa_token=body.mfa_token,
         code=body.code,

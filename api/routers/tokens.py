@@ -8,7 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api.dependencies import Client, DbSession, RateLimiterDep, SecretBoxDep, SettingsDep
+from api.dependencies import (
+    Client,
+    DbSession,
+    Hasher,
+    RateLimiterDep,
+    SecretBoxDep,
+    SettingsDep,
+    TokenCodec,
+)
 from api.routers.refresh_cookie import RefreshCookie, clear_refresh_cookie, token_response
 from api.schemas.auth import (
     LoginRequest,
@@ -39,10 +47,11 @@ def signup(
     db: DbSession,
     settings: SettingsDep,
     limiter: RateLimiterDep,
+    hasher: Hasher,
     client: Client,
 ) -> UserOut:
     """Creates a member account. The password policy is enforced with a 422 naming the rule."""
-    user = auth_service.signup(db, settings, limiter, client=client, **body.model_dump())
+    user = auth_service.signup(db, settings, limiter, hasher, client=client, **body.model_dump())
     return UserOut.model_validate(user)
 
 
@@ -57,6 +66,8 @@ def login(
     db: DbSession,
     settings: SettingsDep,
     limiter: RateLimiterDep,
+    hasher: Hasher,
+    codec: TokenCodec,
     client: Client,
 ) -> TokenPair | MfaRequiredOut:
     """Logs in with username or email; also sets the refresh token as an HttpOnly cookie.
@@ -69,6 +80,8 @@ def login(
         db,
         settings,
         limiter,
+        hasher,
+        codec,
         identifier=body.username,
         password=body.password,
         remember_me=body.remember_me,
@@ -87,6 +100,8 @@ def token(
     db: DbSession,
     settings: SettingsDep,
     limiter: RateLimiterDep,
+    hasher: Hasher,
+    codec: TokenCodec,
     box: SecretBoxDep,
     client: Client,
 ) -> TokenPair:
@@ -100,6 +115,8 @@ def token(
         db,
         settings,
         limiter,
+        hasher,
+        codec,
         box,
         identifier=form.username,
         password=form.password,
@@ -115,6 +132,7 @@ def refresh(
     db: DbSession,
     settings: SettingsDep,
     limiter: RateLimiterDep,
+    codec: TokenCodec,
     client: Client,
     cookie_token: RefreshCookie = None,
     body: Annotated[RefreshRequest | None, Body()] = None,
@@ -123,7 +141,7 @@ def refresh(
     raw_token = body.refresh_token if body else cookie_token
     if not raw_token:
         raise NotAuthenticated("No refresh token given")
-    issued = auth_service.refresh(db, settings, limiter, raw_token=raw_token, client=client)
+    issued = auth_service.refresh(db, settings, limiter, codec, raw_token=raw_token, client=client)
     return token_response(response, issued, settings)
 
 

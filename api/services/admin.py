@@ -13,6 +13,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from api.core.client_info import ClientInfo
+from api.core.db import writes
 from api.models import AuditEntry, Image, Job, JobStatus, LoginEvent, Role, User, utcnow
 from api.repositories.pagination import fetch_page
 from api.schemas.common import PageParams
@@ -112,7 +113,7 @@ class Revoked:
 
 
 def _revoke_credentials(db: Session, user_id: int, reason: str) -> Revoked:
-    """Every session and API key of the user stops working when the caller commits."""
+    """Every session and API key of the user stops working when the caller's unit commits."""
     return Revoked(
         sessions=revoke_user_sessions(db, user_id, reason=reason),
         api_keys=revoke_user_api_keys(db, user_id),
@@ -129,27 +130,27 @@ def update_user(
     client: ClientInfo,
 ) -> User:
     """Changes role and/or activation; deactivation revokes sessions and API keys at once."""
-    user = get_user(db, user_id)
-    if user.deleted_at is not None:
-        raise Conflict("This account was deleted and cannot be changed")
-    new_role = role.value if role is not None else user.role
-    new_active = is_active if is_active is not None else user.is_active
-    if _keeps_admin_rights(user) and (new_role != Role.ADMIN.value or not new_active):
-        _ensure_another_active_admin(db, user)
+    with writes(db):
+        user = get_user(db, user_id)
+        if user.deleted_at is not None:
+            raise Conflict("This account was deleted and cannot be changed")
+        new_role = role.value if role is not None else user.role
+        new_active = is_active if is_active is not None else user.is_active
+        if _keeps_admin_rights(user) and (new_role != Role.ADMIN.value or not new_active):
+            _ensure_another_active_admin(db, user)
 
-    if new_role != user.role:
-        record_user_audit(
-            db, actor, user, "user.role_changed", client, {"from": user.role, "to": new_role}
-        )
-        user.role = new_role
-    if new_active != user.is_active:
-        user.is_active = new_active
-        if new_active:
-            record_user_audit(db, actor, user, "user.activated", client, {})
-        else:
-            revoked = _revoke_credentials(db, user.id, "deactivated")
-            record_user_audit(db, actor, user, "user.deactivated", client, revoked.as_details())
-    db.commit()
+        if new_role != user.role:
+            record_user_audit(
+                db, actor, user, "user.role_changed", client, {"from": user.role, "to": new_role}
+            )
+            user.role = new_role
+        if new_active != user.is_active:
+            user.is_active = new_active
+            if new_active:
+                record_user_audit(db, actor, user, "user.activated", client, {})
+            else:
+                revoked = _revoke_credentials(db, user.id, "deactivated")
+                record_user_audit(db, actor, user, "user.deactivated", client, revoked.as_details())
     return user
 
 
@@ -161,22 +162,22 @@ def delete_user(
     The row stays (deleted_at set), so its username and email remain taken and the audit
     trail keeps pointing at it. Deleting an already deleted account changes nothing.
     """
-    user = get_user(db, user_id)
-    if user.deleted_at is not None:
-        return
-    if _keeps_admin_rights(user):
-        _ensure_another_active_admin(db, user)
-    user.is_active = False
-    user.deleted_at = utcnow()
-    revoked = _revoke_credentials(db, user.id, "account_deleted")
-    images_deleted = delete_user_images(db, storage, user.id)
-    details = {
-        "by_self": actor.id == user.id,
-        **revoked.as_details(),
-        "images_deleted": images_deleted,
-    }
-    record_user_audit(db, actor, user, "user.deleted", client, details)
-    db.commit()
+    with writes(db):
+        user = get_user(db, user_id)
+        if user.deleted_at is not None:
+            return
+        if _keeps_admin_rights(user):
+            _ensure_another_active_admin(db, user)
+        user.is_active = False
+        user.deleted_at = utcnow()
+        revoked = _revoke_credentials(db, user.id, "account_deleted")
+        images_deleted = delete_user_images(db, storage, user.id)
+        details = {
+            "by_self": actor.id == user.id,
+            **revoked.as_details(),
+            "images_deleted": images_deleted,
+        }
+        record_user_audit(db, actor, user, "user.deleted", client, details)
 
 
 @dataclass(frozen=True, slots=True)

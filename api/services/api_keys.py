@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from api.core.client_info import ClientInfo
+from api.core.db import writes
 from api.core.security import new_random_token, secrets_equal, sha256_hex
 from api.models import ApiKey, User, utcnow
 from api.services.audit import record_audit
@@ -62,7 +63,7 @@ def create_api_key(
     expires_in_days: int | None,
     client: ClientInfo,
 ) -> IssuedApiKey:
-    """Creates and commits a key for `owner`; the caller shows `key` once and forgets it."""
+    """Creates a key for `owner`; the caller shows `key` once and forgets it."""
     prefix = f"{KEY_SCHEME}_{secrets.token_hex(PREFIX_ID_BYTES)}"
     key = f"{prefix}_{new_random_token()}"
     now = utcnow()
@@ -74,10 +75,10 @@ def create_api_key(
         created_at=now,
         expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
     )
-    db.add(record)
-    db.flush()
-    _audit(db, record, "api_key.created", client, expires_at=_iso(record.expires_at))
-    db.commit()
+    with writes(db):
+        db.add(record)
+        db.flush()
+        _audit(db, record, "api_key.created", client, expires_at=_iso(record.expires_at))
     return IssuedApiKey(record=record, key=key)
 
 
@@ -96,14 +97,15 @@ def revoke_api_key(db: Session, owner: User, key_id: int, *, client: ClientInfo)
     record = db.get(ApiKey, key_id)
     if record is None or record.user_id != owner.id:
         raise NotFound("API key not found")
-    if record.revoked_at is None:
-        record.revoked_at = utcnow()
-        _audit(db, record, "api_key.revoked", client)
-    db.commit()
+    with writes(db):
+        if record.revoked_at is None:
+            record.revoked_at = utcnow()
+            _audit(db, record, "api_key.revoked", client)
 
 
 def revoke_user_api_keys(db: Session, user_id: int) -> int:
-    """Revokes every live key of a user (deactivation, deletion). The caller commits."""
+    """Revokes every live key of a user (deactivation, deletion), in the caller's unit of
+    work."""
     return db.execute(
         update(ApiKey)
         .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
@@ -129,14 +131,11 @@ def authenticate_api_key(db: Session, raw_key: str) -> User:
     owner = db.get(User, record.user_id)
     if owner is None or not owner.is_active or owner.deleted_at is not None:
         raise NotAuthenticated(INVALID_API_KEY)
-    # End the read transaction first: on SQLite a write that starts a transaction waits for
-    # the lock, whereas upgrading a stale read transaction fails at once under concurrency.
-    db.commit()
-    db.execute(
-        update(ApiKey)
-        .where(ApiKey.id == record.id)
-        .values(last_used_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    db.commit()
+    with writes(db):
+        db.execute(
+            update(ApiKey)
+            .where(ApiKey.id == record.id)
+            .values(last_used_at=now)
+            .execution_options(synchronize_session=False)
+        )
     return owner

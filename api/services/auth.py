@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session
 
 from api.core.client_info import ClientInfo
 from api.core.config import Settings
-from api.core.db import end_read_transaction, writes
+from api.core.db import writes
 from api.core.rate_limit import RateLimiter
 from api.core.secret_box import SecretBox
-from api.core.security import password_hasher
+from api.core.security import AccessTokenCodec, PasswordHasher
 from api.models import LoginFailure, User, utcnow
 from api.services import mfa, sessions
 from api.services.errors import (
@@ -56,6 +56,7 @@ def signup(
     db: Session,
     settings: Settings,
     limiter: RateLimiter,
+    hasher: PasswordHasher,
     *,
     client: ClientInfo,
     username: str,
@@ -71,7 +72,9 @@ def signup(
         raise RuleViolation("agree_terms", "You must agree to the terms of service")
     if password != password_confirm:
         raise RuleViolation("password_confirm", "Passwords do not match")
-    return create_user(db, settings, username=username, email=email, name=name, password=password)
+    return create_user(
+        db, settings, hasher, username=username, email=email, name=name, password=password
+    )
 
 
 def _address_rate_limited(retry_after: int) -> TooManyRequests:
@@ -91,6 +94,8 @@ def login(
     db: Session,
     settings: Settings,
     limiter: RateLimiter,
+    hasher: PasswordHasher,
+    codec: AccessTokenCodec,
     *,
     identifier: str,
     password: str,
@@ -105,17 +110,18 @@ def login(
     # One spelling for lookup, lockout and history, so " bob" locks like "bob" whether or not
     # bob exists. No account name holds NUL, and PostgreSQL cannot store it: make it inert.
     identifier = identifier.strip().replace("\x00", "\ufffd")
-    user = find_user_by_login(db, identifier)
-    locked_for = lockout_seconds_left(
-        db, username_attempted=identifier, user=user, settings=settings
-    )
-    end_read_transaction(db)
+    # A unit of its own: no transaction (nor pooled connection) is held through bcrypt.
+    with writes(db):
+        user = find_user_by_login(db, identifier)
+        locked_for = lockout_seconds_left(
+            db, username_attempted=identifier, user=user, settings=settings
+        )
 
     def fail(failure: LoginFailure, error: Exception) -> Exception:
-        record_login_attempt(
-            db, username_attempted=identifier, user=user, failure=failure, client=client
-        )
-        db.commit()
+        with writes(db):
+            record_login_attempt(
+                db, username_attempted=identifier, user=user, failure=failure, client=client
+            )
         return error
 
     retry_after = limiter.hit(LOGIN_SCOPE, settings.login_rate_limit, _client_key(client))
@@ -123,7 +129,6 @@ def login(
         raise fail(LoginFailure.RATE_LIMITED, _address_rate_limited(retry_after))
     if locked_for is not None:
         raise fail(LoginFailure.LOCKED, _account_locked(locked_for))
-    hasher = password_hasher(settings.bcrypt_rounds)
     if not hasher.verify(password, user.password_hash if user else None) or user is None:
         raise fail(LoginFailure.BAD_CREDENTIALS, InvalidCredentials())
     if not user.is_active:
@@ -133,17 +138,22 @@ def login(
         with writes(db):
             return mfa.issue_challenge(db, user, identifier)
 
-    user.last_login_at = utcnow()
-    record_login_attempt(db, username_attempted=identifier, user=user, failure=None, client=client)
-    issued = sessions.start_session(db, settings, user, remember_me=remember_me, client=client)
-    db.commit()
-    return issued
+    with writes(db):
+        user.last_login_at = utcnow()
+        record_login_attempt(
+            db, username_attempted=identifier, user=user, failure=None, client=client
+        )
+        return sessions.start_session(
+            db, settings, codec, user, remember_me=remember_me, client=client
+        )
 
 
 def login_with_code(
     db: Session,
     settings: Settings,
     limiter: RateLimiter,
+    hasher: PasswordHasher,
+    codec: AccessTokenCodec,
     box: SecretBox,
     *,
     identifier: str,
@@ -158,6 +168,8 @@ def login_with_code(
         db,
         settings,
         limiter,
+        hasher,
+        codec,
         identifier=identifier,
         password=password,
         remember_me=False,
@@ -170,6 +182,7 @@ def login_with_code(
             db,
             settings,
             limiter,
+            codec,
             box,
             mfa_token=issued.mfa_token,
             code=code or "",
@@ -184,6 +197,7 @@ def verify_second_factor(
     db: Session,
     settings: Settings,
     limiter: RateLimiter,
+    codec: AccessTokenCodec,
     box: SecretBox,
     *,
     mfa_token: str,
@@ -196,15 +210,15 @@ def verify_second_factor(
     Each attempt is a login event. Wrong codes count towards the account's lockout; a
     challenge that has seen MAX_WRONG_CODES_PER_CHALLENGE of them refuses even the right one.
     """
-    challenge = mfa.find_challenge(db, mfa_token)
-    user = challenge.user if challenge is not None else None
-    identifier = challenge.username_attempted if challenge is not None else ""
-    locked_for = (
-        lockout_seconds_left(db, username_attempted=identifier, user=user, settings=settings)
-        if user is not None
-        else None
-    )
-    end_read_transaction(db)
+    with writes(db):  # reads only: the writes below start afresh
+        challenge = mfa.find_challenge(db, mfa_token)
+        user = challenge.user if challenge is not None else None
+        identifier = challenge.username_attempted if challenge is not None else ""
+        locked_for = (
+            lockout_seconds_left(db, username_attempted=identifier, user=user, settings=settings)
+            if user is not None
+            else None
+        )
 
     def fail(failure: LoginFailure, error: Exception) -> Exception:
         with writes(db):
@@ -243,6 +257,7 @@ def verify_second_factor(
             return sessions.start_session(
                 db,
                 settings,
+                codec,
                 user,
                 remember_me=remember_me,
                 client=client,
@@ -260,22 +275,30 @@ def verify_second_factor(
     if claimed:
         raise NotAuthenticated(mfa.INVALID_CODE)
     # Another request used or exhausted the challenge since it was read.
-    db.refresh(challenge)
+    with writes(db):
+        db.refresh(challenge)
     if mfa.challenge_exhausted(challenge):
         raise exhausted()
     raise fail(LoginFailure.MFA_FAILED, NotAuthenticated(DEAD_CHALLENGE))
 
 
 def refresh(
-    db: Session, settings: Settings, limiter: RateLimiter, *, raw_token: str, client: ClientInfo
+    db: Session,
+    settings: Settings,
+    limiter: RateLimiter,
+    codec: AccessTokenCodec,
+    *,
+    raw_token: str,
+    client: ClientInfo,
 ) -> sessions.IssuedTokens:
     _enforce_rate_limit(limiter, REFRESH_SCOPE, settings.refresh_rate_limit, client, "refreshes")
-    return sessions.rotate_refresh_token(db, settings, raw_token, client)
+    return sessions.rotate_refresh_token(db, settings, codec, raw_token, client)
 
 
 def change_password(
     db: Session,
     settings: Settings,
+    hasher: PasswordHasher,
     user: User,
     *,
     current_password: str,
@@ -283,7 +306,6 @@ def change_password(
     current_session_id: int | None,
 ) -> None:
     """Sets a new password and signs out every other session."""
-    hasher = password_hasher(settings.bcrypt_rounds)
     if not hasher.verify(current_password, user.password_hash):
         raise WrongPassword("Current password is incorrect")
     check_password(
@@ -293,8 +315,9 @@ def change_password(
         settings=settings,
         field="new_password",
     )
-    user.password_hash = hasher.hash(new_password)
-    sessions.revoke_user_sessions(
-        db, user.id, reason="password_changed", keep_session_id=current_session_id
-    )
-    db.commit()
+    password_hash = hasher.hash(new_password)
+    with writes(db):
+        user.password_hash = password_hash
+        sessions.revoke_user_sessions(
+            db, user.id, reason="password_changed", keep_session_id=current_session_id
+        )

@@ -21,7 +21,7 @@ from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from api.core.config import Settings
-from api.core.db import end_read_transaction
+from api.core.db import writes
 from api.models import Image, User
 from api.processing.imaging import (
     EXTENSIONS,
@@ -168,9 +168,8 @@ def store_upload(
     info = inspect_image(temp_path, settings.max_image_pixels)
     key = new_key(EXTENSIONS[info.format])
     size_bytes = temp_path.stat().st_size
-    end_read_transaction(db)
-    storage.put_file(temp_path, key)
-    try:
+    with writes(db):
+        storage.put_file(temp_path, key)
         image = add_image(
             db,
             storage,
@@ -182,10 +181,6 @@ def store_upload(
             height=info.height,
             size_bytes=size_bytes,
         )
-        db.commit()
-    except BaseException:
-        db.rollback()
-        raise
     log.info("image %s uploaded by user %s (%s, %s bytes)", image.id, owner.id, key, size_bytes)
     return image
 
@@ -241,16 +236,15 @@ def thumbnail(storage: Storage, image: Image, size: int) -> tuple[bytes, str]:
 
 def delete_image(db: Session, storage: Storage, user: User, image_id: int) -> None:
     image = get_owned_image(db, user, image_id)
-    end_read_transaction(db)
-    delete_after_commit(db, storage, [image.storage_key])
-    db.execute(delete(Image).where(Image.id == image.id))
-    db.commit()
+    with writes(db):
+        delete_after_commit(db, storage, [image.storage_key])
+        db.execute(delete(Image).where(Image.id == image.id))
 
 
 def delete_user_images(db: Session, storage: Storage, user_id: int) -> int:
     """Deletes every image of a user, rows and objects; returns how many.
 
-    Commits nothing: it is one step of the caller's transaction (e.g. the account deletion).
+    One step of the caller's unit of work (e.g. the account deletion), committing nothing.
     The rows are deleted and flushed now; the objects are removed only when the caller
     commits, and kept if it rolls back. Jobs keep their history (their image ids become null).
     """

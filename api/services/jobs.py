@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, Select, Update, select, update
 from sqlalchemy.orm import Session
 
 from api.core.config import Settings
-from api.core.db import Database, end_read_transaction
+from api.core.db import Database, writes
 from api.models import Job, JobStatus, User, utcnow
 from api.processing.imaging import EXTENSIONS, result_format
 from api.processing.operations import Operation, dump_pipeline, largest_size
@@ -101,7 +101,6 @@ def create_jobs(
     server_id: str | None = None,
 ) -> list[Job]:
     stored_operations = dump_pipeline(operations)
-    end_read_transaction(db)
     jobs = [
         Job(
             owner_id=owner.id,
@@ -112,8 +111,8 @@ def create_jobs(
         )
         for source in sources
     ]
-    db.add_all(jobs)
-    db.commit()
+    with writes(db):
+        db.add_all(jobs)
     return jobs
 
 
@@ -127,13 +126,12 @@ def update_jobs(*conditions: ColumnElement[bool]) -> Update:
 
 
 def mark_running(database: Database, job_id: int) -> bool:
-    with database.session() as db:
+    with database.session() as db, writes(db):
         result = db.execute(
             update_jobs(Job.id == job_id, Job.status == JobStatus.QUEUED.value).values(
                 status=JobStatus.RUNNING.value, started_at=utcnow()
             )
         )
-        db.commit()
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -144,7 +142,7 @@ def _milliseconds_between(started: datetime, finished: datetime) -> int:
 def fail_jobs(database: Database, job_ids: Sequence[int], message: str) -> None:
     """Fails these jobs unless they are already finished."""
     now = utcnow()
-    with database.session() as db:
+    with database.session() as db, writes(db):
         failed = db.execute(
             update_jobs(Job.id.in_(job_ids), Job.status.in_(UNFINISHED))
             .values(status=JobStatus.FAILED.value, error=message, finished_at=now)
@@ -157,7 +155,6 @@ def fail_jobs(database: Database, job_ids: Sequence[int], message: str) -> None:
                         duration_ms=_milliseconds_between(started_at, now)
                     )
                 )
-        db.commit()
 
 
 def complete_job(
@@ -172,15 +169,14 @@ def complete_job(
     object is removed if that cannot happen."""
     now = utcnow()
     try:
-        with database.session() as db:
+        with database.session() as db, writes(db):
             # The first statement writes: it claims the job (and SQLite's write lock) at once.
             claimed = db.execute(
                 update_jobs(Job.id == job_id, Job.status == JobStatus.RUNNING.value)
                 .values(status=JobStatus.DONE.value, finished_at=now)
                 .returning(Job.owner_id, Job.image_id, Job.operations, Job.started_at)
             ).one_or_none()
-            if claimed is None:
-                db.rollback()  # failed meanwhile (shutdown, another server's start-up)
+            if claimed is None:  # failed meanwhile (shutdown, another server's start-up)
                 storage.delete(result_key)
                 return
             owner_id, image_id, operations, started_at = claimed
@@ -207,7 +203,6 @@ def complete_job(
                 )
                 outcome["result_image_id"] = image.id
             db.execute(update_jobs(Job.id == job_id).values(outcome))
-            db.commit()
     except BaseException:
         storage.delete(result_key)
         raise

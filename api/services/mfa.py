@@ -16,7 +16,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.core.client_info import ClientInfo
-from api.core.config import Settings
 from api.core.db import writes
 from api.core.second_factor import (
     RECOVERY_CODE_COUNT,
@@ -29,7 +28,7 @@ from api.core.second_factor import (
     qr_svg,
 )
 from api.core.secret_box import SecretBox, UndecryptableSecret
-from api.core.security import new_random_token, password_hasher, sha256_hex
+from api.core.security import PasswordHasher, new_random_token, sha256_hex
 from api.models import MfaChallenge, RecoveryCode, TotpCredential, User, utcnow
 from api.schemas.event import EventType
 from api.services.audit import record_user_audit
@@ -178,7 +177,7 @@ def enable(
 
 def disable(
     db: Session,
-    settings: Settings,
+    hasher: PasswordHasher,
     box: SecretBox,
     user: User,
     *,
@@ -189,7 +188,7 @@ def disable(
     """Turns 2FA off with the password and a code (TOTP or recovery)."""
     if not user.mfa_enabled:
         raise Conflict(NOT_ENABLED)
-    if not password_hasher(settings.bcrypt_rounds).verify(password, user.password_hash):
+    if not hasher.verify(password, user.password_hash):
         raise WrongPassword("Password is incorrect")
     with writes(db):
         if not consume_code(db, box, user, code):

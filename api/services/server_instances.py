@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from api.core.db import Database
+from api.core.db import Database, writes
 from api.models import Job, JobStatus, ServerInstance, utcnow
 from api.services.jobs import UNFINISHED, update_jobs
 
@@ -28,28 +28,25 @@ FORGET_INSTANCES_AFTER = timedelta(days=1)
 def register_server(database: Database) -> str:
     """Records this API process as a live server instance; returns its id."""
     server_id = uuid.uuid4().hex
-    with database.session() as db:
+    with database.session() as db, writes(db):
         db.add(ServerInstance(id=server_id, hostname=socket.gethostname()[:255], pid=os.getpid()))
-        db.commit()
     return server_id
 
 
 def beat(database: Database, server_id: str) -> None:
-    with database.session() as db:
+    with database.session() as db, writes(db):
         db.execute(
             update(ServerInstance)
             .where(ServerInstance.id == server_id)
             .values(heartbeat_at=utcnow())
         )
-        db.commit()
 
 
 def mark_server_stopped(database: Database, server_id: str) -> None:
-    with database.session() as db:
+    with database.session() as db, writes(db):
         db.execute(
             update(ServerInstance).where(ServerInstance.id == server_id).values(stopped_at=utcnow())
         )
-        db.commit()
 
 
 def fail_stale_jobs(db: Session, heartbeat_s: float) -> int:
@@ -66,16 +63,16 @@ def fail_stale_jobs(db: Session, heartbeat_s: float) -> int:
             ServerInstance.heartbeat_at < now - timedelta(seconds=heartbeat_s * MISSED_HEARTBEATS),
         )
     )
-    result = db.execute(
-        update_jobs(
-            Job.status.in_(UNFINISHED),
-            or_(Job.server_id.is_(None), Job.server_id.in_(dead_servers)),
-        ).values(status=JobStatus.FAILED.value, error=STALE_JOB_ERROR, finished_at=now)
-    )
-    db.execute(
-        delete(ServerInstance).where(ServerInstance.heartbeat_at < now - FORGET_INSTANCES_AFTER)
-    )
-    db.commit()
+    with writes(db):
+        result = db.execute(
+            update_jobs(
+                Job.status.in_(UNFINISHED),
+                or_(Job.server_id.is_(None), Job.server_id.in_(dead_servers)),
+            ).values(status=JobStatus.FAILED.value, error=STALE_JOB_ERROR, finished_at=now)
+        )
+        db.execute(
+            delete(ServerInstance).where(ServerInstance.heartbeat_at < now - FORGET_INSTANCES_AFTER)
+        )
     count = result.rowcount or 0  # type: ignore[attr-defined]
     if count:
         log.warning("failed %s job(s) left unfinished by a server that stopped", count)

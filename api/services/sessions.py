@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from api.core.client_info import ClientInfo
 from api.core.config import Settings
-from api.core.db import end_read_transaction
+from api.core.db import writes
 from api.core.security import AccessTokenCodec, new_random_token, sha256_hex
 from api.models import AuthSession, RefreshToken, User, utcnow
 from api.services.audit import record_audit
@@ -36,20 +36,13 @@ class IssuedTokens:
     session_id: int
 
 
-def access_codec(settings: Settings) -> AccessTokenCodec:
-    return AccessTokenCodec(
-        secret=settings.jwt_secret_key.get_secret_value(),
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        lifetime=timedelta(minutes=settings.access_token_expire_minutes),
-    )
-
-
 def _session_lifetime(settings: Settings, remember_me: bool) -> timedelta:
     return timedelta(days=settings.refresh_token_expire_days) if remember_me else SHORT_SESSION
 
 
-def _issue(db: Session, settings: Settings, session: AuthSession, user: User) -> IssuedTokens:
+def _issue(
+    db: Session, settings: Settings, codec: AccessTokenCodec, session: AuthSession, user: User
+) -> IssuedTokens:
     """Adds a fresh refresh token to `session` (sliding expiry) and signs an access token."""
     now = utcnow()
     session.expires_at = now + _session_lifetime(settings, session.remember_me)
@@ -60,7 +53,6 @@ def _issue(db: Session, settings: Settings, session: AuthSession, user: User) ->
             session_id=session.id, token_hash=sha256_hex(raw_refresh), expires_at=session.expires_at
         )
     )
-    codec = access_codec(settings)
     return IssuedTokens(
         access_token=codec.encode(
             user_id=user.id,
@@ -80,14 +72,15 @@ def _issue(db: Session, settings: Settings, session: AuthSession, user: User) ->
 def start_session(
     db: Session,
     settings: Settings,
+    codec: AccessTokenCodec,
     user: User,
     *,
     remember_me: bool,
     client: ClientInfo,
     amr: tuple[str, ...] = PASSWORD_ONLY,
 ) -> IssuedTokens:
-    """Opens a session for a user who just proved who they are (`amr`: how). The caller
-    commits."""
+    """Opens a session for a user who just proved who they are (`amr`: how), in the caller's
+    unit of work."""
     session = AuthSession(
         user_id=user.id,
         remember_me=remember_me,
@@ -98,7 +91,7 @@ def start_session(
     )
     db.add(session)
     db.flush()
-    return _issue(db, settings, session, user)
+    return _issue(db, settings, codec, session, user)
 
 
 def _revoke(session: AuthSession, reason: str, now: datetime) -> None:
@@ -108,7 +101,7 @@ def _revoke(session: AuthSession, reason: str, now: datetime) -> None:
 
 
 def rotate_refresh_token(
-    db: Session, settings: Settings, raw_token: str, client: ClientInfo
+    db: Session, settings: Settings, codec: AccessTokenCodec, raw_token: str, client: ClientInfo
 ) -> IssuedTokens:
     """Trades a refresh token for a new pair; a token presented twice burns its whole session.
 
@@ -117,35 +110,29 @@ def rotate_refresh_token(
     """
     token_hash = sha256_hex(raw_token)
     now = utcnow()
-    claimed = db.execute(
-        update(RefreshToken)
-        .where(
-            RefreshToken.token_hash == token_hash,
-            RefreshToken.used_at.is_(None),
-            RefreshToken.expires_at > now,
-        )
-        .values(used_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    token = db.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
-    if claimed != 1 or token is None:
+    with writes(db):
+        claimed = db.execute(
+            update(RefreshToken)
+            .where(
+                RefreshToken.token_hash == token_hash,
+                RefreshToken.used_at.is_(None),
+                RefreshToken.expires_at > now,
+            )
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        token = db.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
+        if claimed == 1 and token is not None:
+            session = token.session
+            user = session.user
+            if session.revoked_at is not None or session.expires_at <= now or not user.is_active:
+                raise NotAuthenticated(INVALID_REFRESH)  # the claim is rolled back
+            session.ip_address = client.ip_address
+            session.user_agent = client.user_agent
+            return _issue(db, settings, codec, session, user)
         if token is not None and token.used_at is not None:
-            _revoke_for_reuse(db, token.session, client)
-            db.commit()
-        else:
-            db.rollback()
-        raise NotAuthenticated(INVALID_REFRESH)
-
-    session = token.session
-    user = session.user
-    if session.revoked_at is not None or session.expires_at <= now or not user.is_active:
-        db.rollback()
-        raise NotAuthenticated(INVALID_REFRESH)
-    session.ip_address = client.ip_address
-    session.user_agent = client.user_agent
-    issued = _issue(db, settings, session, user)
-    db.commit()
-    return issued
+            _revoke_for_reuse(db, token.session, client)  # committed: the refusal is not
+    raise NotAuthenticated(INVALID_REFRESH)
 
 
 def _revoke_for_reuse(db: Session, session: AuthSession, client: ClientInfo) -> None:
@@ -175,16 +162,16 @@ def _revoke_for_reuse(db: Session, session: AuthSession, client: ClientInfo) -> 
 def revoke_session_of_token(db: Session, raw_token: str) -> None:
     """Logout: revokes the session a refresh token belongs to; unknown tokens are ignored."""
     token = db.scalar(select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(raw_token)))
-    end_read_transaction(db)
-    if token is not None:
-        _revoke(token.session, "logout", utcnow())
-    db.commit()
+    with writes(db):
+        if token is not None:
+            _revoke(token.session, "logout", utcnow())
 
 
 def revoke_user_sessions(
     db: Session, user_id: int, *, reason: str, keep_session_id: int | None = None
 ) -> int:
-    """Revokes every active session of a user (but `keep_session_id`). The caller commits."""
+    """Revokes every active session of a user (but `keep_session_id`), in the caller's unit
+    of work."""
     statement = (
         update(AuthSession)
         .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
@@ -196,9 +183,14 @@ def revoke_user_sessions(
     return db.execute(statement).rowcount
 
 
+def log_out_everywhere(db: Session, user_id: int) -> None:
+    with writes(db):
+        revoke_user_sessions(db, user_id, reason="logout_all")
+
+
 def mark_second_factor(db: Session, session_id: int) -> None:
-    """The session has now proven a second factor too: its next tokens carry `otp`. The
-    caller commits."""
+    """The session has now proven a second factor too: its next tokens carry `otp`. Joins
+    the caller's unit of work."""
     db.execute(
         update(AuthSession)
         .where(AuthSession.id == session_id)
@@ -225,9 +217,8 @@ def revoke_own_session(db: Session, user_id: int, session_id: int) -> None:
     session = db.get(AuthSession, session_id)
     if session is None or session.user_id != user_id:
         raise NotFound("Session not found")
-    end_read_transaction(db)
-    _revoke(session, "revoked_by_user", utcnow())
-    db.commit()
+    with writes(db):
+        _revoke(session, "revoked_by_user", utcnow())
 
 
 def user_of_active_session(db: Session, session_id: int, user_id: int) -> User | None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from api.core.db import end_read_transaction
+from api.core.db import writes
 from api.models import Image, utcnow
 from api.storage import Storage
 
@@ -52,13 +52,12 @@ def sweep_storage(db: Session, storage: Storage, grace_s: float = SWEEP_GRACE_S)
             missing_ids.append(image_id)
         elif exists and missing_at is not None:
             found_ids.append(image_id)
-    end_read_transaction(db)
     now = utcnow()
-    for chunk in _chunks(missing_ids):
-        db.execute(update(Image).where(Image.id.in_(chunk)).values(file_missing_at=now))
-    for chunk in _chunks(found_ids):
-        db.execute(update(Image).where(Image.id.in_(chunk)).values(file_missing_at=None))
-    db.commit()
+    with writes(db):
+        for chunk in _chunks(missing_ids):
+            db.execute(update(Image).where(Image.id.in_(chunk)).values(file_missing_at=now))
+        for chunk in _chunks(found_ids):
+            db.execute(update(Image).where(Image.id.in_(chunk)).values(file_missing_at=None))
     report = SweepReport(orphans_removed, temp_removed, len(missing_ids), len(found_ids))
     if any((orphans_removed, temp_removed, missing_ids, found_ids)):
         log.warning("storage sweep: %s", report)

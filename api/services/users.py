@@ -10,8 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.core.config import Settings
-from api.core.db import end_read_transaction
-from api.core.security import password_hasher
+from api.core.db import writes
+from api.core.security import PasswordHasher
 from api.models import Role, User
 from api.schemas.auth import Username
 from api.services.errors import Conflict, NotFound, RuleViolation
@@ -52,6 +52,7 @@ def _raise_if_taken(db: Session, username: str, email: str) -> None:
 def create_user(
     db: Session,
     settings: Settings,
+    hasher: PasswordHasher,
     *,
     username: str,
     email: str,
@@ -59,25 +60,29 @@ def create_user(
     password: str,
     role: Role = Role.MEMBER,
 ) -> User:
-    """Creates and commits an account; policy breaches are RuleViolation, duplicates Conflict."""
+    """Creates an account; policy breaches are RuleViolation, duplicates Conflict."""
     check_password(password, username=username, email=email, settings=settings)
     _raise_if_taken(db, username, email)
-    end_read_transaction(db)
     user = User(
         username=username,
         email=email,
         name=name,
-        password_hash=password_hasher(settings.bcrypt_rounds).hash(password),
+        password_hash=hasher.hash(password),
         role=role.value,
     )
-    db.add(user)
     try:
-        db.commit()
+        with writes(db):
+            db.add(user)
     except IntegrityError:
         # Lost a race with a concurrent signup: say which name is taken.
-        db.rollback()
         _raise_if_taken(db, username, email)
         raise
+    return user
+
+
+def update_profile(db: Session, user: User, *, name: str) -> User:
+    with writes(db):
+        user.name = name
     return user
 
 
@@ -89,7 +94,7 @@ class AdminAccountTaken(Exception):
     """ADMIN_USERNAME or ADMIN_EMAIL belongs to an account that is not an active admin."""
 
 
-def ensure_admin(db: Session, settings: Settings) -> User | None:
+def ensure_admin(db: Session, settings: Settings, hasher: PasswordHasher) -> User | None:
     """Creates the first admin from ADMIN_* settings; idempotent.
 
     It never promotes or revives an existing account: anyone may sign up under the configured
@@ -111,7 +116,6 @@ def ensure_admin(db: Session, settings: Settings) -> User | None:
     existing = find_user_by_login(db, settings.admin_username) or find_user_by_login(
         db, settings.admin_email
     )
-    end_read_transaction(db)
     if existing is not None:
         if existing.is_admin and existing.is_active and existing.deleted_at is None:
             return existing
@@ -123,6 +127,7 @@ def ensure_admin(db: Session, settings: Settings) -> User | None:
         user = create_user(
             db,
             settings,
+            hasher,
             username=settings.admin_username,
             email=settings.admin_email,
             name=settings.admin_username,

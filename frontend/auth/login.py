@@ -1,4 +1,5 @@
-"""Logging in and out from a page: the login form and the one way to log out."""
+"""The login form: on the login page, and in place of any page that needs a login (see
+frontend/navigation.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import streamlit as st
 from frontend.api_client import ApiError, MfaChallenge
 from frontend.auth.session import LOGIN_FLASH_KEY, api_client, auth_state
 from frontend.components.feedback import show_error
-from frontend.navigation import SIGNUP
+from frontend.sitemap import SIGNUP
 
 # The login waiting for its second step (the password was right, the account has 2FA).
 MFA_CHALLENGE_KEY = "mfa_challenge"
@@ -74,9 +75,12 @@ def _second_step_form(challenge: MfaChallenge) -> None:
         _start_over()
 
 
-def login_form() -> None:
+def login_form(wanted: str | None = None) -> None:
     """Username or email, password, remember me, then the two-factor code when the account
-    has 2FA; lockouts and rate limits say when to retry."""
+    has 2FA; lockouts and rate limits say when to retry.
+
+    `wanted`: the title of the page the visitor asked for, shown once the login succeeds.
+    """
     auth = auth_state()
     _, middle, _ = st.columns([1, 2, 1])
     with middle:
@@ -84,6 +88,8 @@ def login_form() -> None:
         st.caption("Welcome back to Pixelgate — your private image library.")
         if auth.notice:
             st.warning(auth.notice, icon=":material/schedule:")
+        if wanted:
+            st.info(f"Log in to see **{wanted}**.", icon=":material/lock:")
         if flash := st.session_state.pop(LOGIN_FLASH_KEY, None):
             st.success(flash, icon=":material/check_circle:")
 
@@ -109,11 +115,3 @@ def login_form() -> None:
             _log_in(username.strip(), password, remember)
 
         st.page_link(SIGNUP, label="No account yet? Sign up", icon=":material/person_add:")
-
-
-def log_out() -> None:
-    """Ends this device's session at the API and the login here (even when the API cannot be
-    told), then reruns: the navigation now offers the login page."""
-    if not api_client().logout():
-        st.toast("Logged out here; the server could not be told right now.")
-    st.rerun()

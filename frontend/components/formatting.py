@@ -1,10 +1,9 @@
-"""Turning API values (ISO timestamps, byte counts, user agents, operations) into words."""
+"""Turning API values (ISO timestamps, byte counts, user agents, counts) into words."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, tzinfo
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
@@ -51,9 +50,13 @@ def ago(value: str | None, now: datetime | None = None, empty: str = "never") ->
         return "just now"
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= size:
-            count = seconds // size
-            return f"{count} {unit}{'s' if count != 1 else ''} ago"
+            return f"{plural(seconds // size, unit)} ago"
     return "just now"
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """'1 image', '3 images' ('1 copy', '2 copies' with `nouns="copies"`)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def human_size(size_bytes: int | None) -> str:
@@ -101,13 +104,3 @@ def device(user_agent: str | None) -> str:
         return browser or system or user_agent
     match = re.match(r"[\w.-]+(/[\w.]+)?", user_agent)
     return match.group(0) if match else user_agent[:40]
-
-
-def describe_operation(operation: dict[str, Any]) -> str:
-    name = operation.get("op", "?")
-    parameters = ", ".join(f"{k}={v}" for k, v in operation.items() if k != "op")
-    return f"{name}({parameters})" if parameters else str(name)
-
-
-def describe_operations(operations: list[dict[str, Any]] | None) -> str:
-    return " → ".join(describe_operation(op) for op in operations or []) or "—"

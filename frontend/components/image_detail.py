@@ -10,13 +10,15 @@ import streamlit as st
 from frontend.api_client import ApiError
 from frontend.auth.session import api_client
 from frontend.components.feedback import show_error
-from frontend.components.formatting import describe_operations, duration, human_size, when
+from frontend.components.formatting import duration, human_size, when
 from frontend.components.images import IMAGE_QUERY_PARAM, image_cache, open_link, show_thumbnail
 from frontend.components.jobs import follow_jobs
+from frontend.components.operations import describe_operations
 from frontend.components.pipeline import pipeline_builder
 
 PREVIEW_SIZE = 512
 RECENT_JOBS_SCANNED = 50
+PIPELINE_QUERY_PARAM = "step"  # ?image=7&step=sepia&step=… keeps the pipeline being built
 
 
 def _result_key(image_id: int) -> str:
@@ -34,6 +36,7 @@ def _latest_result(image_id: int) -> int | None:
 
 def back_to_gallery() -> None:
     st.query_params.pop(IMAGE_QUERY_PARAM, None)
+    st.query_params.pop(PIPELINE_QUERY_PARAM, None)
 
 
 def _before_after(before_id: int, after_id: int | None, after_caption: str) -> None:
@@ -146,7 +149,7 @@ def image_page(image_id: int) -> None:
         with actions[1]:
             _delete(image)
         st.subheader("Pipeline")
-        operations = pipeline_builder(f"image_{image_id}")
+        operations = pipeline_builder(f"image_{image_id}", PIPELINE_QUERY_PARAM)
         run = st.button(
             "Run pipeline",
             type="primary",

@@ -12,7 +12,7 @@ import streamlit as st
 from frontend.api_client import ApiError, Download
 from frontend.auth.session import api_client
 from frontend.components.formatting import human_size
-from frontend.navigation import IMAGES
+from frontend.sitemap import IMAGES
 
 THUMBNAIL_SIZE = 256
 IMAGE_QUERY_PARAM = "image"

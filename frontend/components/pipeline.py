@@ -1,91 +1,72 @@
-"""The pipeline builder: add, reorder and remove operations with their parameters.
+"""The pipeline builder: add, reorder and remove steps with their parameters.
 
-The parameter ranges are the API's (tests/frontend/test_pipeline_schema.py compares them with
-its OpenAPI schema); the API validates again and its 422 message is shown as written when
-something slips through.
+The steps live in the browser session and, so that a reload keeps them, in the page's address:
+one `query_param` value per step (`?step=sepia&step=contrast+factor+1.3`). The API validates
+again; its 422 message is shown as written when something slips through.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
 
-from frontend.components.formatting import describe_operation
-
-MAX_OPERATIONS = 10
-
-
-@dataclass(frozen=True, slots=True)
-class Param:
-    """One parameter of an operation. An `optional` number may be left out: its input then
-    also takes 0, which means "not given"."""
-
-    name: str
-    label: str
-    default: float | int | str
-    minimum: float | int | None = None
-    maximum: float | int | None = None
-    step: float | int | None = None
-    options: tuple[str, ...] = ()
-    optional: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Operation:
-    label: str
-    params: tuple[Param, ...] = ()
-
-
-def _factor(label: str) -> Param:
-    return Param("factor", label, 1.3, 0.0, 5.0, 0.1)
-
-
-OPERATIONS: dict[str, Operation] = {
-    "grayscale": Operation("Grayscale"),
-    "blur": Operation("Blur", (Param("radius", "Radius (px)", 2.0, 0.1, 50.0, 0.1),)),
-    "sharpen": Operation("Sharpen"),
-    "edges": Operation("Find edges"),
-    "resize": Operation(
-        "Resize",
-        (
-            Param("width", "Width (0 keeps the aspect ratio)", 0, 1, 8000, 1, optional=True),
-            Param("height", "Height (0 keeps the aspect ratio)", 0, 1, 8000, 1, optional=True),
-        ),
-    ),
-    "rotate": Operation(
-        "Rotate", (Param("angle", "Angle (degrees, counter-clockwise)", 90.0, -360.0, 360.0, 1.0),)
-    ),
-    "flip": Operation(
-        "Flip", (Param("direction", "Direction", "horizontal", options=("horizontal", "vertical")),)
-    ),
-    "brightness": Operation("Brightness", (_factor("Factor (1 = unchanged)"),)),
-    "contrast": Operation("Contrast", (_factor("Factor (1 = unchanged)"),)),
-    "sepia": Operation("Sepia"),
-    "invert": Operation("Invert colours"),
-    "threshold": Operation("Black & white threshold", (Param("level", "Level", 128, 0, 255, 1),)),
-}
+from frontend.components.operations import (
+    MAX_OPERATIONS,
+    OPERATIONS,
+    InvalidStep,
+    Param,
+    build_operation,
+    describe_operation,
+    parse_step,
+    step_text,
+)
 
 
 def _steps_key(key: str) -> str:
     return f"{key}_pipeline"
 
 
-def steps(key: str) -> list[dict[str, Any]]:
+def _from_address(query_param: str) -> list[dict[str, Any]]:
+    """The steps the address holds (after a reload); says which it leaves out and why."""
+    texts = st.query_params.get_all(query_param)
+    if len(texts) > MAX_OPERATIONS:
+        st.warning(f"Kept the first {MAX_OPERATIONS} steps of the address: there can be no more.")
+    restored = []
+    for text in texts[:MAX_OPERATIONS]:
+        try:
+            restored.append(parse_step(text))
+        except InvalidStep as error:
+            st.warning(f"Left out the step “{text}” of the address: {error}.")
+    return restored
+
+
+def _steps(key: str, query_param: str) -> list[dict[str, Any]]:
     """The operations built so far under `key`, in order."""
-    return st.session_state.setdefault(_steps_key(key), [])
+    if _steps_key(key) not in st.session_state:
+        st.session_state[_steps_key(key)] = _from_address(query_param)
+    return st.session_state[_steps_key(key)]
+
+
+def _keep_in_address(query_param: str, ops: list[dict[str, Any]]) -> None:
+    texts = [step_text(operation) for operation in ops]
+    if st.query_params.get_all(query_param) == texts:
+        return
+    if texts:
+        st.query_params[query_param] = texts
+    else:
+        del st.query_params[query_param]
 
 
 def _move(key: str, index: int, offset: int) -> None:
-    ops = steps(key)
+    ops = st.session_state[_steps_key(key)]
     target = index + offset
     if 0 <= target < len(ops):
         ops[index], ops[target] = ops[target], ops[index]
 
 
 def _remove(key: str, index: int) -> None:
-    steps(key).pop(index)
+    st.session_state[_steps_key(key)].pop(index)
 
 
 def _param_input(key: str, op_name: str, param: Param) -> Any:
@@ -102,27 +83,13 @@ def _param_input(key: str, op_name: str, param: Param) -> Any:
     )
 
 
-def _operation_from(op_name: str, values: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
-    """The operation to add, or None and why not."""
-    operation: dict[str, Any] = {"op": op_name}
-    if op_name == "resize":
-        for side in ("width", "height"):
-            if values[side]:
-                operation[side] = int(values[side])
-        if len(operation) == 1:
-            return None, "Give a width, a height, or both."
-        return operation, ""
-    operation.update(values)
-    return operation, ""
-
-
-def pipeline_builder(key: str) -> list[dict[str, Any]]:
+def pipeline_builder(key: str, query_param: str) -> list[dict[str, Any]]:
     """Renders the builder; returns the current list of operations."""
-    ops = steps(key)
+    ops = _steps(key, query_param)
     if ops:
         for index, operation in enumerate(ops):
             text, up, down, remove = st.columns([6, 1, 1, 1], vertical_alignment="center")
-            text.markdown(f"**{index + 1}.** `{describe_operation(operation)}`")
+            text.markdown(f"**{index + 1}.** {describe_operation(operation)}")
             up.button(
                 "",
                 icon=":material/arrow_upward:",
@@ -170,10 +137,11 @@ def pipeline_builder(key: str) -> list[dict[str, Any]]:
             disabled=full,
             help=f"At most {MAX_OPERATIONS} steps" if full else None,
         ):
-            operation, problem = _operation_from(op_name, values)
-            if operation is None:
-                st.error(problem)
+            try:
+                ops.append(build_operation(op_name, values))
+            except InvalidStep as error:
+                st.error(f"{error}.")
             else:
-                ops.append(operation)
                 st.rerun()
+    _keep_in_address(query_param, ops)
     return ops

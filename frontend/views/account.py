@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from frontend.api_client import ApiError
-from frontend.auth.login import log_out
+from frontend.auth.logout import log_out
 from frontend.auth.session import api_client, auth_state
 from frontend.components.feedback import (
     clear_field_errors,

@@ -8,7 +8,7 @@ from frontend.auth.session import api_client, auth_state
 from frontend.components.charts import FAILURE, SUCCESS, logins_chart, logins_per_day, recent_events
 from frontend.components.feedback import empty_state
 from frontend.components.images import image_tile
-from frontend.navigation import IMAGES, JOBS
+from frontend.sitemap import IMAGES, JOBS
 
 JOB_STATUSES = ("queued", "running", "done", "failed")
 RECENT_IMAGES = 6

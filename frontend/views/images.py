@@ -9,7 +9,7 @@ import streamlit as st
 from frontend.api_client import ApiError
 from frontend.auth.session import api_client
 from frontend.components.feedback import empty_state, show_error
-from frontend.components.formatting import duration
+from frontend.components.formatting import duration, plural
 from frontend.components.image_detail import image_page
 from frontend.components.images import IMAGE_QUERY_PARAM, image_tile, open_link
 from frontend.components.jobs import badge, follow_jobs
@@ -20,6 +20,8 @@ PAGE_SIZE = 12
 COLUMNS = 4
 SELECTED_KEY = "selected_images"
 UPLOAD_REPORT_KEY = "upload_report"
+UPLOAD_ROUND_KEY = "upload_round"
+BATCH_PIPELINE_QUERY_PARAM = "batch_step"
 
 
 def _selected() -> set[int]:
@@ -34,23 +36,27 @@ def _toggle(image_id: int) -> None:
 
 
 def _upload_form(expanded: bool) -> None:
+    """The file picker (Streamlit's own "Upload" button), then one button that sends them."""
     with st.expander("Upload images", icon=":material/upload:", expanded=expanded):
-        with st.form("upload_form", clear_on_submit=True, border=False):
-            files = st.file_uploader(
-                "JPEG, PNG, WebP, GIF, BMP or TIFF, up to 10 MB each",
-                accept_multiple_files=True,
-                key="upload_files",
-            )
-            submitted = st.form_submit_button("Upload", type="primary", icon=":material/upload:")
-        if submitted and files:
+        # A new key empties the picker once its files are sent.
+        picker = f"upload_files_{st.session_state.get(UPLOAD_ROUND_KEY, 0)}"
+        files = st.file_uploader(
+            "JPEG, PNG, WebP, GIF, BMP or TIFF, up to 10 MB each",
+            accept_multiple_files=True,
+            key=picker,
+        )
+        if files and st.button(
+            f"Add {plural(len(files), 'file')} to your library",
+            type="primary",
+            icon=":material/library_add:",
+            key="upload_send",
+        ):
             _upload(files)
-        elif submitted:
-            st.warning("Choose one or more files first.")
 
 
 def _upload(files: list[Any]) -> None:
     client = api_client()
-    progress = st.progress(0.0, text=f"Uploading {len(files)} file(s)…")
+    progress = st.progress(0.0, text=f"Uploading {plural(len(files), 'file')}…")
     uploaded, failed = [], []
     for index, file in enumerate(files, start=1):
         try:
@@ -60,6 +66,7 @@ def _upload(files: list[Any]) -> None:
         progress.progress(index / len(files), text=f"{index} of {len(files)} sent")
     # Rerun so the gallery lists the new images; the report is shown on that run.
     st.session_state[UPLOAD_REPORT_KEY] = (len(uploaded), failed)
+    st.session_state[UPLOAD_ROUND_KEY] = st.session_state.get(UPLOAD_ROUND_KEY, 0) + 1
     st.rerun()
 
 
@@ -69,7 +76,7 @@ def _upload_report() -> None:
         return
     uploaded, failed = report
     if uploaded:
-        st.success(f"Uploaded {uploaded} image(s).", icon=":material/check_circle:")
+        st.success(f"Uploaded {plural(uploaded, 'image')}.", icon=":material/check_circle:")
     for name, message in failed:
         st.error(f"**{name}**: {message}")
 
@@ -87,7 +94,7 @@ def _gallery() -> None:
             ":material/add_photo_alternate:",
         )
         return
-    st.caption(f"{page['total']} image(s). Tick images to process several at once.")
+    st.caption(f"{plural(page['total'], 'image')}. Tick images to process several at once.")
     for start in range(0, len(page["items"]), COLUMNS):
         for column, image in zip(
             st.columns(COLUMNS), page["items"][start : start + COLUMNS], strict=False
@@ -112,9 +119,9 @@ def _batch() -> None:
         if not selected:
             st.caption("Tick the images to process in the gallery above.")
             return
-        operations = pipeline_builder("batch")
+        operations = pipeline_builder("batch", BATCH_PIPELINE_QUERY_PARAM)
         if st.button(
-            f"Process {len(selected)} image(s)",
+            f"Process {plural(len(selected), 'image')}",
             type="primary",
             disabled=not operations,
             icon=":material/play_arrow:",

@@ -6,9 +6,10 @@ import streamlit as st
 
 from frontend.auth.session import api_client
 from frontend.components.feedback import empty_state
-from frontend.components.formatting import ago, describe_operations, duration
+from frontend.components.formatting import ago, duration
 from frontend.components.images import open_link
 from frontend.components.jobs import badge
+from frontend.components.operations import describe_operations
 from frontend.components.paging import current_offset, pager, reset
 
 PAGE_SIZE = 20

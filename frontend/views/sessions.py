@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from frontend.auth.login import log_out
+from frontend.auth.logout import log_out, log_out_everywhere
 from frontend.auth.session import api_client
 from frontend.components.formatting import ago, device, when
 
@@ -25,10 +25,10 @@ for session in sessions:
                 f"expires {when(session['expires_at'])}"
             )
         with action:
-            label = "Log out" if session["current"] else "Revoke"
-            if st.button(label, key=f"revoke_{session['id']}", icon=":material/block:"):
-                if session["current"]:
+            if session["current"]:
+                if st.button("Log out", key=f"revoke_{session['id']}", icon=":material/logout:"):
                     log_out()
+            elif st.button("Revoke", key=f"revoke_{session['id']}", icon=":material/block:"):
                 client.revoke_session(session["id"])
                 st.toast("Session revoked.")
                 st.rerun()
@@ -36,6 +36,7 @@ for session in sessions:
 st.divider()
 st.markdown("**Log out everywhere** ends every session, this one included.")
 confirm = st.checkbox("Yes, log me out on every device", key="logout_all_confirm")
-if st.button("Log out everywhere", type="primary", disabled=not confirm, icon=":material/logout:"):
-    client.logout_everywhere()
-    st.rerun()
+if st.button(
+    "Log out everywhere", type="primary", disabled=not confirm, icon=":material/devices_off:"
+):
+    log_out_everywhere()

@@ -13,7 +13,7 @@ from frontend.components.feedback import (
     remember_field_errors,
     show_error,
 )
-from frontend.navigation import LOGIN
+from frontend.sitemap import LOGIN
 
 FORM = "signup"
 FIELDS = ("username", "email", "name", "password", "password_confirm", "agree_terms")

@@ -6,28 +6,28 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.support.accounts import ADMIN_USERNAME, login_headers, register
+from tests.support.accounts import ADMIN_USERNAME, AccountFactory, login_headers
 
 CLIENT_IP = "testclient"  # Starlette's TestClient peer address
 
 
-def test_admin_actions_and_api_key_events_are_audited(admin_client: TestClient) -> None:
+def test_admin_actions_and_api_key_events_are_audited(
+    admin_client: TestClient, accounts: AccountFactory
+) -> None:
     admin = login_headers(admin_client, ADMIN_USERNAME)
     admin_id = admin_client.get("/auth/me", headers=admin).json()["id"]
-    member = register(admin_client, "member1")
-    member_id = member["user"]["id"]
-    doomed = register(admin_client, "doomed1")
-    doomed_id = doomed["user"]["id"]
+    member = accounts.logged_in(admin_client, "member1")
+    member_id = member.user.id
+    doomed = accounts.logged_in(admin_client, "doomed1")
+    doomed_id = doomed.user.id
 
-    key = admin_client.post("/api-keys", json={"name": "ci"}, headers=member["headers"]).json()
-    assert (
-        admin_client.delete(f"/api-keys/{key['id']}", headers=member["headers"]).status_code == 204
-    )
+    key = admin_client.post("/api-keys", json={"name": "ci"}, headers=member.headers).json()
+    assert admin_client.delete(f"/api-keys/{key['id']}", headers=member.headers).status_code == 204
     admin_client.patch(f"/users/{member_id}", json={"role": "admin"}, headers=admin)
     admin_client.patch(f"/users/{member_id}", json={"is_active": False}, headers=admin)
     admin_client.patch(f"/users/{member_id}", json={"is_active": True}, headers=admin)
-    doomed_key = admin_client.post("/api-keys", json={"name": "x"}, headers=doomed["headers"])
-    admin_client.delete(f"/users/{doomed_id}", headers=doomed["headers"])
+    doomed_key = admin_client.post("/api-keys", json={"name": "x"}, headers=doomed.headers)
+    admin_client.delete(f"/users/{doomed_id}", headers=doomed.headers)
 
     response = admin_client.get("/admin/audit-log", headers=admin)
     assert response.status_code == 200
@@ -80,12 +80,12 @@ def test_admin_actions_and_api_key_events_are_audited(admin_client: TestClient) 
     assert key["key"].removeprefix(f"{key['prefix']}_") not in response.text
 
 
-def test_audit_log_filters_and_pages(admin_client: TestClient) -> None:
+def test_audit_log_filters_and_pages(admin_client: TestClient, accounts: AccountFactory) -> None:
     admin = login_headers(admin_client, ADMIN_USERNAME)
     admin_id = admin_client.get("/auth/me", headers=admin).json()["id"]
-    member = register(admin_client, "member1")
-    member_id = member["user"]["id"]
-    admin_client.post("/api-keys", json={"name": "one"}, headers=member["headers"])
+    member = accounts.logged_in(admin_client, "member1")
+    member_id = member.user.id
+    admin_client.post("/api-keys", json={"name": "one"}, headers=member.headers)
     admin_client.post("/api-keys", json={"name": "two"}, headers=admin)
     admin_client.patch(f"/users/{member_id}", json={"role": "admin"}, headers=admin)
 
@@ -105,16 +105,18 @@ def test_audit_log_filters_and_pages(admin_client: TestClient) -> None:
     assert bad.status_code == 422
 
 
-def test_changes_that_change_nothing_are_not_audited(admin_client: TestClient) -> None:
+def test_changes_that_change_nothing_are_not_audited(
+    admin_client: TestClient, accounts: AccountFactory
+) -> None:
     admin = login_headers(admin_client, ADMIN_USERNAME)
-    member = register(admin_client, "member1")
-    member_id = member["user"]["id"]
+    member = accounts.logged_in(admin_client, "member1")
+    member_id = member.user.id
     admin_client.patch(
         f"/users/{member_id}", json={"role": "member", "is_active": True}, headers=admin
     )
-    key = admin_client.post("/api-keys", json={"name": "ci"}, headers=member["headers"]).json()
-    admin_client.delete(f"/api-keys/{key['id']}", headers=member["headers"])
-    admin_client.delete(f"/api-keys/{key['id']}", headers=member["headers"])
+    key = admin_client.post("/api-keys", json={"name": "ci"}, headers=member.headers).json()
+    admin_client.delete(f"/api-keys/{key['id']}", headers=member.headers)
+    admin_client.delete(f"/api-keys/{key['id']}", headers=member.headers)
 
     entries = admin_client.get("/admin/audit-log", headers=admin).json()["items"]
     assert [e["action"] for e in entries] == ["api_key.revoked", "api_key.created"]

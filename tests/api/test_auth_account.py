@@ -9,7 +9,7 @@ from jose import jwt
 from sqlalchemy import update
 
 from api.models import AuthSession, utcnow
-from tests.support.accounts import DEFAULT_PASSWORD, bearer, login, register
+from tests.support.accounts import DEFAULT_PASSWORD, AccountFactory, bearer, login
 from tests.support.databases import app_session
 
 NEW_PASSWORD = "N3w!password"
@@ -19,12 +19,12 @@ def _sid(access_token: str) -> int:
     return jwt.get_unverified_claims(access_token)["sid"]
 
 
-def test_me_returns_the_caller(client: TestClient) -> None:
-    account = register(client, "self_001")
-    response = client.get("/auth/me", headers=account["headers"])
+def test_me_returns_the_caller(client: TestClient, accounts: AccountFactory) -> None:
+    account = accounts.logged_in(client, "self_001")
+    response = client.get("/auth/me", headers=account.headers)
     assert response.status_code == 200
     body = response.json()
-    assert body["id"] == account["user"]["id"]
+    assert body["id"] == account.user.id
     assert body["username"] == "self_001"
     assert body["last_login_at"] is not None
     assert "password" not in response.text and "hash" not in response.text
@@ -38,42 +38,44 @@ def test_me_without_credentials_is_401(client: TestClient) -> None:
         assert isinstance(response.json()["detail"], str)
 
 
-def test_patch_me_changes_the_name_only(client: TestClient) -> None:
-    account = register(client, "self_002")
+def test_patch_me_changes_the_name_only(client: TestClient, accounts: AccountFactory) -> None:
+    account = accounts.logged_in(client, "self_002")
     response = client.patch(
         "/auth/me",
-        headers=account["headers"],
+        headers=account.headers,
         json={"name": "  New Name  ", "role": "admin", "is_active": False, "username": "other"},
     )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["name"] == "New Name"
     assert (body["role"], body["is_active"], body["username"]) == ("member", True, "self_002")
-    assert client.get("/auth/me", headers=account["headers"]).json()["name"] == "New Name"
+    assert client.get("/auth/me", headers=account.headers).json()["name"] == "New Name"
 
 
-def test_patch_me_validates_the_name(client: TestClient) -> None:
-    account = register(client, "self_003")
+def test_patch_me_validates_the_name(client: TestClient, accounts: AccountFactory) -> None:
+    account = accounts.logged_in(client, "self_003")
     for body in ({}, {"name": ""}, {"name": "   "}, {"name": "n" * 101}, {"name": "a\x00b"}):
-        response = client.patch("/auth/me", headers=account["headers"], json=body)
+        response = client.patch("/auth/me", headers=account.headers, json=body)
         assert response.status_code == 422, body
         assert response.json()["detail"][0]["loc"][-1] == "name"
     assert client.patch("/auth/me", json={"name": "x"}).status_code == 401
 
 
-def test_change_password_keeps_this_session_and_revokes_the_others(client: TestClient) -> None:
-    account = register(client, "self_004")
+def test_change_password_keeps_this_session_and_revokes_the_others(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    account = accounts.logged_in(client, "self_004")
     other = login(client, "self_004").json()
     response = client.post(
         "/auth/change-password",
-        headers=account["headers"],
+        headers=account.headers,
         json={"current_password": DEFAULT_PASSWORD, "new_password": NEW_PASSWORD},
     )
     assert response.status_code == 204
     assert response.content == b""
 
-    assert client.get("/auth/me", headers=account["headers"]).status_code == 200
-    kept = client.post("/auth/refresh", json={"refresh_token": account["tokens"]["refresh_token"]})
+    assert client.get("/auth/me", headers=account.headers).status_code == 200
+    kept = client.post("/auth/refresh", json={"refresh_token": account.tokens["refresh_token"]})
     assert kept.status_code == 200
     assert client.get("/auth/me", headers=bearer(other["access_token"])).status_code == 401
     dropped = client.post("/auth/refresh", json={"refresh_token": other["refresh_token"]})
@@ -86,12 +88,12 @@ def test_change_password_keeps_this_session_and_revokes_the_others(client: TestC
     assert login(client, "self_004", NEW_PASSWORD).status_code == 200
 
 
-def test_change_password_wrong_current_is_400(client: TestClient) -> None:
-    account = register(client, "self_005")
+def test_change_password_wrong_current_is_400(client: TestClient, accounts: AccountFactory) -> None:
+    account = accounts.logged_in(client, "self_005")
     for current in ("Wrong!pass1", DEFAULT_PASSWORD + "\x00", "A1!" + "x" * 80):
         response = client.post(
             "/auth/change-password",
-            headers=account["headers"],
+            headers=account.headers,
             json={"current_password": current, "new_password": NEW_PASSWORD},
         )
         assert response.status_code == 400
@@ -99,8 +101,10 @@ def test_change_password_wrong_current_is_400(client: TestClient) -> None:
     assert login(client, "self_005").status_code == 200
 
 
-def test_change_password_new_password_follows_the_policy(client: TestClient) -> None:
-    account = register(client, "self_006")
+def test_change_password_new_password_follows_the_policy(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    account = accounts.logged_in(client, "self_006")
     for new_password, rule in (
         ("short", "at least 8"),
         ("nouppercase1!", "uppercase"),
@@ -109,7 +113,7 @@ def test_change_password_new_password_follows_the_policy(client: TestClient) -> 
     ):
         response = client.post(
             "/auth/change-password",
-            headers=account["headers"],
+            headers=account.headers,
             json={"current_password": DEFAULT_PASSWORD, "new_password": new_password},
         )
         assert response.status_code == 422
@@ -124,8 +128,10 @@ def test_change_password_new_password_follows_the_policy(client: TestClient) -> 
     assert unauthenticated.status_code == 401
 
 
-def test_sessions_lists_active_sessions_and_marks_the_current_one(client: TestClient) -> None:
-    account = register(client, "self_007")
+def test_sessions_lists_active_sessions_and_marks_the_current_one(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    account = accounts.logged_in(client, "self_007")
     phone = client.post(
         "/auth/login",
         json={"username": "self_007", "password": DEFAULT_PASSWORD},
@@ -144,13 +150,13 @@ def test_sessions_lists_active_sessions_and_marks_the_current_one(client: TestCl
             .values(expires_at=utcnow() - timedelta(seconds=1))
         )
         db.commit()
-    register(client, "self_008")  # someone else's session never shows
+    accounts.logged_in(client, "self_008")  # someone else's session never shows
 
     response = client.get("/auth/sessions", headers=bearer(phone["access_token"]))
     assert response.status_code == 200
     sessions = response.json()
     assert {s["id"] for s in sessions} == {
-        _sid(account["tokens"]["access_token"]),
+        _sid(account.tokens["access_token"]),
         _sid(phone["access_token"]),
     }
     for session in sessions:
@@ -173,11 +179,11 @@ def test_sessions_lists_active_sessions_and_marks_the_current_one(client: TestCl
     assert client.get("/auth/sessions").status_code == 401
 
 
-def test_delete_session_revokes_it(client: TestClient) -> None:
-    account = register(client, "self_009")
+def test_delete_session_revokes_it(client: TestClient, accounts: AccountFactory) -> None:
+    account = accounts.logged_in(client, "self_009")
     other = login(client, "self_009").json()
     response = client.delete(
-        f"/auth/sessions/{_sid(other['access_token'])}", headers=account["headers"]
+        f"/auth/sessions/{_sid(other['access_token'])}", headers=account.headers
     )
     assert response.status_code == 204
     assert client.get("/auth/me", headers=bearer(other["access_token"])).status_code == 401
@@ -185,24 +191,26 @@ def test_delete_session_revokes_it(client: TestClient) -> None:
         client.post("/auth/refresh", json={"refresh_token": other["refresh_token"]}).status_code
         == 401
     )
-    listed = client.get("/auth/sessions", headers=account["headers"]).json()
-    assert [s["id"] for s in listed] == [_sid(account["tokens"]["access_token"])]
+    listed = client.get("/auth/sessions", headers=account.headers).json()
+    assert [s["id"] for s in listed] == [_sid(account.tokens["access_token"])]
     # Revoking the current session signs this token out.
-    own = client.delete(f"/auth/sessions/{listed[0]['id']}", headers=account["headers"])
+    own = client.delete(f"/auth/sessions/{listed[0]['id']}", headers=account.headers)
     assert own.status_code == 204
-    assert client.get("/auth/me", headers=account["headers"]).status_code == 401
+    assert client.get("/auth/me", headers=account.headers).status_code == 401
 
 
-def test_delete_session_of_someone_else_or_unknown_is_404(client: TestClient) -> None:
-    mine = register(client, "self_010")
-    theirs = register(client, "self_011")
-    their_session = _sid(theirs["tokens"]["access_token"])
+def test_delete_session_of_someone_else_or_unknown_is_404(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    mine = accounts.logged_in(client, "self_010")
+    theirs = accounts.logged_in(client, "self_011")
+    their_session = _sid(theirs.tokens["access_token"])
     for session_id in (their_session, 999_999):
-        response = client.delete(f"/auth/sessions/{session_id}", headers=mine["headers"])
+        response = client.delete(f"/auth/sessions/{session_id}", headers=mine.headers)
         assert response.status_code == 404, session_id
         assert response.json() == {"detail": "Session not found"}
-    assert client.get("/auth/me", headers=theirs["headers"]).status_code == 200
+    assert client.get("/auth/me", headers=theirs.headers).status_code == 200
     for bad_id in ("abc", "0", str(2**31), str(2**63)):
-        response = client.delete(f"/auth/sessions/{bad_id}", headers=mine["headers"])
+        response = client.delete(f"/auth/sessions/{bad_id}", headers=mine.headers)
         assert response.status_code == 422, bad_id
     assert client.delete(f"/auth/sessions/{their_session}").status_code == 401

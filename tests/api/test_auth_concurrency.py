@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from api.models import AuditEntry, AuthSession
-from tests.support.accounts import login, register, signup
+from tests.support.accounts import AccountFactory, login, signup
 from tests.support.mfa import enable_mfa, mfa_token, totp_code, verify_mfa
 from tests.support.servers import LiveClient, api_env, api_server
 
@@ -44,11 +44,11 @@ def _all_at_once(calls: list[Callable[[], Any]]) -> list[Any]:
 
 
 def test_concurrent_refreshes_of_one_token_let_exactly_one_through(
-    live: str, database_url: str
+    live: str, database_url: str, accounts: AccountFactory
 ) -> None:
     """PostgreSQL's row lock and SQLite's write lock both serialise the conditional UPDATE that
     claims the token; every loser presented a rotated token, which burns the session."""
-    tokens = register(LiveClient(live), "race_001")["tokens"]
+    tokens = accounts.logged_in(LiveClient(live), "race_001").tokens
     body = {"refresh_token": tokens["refresh_token"]}
     responses = _all_at_once([lambda: LiveClient(live).post("/auth/refresh", json=body)] * 20)
     assert sorted(r.status_code for r in responses) == [200] + [401] * 19
@@ -63,11 +63,11 @@ def test_concurrent_refreshes_of_one_token_let_exactly_one_through(
         engine.dispose()
 
 
-def test_concurrent_writes_do_not_fail_each_other(live: str) -> None:
+def test_concurrent_writes_do_not_fail_each_other(live: str, accounts: AccountFactory) -> None:
     """Sign-ups, logins (good and bad), profile edits, refreshes and logouts all at once: each
     gets its own answer, none a 500 (SQLite must not refuse a write because another committed)."""
     setup = LiveClient(live)
-    member = register(setup, "busy_001")
+    member = accounts.logged_in(setup, "busy_001")
     sessions = [login(setup, "busy_001").json() for _ in range(4)]
 
     calls: list[Callable[[], Any]] = []
@@ -84,7 +84,7 @@ def test_concurrent_writes_do_not_fail_each_other(live: str) -> None:
     for n in range(4):
         calls.append(
             lambda n=n: LiveClient(live).patch(
-                "/auth/me", headers=member["headers"], json={"name": f"Busy {n}"}
+                "/auth/me", headers=member.headers, json={"name": f"Busy {n}"}
             )
         )
         expected.append(200)
@@ -101,13 +101,15 @@ def test_concurrent_writes_do_not_fail_each_other(live: str) -> None:
     assert [r.status_code for r in responses] == expected, [r.text for r in responses]
 
 
-def test_one_second_factor_code_logs_in_once_however_many_present_it(live: str) -> None:
+def test_one_second_factor_code_logs_in_once_however_many_present_it(
+    live: str, accounts: AccountFactory
+) -> None:
     """The conditional UPDATE of the account's last used step (of the recovery code's row)
     lets exactly one of concurrent verifies with one code through, on separate logins. Five
     of them: the four losers' wrong codes stay under the lockout's five."""
     setup = LiveClient(live)
     for username, kind in (("race_totp", "totp"), ("race_recovery", "recovery")):
-        enrolled = enable_mfa(setup, register(setup, username)["headers"])
+        enrolled = enable_mfa(setup, accounts.logged_in(setup, username).headers)
         code = totp_code(enrolled["secret"], 1) if kind == "totp" else enrolled["recovery_codes"][0]
         tokens = [mfa_token(setup, username) for _ in range(5)]
         responses = _all_at_once(
@@ -119,10 +121,10 @@ def test_one_second_factor_code_logs_in_once_however_many_present_it(live: str) 
         assert sorted(r.status_code for r in responses) == [200] + [401] * 4, kind
 
 
-def test_one_mfa_token_logs_in_once(live: str) -> None:
+def test_one_mfa_token_logs_in_once(live: str, accounts: AccountFactory) -> None:
     setup = LiveClient(live)
-    account = register(setup, "race_mfa2")
-    enrolled = enable_mfa(setup, account["headers"])
+    account = accounts.logged_in(setup, "race_mfa2")
+    enrolled = enable_mfa(setup, account.headers)
     token = mfa_token(setup, "race_mfa2")
     codes = [totp_code(enrolled["secret"], 1), *enrolled["recovery_codes"][:4]]
     responses = _all_at_once(
@@ -130,5 +132,5 @@ def test_one_mfa_token_logs_in_once(live: str) -> None:
     )
     assert sorted(r.status_code for r in responses) == [200] + [401] * 4
     # The losers' codes were not used up.
-    left = setup.get("/auth/mfa", headers=account["headers"]).json()["recovery_codes_left"]
+    left = setup.get("/auth/mfa", headers=account.headers).json()["recovery_codes_left"]
     assert left >= 9

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from api.models import LoginEvent
-from tests.support.accounts import DEFAULT_PASSWORD, login, signup
+from tests.support.accounts import DEFAULT_PASSWORD, AccountFactory, login
 from tests.support.databases import app_session
 
 WRONG = "Wrong!pass1"
@@ -50,9 +50,11 @@ def _reasons(client: TestClient, username: str) -> list[str | None]:
         )
 
 
-def test_real_user_is_locked_even_with_the_right_password(client: TestClient) -> None:
-    assert signup(client, "lock_001").status_code == 201
-    assert signup(client, "lock_002").status_code == 201
+def test_real_user_is_locked_even_with_the_right_password(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    accounts.create("lock_001")
+    accounts.create("lock_002")
     _fail(client, "lock_001", 5)
     _assert_locked(login(client, "lock_001"))
     # The account is locked, whatever name it is reached by and on either login route.
@@ -65,8 +67,10 @@ def test_real_user_is_locked_even_with_the_right_password(client: TestClient) ->
     assert login(client, "lock_002").status_code == 200
 
 
-def test_unknown_username_locks_exactly_like_a_real_one(client: TestClient) -> None:
-    assert signup(client, "lock_003").status_code == 201
+def test_unknown_username_locks_exactly_like_a_real_one(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    accounts.create("lock_003")
     _fail(client, "lock_003", 5)
     _fail(client, "ghost_03", 5)
     real = _assert_locked(login(client, "lock_003"))
@@ -75,25 +79,27 @@ def test_unknown_username_locks_exactly_like_a_real_one(client: TestClient) -> N
     assert _reasons(client, "ghost_03") == ["bad_credentials"] * 5 + ["locked"]
 
 
-def test_spelling_variants_of_a_locked_name_are_locked_too(client: TestClient) -> None:
+def test_spelling_variants_of_a_locked_name_are_locked_too(
+    client: TestClient, accounts: AccountFactory
+) -> None:
     """Otherwise " ghost" answering 401 where " real" answers 429 would reveal accounts."""
-    assert signup(client, "lock_007").status_code == 201
+    accounts.create("lock_007")
     _fail(client, "lock_007", 5)
     _fail(client, "ghost_07", 5)
     for variant in (" lock_007", "LOCK_007 ", "\tghost_07", "Ghost_07  "):
         _assert_locked(login(client, variant))
 
 
-def test_a_success_resets_the_count(client: TestClient) -> None:
-    assert signup(client, "lock_004").status_code == 201
+def test_a_success_resets_the_count(client: TestClient, accounts: AccountFactory) -> None:
+    accounts.create("lock_004")
     _fail(client, "lock_004", 4)
     assert login(client, "lock_004").status_code == 200
     _fail(client, "lock_004", 4)
     assert login(client, "lock_004").status_code == 200
 
 
-def test_lock_lifts_when_the_window_passes(client: TestClient) -> None:
-    assert signup(client, "lock_005").status_code == 201
+def test_lock_lifts_when_the_window_passes(client: TestClient, accounts: AccountFactory) -> None:
+    accounts.create("lock_005")
     _fail(client, "lock_005", 5)
     _fail(client, "ghost_05", 5)
     _assert_locked(login(client, "lock_005"))
@@ -106,8 +112,8 @@ def test_lock_lifts_when_the_window_passes(client: TestClient) -> None:
     assert login(client, "ghost_05").status_code == 401
 
 
-def test_attempts_and_window_are_configurable(make_client) -> None:
+def test_attempts_and_window_are_configurable(make_client, accounts: AccountFactory) -> None:
     with make_client(max_login_attempts=2, lockout_minutes=2) as client:
-        assert signup(client, "lock_006").status_code == 201
+        accounts.create("lock_006")
         _fail(client, "lock_006", 2)
         _assert_locked(login(client, "lock_006"), minutes=2)

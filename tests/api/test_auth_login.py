@@ -7,21 +7,19 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
 
 from api.core.config import Settings
-from api.core.security import password_hasher
-from api.models import User
-from tests.support.accounts import DEFAULT_PASSWORD, bearer, login, refresh_cookie, signup
-from tests.support.databases import app_session
+from api.core.security import PasswordHasher
+from tests.support.accounts import (
+    DEFAULT_PASSWORD,
+    AccountFactory,
+    bearer,
+    login,
+    refresh_cookie,
+    signup,
+)
 
 INVALID = {"detail": "Invalid username or password"}
-
-
-def _deactivate(client: TestClient, user_id: int) -> None:
-    with app_session(client) as db:
-        db.execute(update(User).where(User.id == user_id).values(is_active=False))
-        db.commit()
 
 
 def _assert_token_pair(response: Any, refresh_days: int) -> dict[str, Any]:
@@ -42,8 +40,10 @@ def _assert_token_pair(response: Any, refresh_days: int) -> dict[str, Any]:
     return body
 
 
-def test_login_by_username_or_email_case_insensitively(client: TestClient) -> None:
-    assert signup(client, "login_01").status_code == 201
+def test_login_by_username_or_email_case_insensitively(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    accounts.create("login_01")
     for identifier in ("login_01", "LOGIN_01", "login_01@example.com", "Login_01@Example.COM"):
         tokens = _assert_token_pair(login(client, identifier), refresh_days=1)
         me = client.get("/auth/me", headers=bearer(tokens["access_token"]))
@@ -51,8 +51,10 @@ def test_login_by_username_or_email_case_insensitively(client: TestClient) -> No
         assert me.json()["username"] == "login_01"
 
 
-def test_unknown_user_and_wrong_password_get_the_same_401(client: TestClient) -> None:
-    assert signup(client, "login_02").status_code == 201
+def test_unknown_user_and_wrong_password_get_the_same_401(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    accounts.create("login_02")
     wrong_password = login(client, "login_02", DEFAULT_PASSWORD + "x")
     unknown_user = login(client, "nobody_here", DEFAULT_PASSWORD)
     unknown_email = login(client, "nobody@example.com", DEFAULT_PASSWORD)
@@ -63,23 +65,28 @@ def test_unknown_user_and_wrong_password_get_the_same_401(client: TestClient) ->
         assert "set-cookie" not in response.headers
 
 
-def test_odd_identifiers_are_just_unknown_users(client: TestClient) -> None:
-    assert signup(client, "login_03").status_code == 201
+def test_odd_identifiers_are_just_unknown_users(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    accounts.create("login_03")
     for identifier in ("nul\x00user", "login_03\x00", "nul\x00@example.com", " ", "x" * 320):
         response = login(client, identifier)
         assert response.status_code == 401, identifier
         assert response.json() == INVALID
 
 
-def test_password_with_nul_is_a_401_not_an_error(client: TestClient) -> None:
-    assert signup(client, "login_04").status_code == 201
+def test_password_with_nul_is_a_401_not_an_error(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    accounts.create("login_04")
     assert login(client, "login_04", DEFAULT_PASSWORD + "\x00").status_code == 401
     assert login(client, "login_04", "\x00").status_code == 401
 
 
-def test_deactivated_account_is_403_only_with_the_right_password(client: TestClient) -> None:
-    user = signup(client, "login_05").json()
-    _deactivate(client, user["id"])
+def test_deactivated_account_is_403_only_with_the_right_password(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    accounts.create("login_05", is_active=False)
     response = login(client, "login_05")
     assert response.status_code == 403
     assert response.json() == {"detail": "This account is deactivated"}
@@ -98,8 +105,10 @@ def test_successful_login_sets_last_login_at(client: TestClient) -> None:
     assert before - timedelta(seconds=1) <= last_login <= datetime.now(UTC)
 
 
-def test_refresh_cookie_attributes_without_remember_me(client: TestClient) -> None:
-    assert signup(client, "login_07").status_code == 201
+def test_refresh_cookie_attributes_without_remember_me(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    accounts.create("login_07")
     response = login(client, "login_07")
     body = _assert_token_pair(response, refresh_days=1)
     cookie = refresh_cookie(response)
@@ -113,25 +122,29 @@ def test_refresh_cookie_attributes_without_remember_me(client: TestClient) -> No
     assert not any(a.startswith(("max-age", "expires")) for a in attributes)
 
 
-def test_remember_me_makes_a_persistent_30_day_cookie(client: TestClient) -> None:
-    assert signup(client, "login_08").status_code == 201
+def test_remember_me_makes_a_persistent_30_day_cookie(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    accounts.create("login_08")
     response = login(client, "login_08", remember_me=True)
     body = _assert_token_pair(response, refresh_days=30)
     attributes = [part.strip().lower() for part in refresh_cookie(response).split(";")]
     assert f"max-age={body['refresh_expires_in']}" in attributes
 
 
-def test_refresh_cookie_is_secure_when_configured(make_client) -> None:
+def test_refresh_cookie_is_secure_when_configured(make_client, accounts: AccountFactory) -> None:
     with make_client(cookie_secure=True, refresh_token_expire_days=7) as client:
-        assert signup(client, "login_09").status_code == 201
+        accounts.create("login_09")
         response = login(client, "login_09", remember_me=True)
         _assert_token_pair(response, refresh_days=7)
         attributes = [part.strip().lower() for part in refresh_cookie(response).split(";")]
         assert "secure" in attributes
 
 
-def test_token_endpoint_is_an_oauth2_password_form_login(client: TestClient) -> None:
-    assert signup(client, "login_10").status_code == 201
+def test_token_endpoint_is_an_oauth2_password_form_login(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    accounts.create("login_10")
     response = client.post(
         "/auth/token", data={"username": "login_10", "password": DEFAULT_PASSWORD}
     )
@@ -162,8 +175,8 @@ def test_login_body_is_validated(client: TestClient) -> None:
 class _VerifySpy:
     """Records the hashes bcrypt is asked to check (observing work, not replacing it)."""
 
-    def __init__(self, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.hasher = password_hasher(settings.bcrypt_rounds)
+    def __init__(self, hasher: PasswordHasher, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.hasher = hasher
         self.hashes: list[str] = []
         original = self.hasher._context.verify
 
@@ -183,10 +196,13 @@ def _cost(bcrypt_hash: str) -> str:
 
 
 def test_unknown_users_cost_the_same_bcrypt_work(
-    client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    client: TestClient,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    accounts: AccountFactory,
 ) -> None:
-    assert signup(client, "login_11").status_code == 201
-    spy = _VerifySpy(settings, monkeypatch)
+    accounts.create("login_11")
+    spy = _VerifySpy(client.app.state.password_hasher, monkeypatch)
 
     assert login(client, "login_11", "Wrong!pass1").status_code == 401
     known = spy.take()
@@ -203,10 +219,12 @@ def test_unknown_users_cost_the_same_bcrypt_work(
 
 
 def test_deactivated_user_costs_the_same_bcrypt_work(
-    client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    client: TestClient,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    accounts: AccountFactory,
 ) -> None:
-    user = signup(client, "login_12").json()
-    _deactivate(client, user["id"])
-    spy = _VerifySpy(settings, monkeypatch)
+    accounts.create("login_12", is_active=False)
+    spy = _VerifySpy(client.app.state.password_hasher, monkeypatch)
     assert login(client, "login_12").status_code == 403
     assert len(spy.take()) == 1

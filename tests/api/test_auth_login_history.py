@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from api.app import create_app
-from api.models import LoginEvent, User
-from tests.support.accounts import DEFAULT_PASSWORD, bearer, login, register, signup
+from api.models import LoginEvent
+from tests.support.accounts import DEFAULT_PASSWORD, AccountFactory, bearer, login
 from tests.support.databases import app_session
 
 PEER_IP = "198.51.100.7"
@@ -36,13 +36,12 @@ def _rows(client: TestClient) -> list[tuple[str, int | None, bool, str | None]]:
         return [(e.username_attempted, e.user_id, e.success, e.failure_reason) for e in events]
 
 
-def test_every_kind_of_attempt_is_recorded_with_ip_and_user_agent(peer_client: TestClient) -> None:
+def test_every_kind_of_attempt_is_recorded_with_ip_and_user_agent(
+    peer_client: TestClient, accounts: AccountFactory
+) -> None:
     client = peer_client
-    member = signup(client, "hist_001").json()["id"]
-    sleeper = signup(client, "hist_002").json()["id"]
-    with app_session(client) as db:
-        db.execute(update(User).where(User.id == sleeper).values(is_active=False))
-        db.commit()
+    member = accounts.create("hist_001").id
+    sleeper = accounts.create("hist_002", is_active=False).id
 
     assert login(client, "hist_001").status_code == 200
     assert login(client, "HIST_001@example.com").status_code == 200
@@ -77,14 +76,16 @@ def _history(client: TestClient, headers: dict[str, str], query: str = "") -> An
     return client.get(f"/auth/login-history{query}", headers=headers)
 
 
-def test_history_lists_the_callers_attempts_newest_first(client: TestClient) -> None:
-    account = register(client, "hist_003")
-    register(client, "hist_004")
+def test_history_lists_the_callers_attempts_newest_first(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    account = accounts.logged_in(client, "hist_003")
+    accounts.logged_in(client, "hist_004")
     assert login(client, "hist_003", "Wrong!pass1").status_code == 401
     assert login(client, "hist_004", "Wrong!pass1").status_code == 401
     assert login(client, "hist_003@example.com").status_code == 200
 
-    response = _history(client, account["headers"])
+    response = _history(client, account.headers)
     assert response.status_code == 200
     page = response.json()
     assert (page["total"], page["limit"], page["offset"]) == (3, 20, 0)
@@ -110,12 +111,14 @@ def test_history_lists_the_callers_attempts_newest_first(client: TestClient) -> 
     assert all(c.tzinfo is not None for c in created)
 
 
-def test_history_filters_by_success_and_paginates(client: TestClient) -> None:
-    account = register(client, "hist_005")
+def test_history_filters_by_success_and_paginates(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    account = accounts.logged_in(client, "hist_005")
     for _ in range(3):
         assert login(client, "hist_005", "Wrong!pass1").status_code == 401
     assert login(client, "hist_005").status_code == 200
-    headers = account["headers"]
+    headers = account.headers
 
     failures = _history(client, headers, "?success=false").json()
     assert failures["total"] == 3
@@ -135,8 +138,8 @@ def test_history_filters_by_success_and_paginates(client: TestClient) -> None:
     assert _history(client, headers, "?limit=100").status_code == 200
 
 
-def test_history_validates_its_query(client: TestClient) -> None:
-    account = register(client, "hist_006")
+def test_history_validates_its_query(client: TestClient, accounts: AccountFactory) -> None:
+    account = accounts.logged_in(client, "hist_006")
     for query in (
         "?limit=0",
         "?limit=101",
@@ -145,7 +148,7 @@ def test_history_validates_its_query(client: TestClient) -> None:
         "?limit=x",
         "?success=maybe",
     ):
-        response = _history(client, account["headers"], query)
+        response = _history(client, account.headers, query)
         assert response.status_code == 422, query
         assert response.json()["detail"][0]["loc"][0] == "query"
 

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.models import AuthSession
-from tests.support.accounts import bearer, login, refresh_cookie, register
+from tests.support.accounts import AccountFactory, bearer, login, refresh_cookie
 from tests.support.databases import app_session
 
 
@@ -25,10 +25,12 @@ def _revoked_reasons(client: TestClient) -> list[str | None]:
         return list(db.scalars(select(AuthSession.revoked_reason).order_by(AuthSession.id)))
 
 
-def test_logout_with_body_revokes_that_session_only(client: TestClient) -> None:
-    account = register(client, "bye_0001")
+def test_logout_with_body_revokes_that_session_only(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    account = accounts.logged_in(client, "bye_0001")
     other = login(client, "bye_0001").json()
-    tokens = account["tokens"]
+    tokens = account.tokens
     response = client.post("/auth/logout", json={"refresh_token": tokens["refresh_token"]})
     assert response.status_code == 204
     assert response.content == b""
@@ -38,26 +40,26 @@ def test_logout_with_body_revokes_that_session_only(client: TestClient) -> None:
         client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]}).status_code
         == 401
     )
-    assert client.get("/auth/me", headers=account["headers"]).status_code == 401
+    assert client.get("/auth/me", headers=account.headers).status_code == 401
     assert client.get("/auth/me", headers=bearer(other["access_token"])).status_code == 200
 
 
-def test_logout_with_the_cookie(client: TestClient) -> None:
-    account = register(client, "bye_0002")
-    assert client.cookies.get("refresh_token") == account["tokens"]["refresh_token"]
+def test_logout_with_the_cookie(client: TestClient, accounts: AccountFactory) -> None:
+    account = accounts.logged_in(client, "bye_0002")
+    assert client.cookies.get("refresh_token") == account.tokens["refresh_token"]
     response = client.post("/auth/logout")
     assert response.status_code == 204
     _assert_cookie_cleared(response)
     assert client.cookies.get("refresh_token") is None
     assert _revoked_reasons(client) == ["logout"]
-    refused = client.post(
-        "/auth/refresh", json={"refresh_token": account["tokens"]["refresh_token"]}
-    )
+    refused = client.post("/auth/refresh", json={"refresh_token": account.tokens["refresh_token"]})
     assert refused.status_code == 401
 
 
-def test_logout_is_idempotent_and_quiet_about_unknown_tokens(client: TestClient) -> None:
-    account = register(client, "bye_0003")
+def test_logout_is_idempotent_and_quiet_about_unknown_tokens(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    account = accounts.logged_in(client, "bye_0003")
     client.cookies.clear()
     for body in ({"refresh_token": "unknown-token"}, None, {}):
         response = (
@@ -68,24 +70,26 @@ def test_logout_is_idempotent_and_quiet_about_unknown_tokens(client: TestClient)
         assert response.status_code == 204
         _assert_cookie_cleared(response)
     assert _revoked_reasons(client) == [None]
-    token = {"refresh_token": account["tokens"]["refresh_token"]}
+    token = {"refresh_token": account.tokens["refresh_token"]}
     assert client.post("/auth/logout", json=token).status_code == 204
     assert client.post("/auth/logout", json=token).status_code == 204
     assert _revoked_reasons(client) == ["logout"]
 
 
-def test_logout_all_revokes_every_session_of_the_caller(client: TestClient) -> None:
-    account = register(client, "bye_0004")
+def test_logout_all_revokes_every_session_of_the_caller(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    account = accounts.logged_in(client, "bye_0004")
     second = login(client, "bye_0004").json()
-    stranger = register(client, "bye_0005")
-    response = client.post("/auth/logout-all", headers=account["headers"])
+    stranger = accounts.logged_in(client, "bye_0005")
+    response = client.post("/auth/logout-all", headers=account.headers)
     assert response.status_code == 204
     _assert_cookie_cleared(response)
-    for tokens in (account["tokens"], second):
+    for tokens in (account.tokens, second):
         assert client.get("/auth/me", headers=bearer(tokens["access_token"])).status_code == 401
         refused = client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
         assert refused.status_code == 401
-    assert client.get("/auth/me", headers=stranger["headers"]).status_code == 200
+    assert client.get("/auth/me", headers=stranger.headers).status_code == 200
     assert _revoked_reasons(client) == ["logout_all", "logout_all", None]
 
 

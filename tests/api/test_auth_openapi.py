@@ -7,10 +7,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.core.config import Settings
-from tests.support.accounts import TEST_JWT_SECRET
-
 # Every status each route can answer (the contract's rows, plus 422 wherever there is input).
 EXPECTED_STATUSES = {
     ("get", "/health"): {"200", "503"},
@@ -48,16 +44,6 @@ NEEDS_BEARER = {
     ("post", "/auth/mfa/disable"),
     ("post", "/auth/mfa/recovery-codes"),
 }
-
-
-@pytest.fixture(scope="module")
-def docs_client(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
-    """The document does not depend on the database: one app (never started) serves it all."""
-    database = tmp_path_factory.mktemp("openapi") / "unused.db"
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, database_url=f"sqlite:///{database}", jwt_secret_key=TEST_JWT_SECRET
-    )
-    return TestClient(create_app(settings))
 
 
 @pytest.fixture(scope="module")

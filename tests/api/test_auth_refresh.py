@@ -10,7 +10,7 @@ from jose import jwt
 from sqlalchemy import select, update
 
 from api.models import AuditEntry, AuthSession, RefreshToken, User, utcnow
-from tests.support.accounts import bearer, login, refresh_cookie, register, signup
+from tests.support.accounts import AccountFactory, bearer, login, refresh_cookie
 from tests.support.databases import app_session
 
 INVALID_REFRESH = {"detail": "Invalid, expired or revoked refresh token"}
@@ -32,8 +32,10 @@ def _assert_refused(response: Any) -> None:
     assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
-def test_refresh_rotates_the_token_within_the_same_session(client: TestClient) -> None:
-    first = register(client, "fresh_01")["tokens"]
+def test_refresh_rotates_the_token_within_the_same_session(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    first = accounts.logged_in(client, "fresh_01").tokens
     second = _refresh(client, first["refresh_token"])
     assert second.status_code == 200, second.text
     rotated = second.json()
@@ -55,8 +57,10 @@ def test_refresh_rotates_the_token_within_the_same_session(client: TestClient) -
         assert first["refresh_token"] not in stored and len(stored) == 3
 
 
-def test_refresh_from_the_cookie_rotates_the_cookie(client: TestClient) -> None:
-    assert signup(client, "fresh_02").status_code == 201
+def test_refresh_from_the_cookie_rotates_the_cookie(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    accounts.create("fresh_02")
     first = login(client, "fresh_02", remember_me=True).json()
     assert client.cookies.get("refresh_token") == first["refresh_token"]
     response = _refresh(client)
@@ -70,8 +74,8 @@ def test_refresh_from_the_cookie_rotates_the_cookie(client: TestClient) -> None:
     assert again.json()["refresh_token"] != rotated
 
 
-def test_body_token_wins_over_the_cookie(client: TestClient) -> None:
-    from_body = register(client, "fresh_03")["tokens"]
+def test_body_token_wins_over_the_cookie(client: TestClient, accounts: AccountFactory) -> None:
+    from_body = accounts.logged_in(client, "fresh_03").tokens
     in_cookie = login(client, "fresh_03").json()
     assert client.cookies.get("refresh_token") == in_cookie["refresh_token"]
     response = _refresh(client, from_body["refresh_token"])
@@ -80,9 +84,11 @@ def test_body_token_wins_over_the_cookie(client: TestClient) -> None:
     assert _session_id(in_cookie["access_token"]) != _session_id(from_body["access_token"])
 
 
-def test_reusing_a_rotated_token_revokes_the_whole_session(client: TestClient) -> None:
-    account = register(client, "fresh_04")
-    first = account["tokens"]
+def test_reusing_a_rotated_token_revokes_the_whole_session(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    account = accounts.logged_in(client, "fresh_04")
+    first = account.tokens
     rotated = _refresh(client, first["refresh_token"]).json()
     client.cookies.clear()
 
@@ -100,12 +106,12 @@ def test_reusing_a_rotated_token_revokes_the_whole_session(client: TestClient) -
         assert [(a.action, a.target_type, a.target_id) for a in audit] == [
             ("session.refresh_token_reuse", "session", session_id)
         ]
-        assert audit[0].details == {"user_id": account["user"]["id"]}
+        assert audit[0].details == {"user_id": account.user.id}
         assert audit[0].ip_address == "testclient"
 
 
-def test_reuse_revokes_only_that_session(client: TestClient) -> None:
-    first = register(client, "fresh_05")["tokens"]
+def test_reuse_revokes_only_that_session(client: TestClient, accounts: AccountFactory) -> None:
+    first = accounts.logged_in(client, "fresh_05").tokens
     other = login(client, "fresh_05").json()
     _refresh(client, first["refresh_token"])
     _assert_refused(_refresh(client, first["refresh_token"]))
@@ -122,8 +128,8 @@ def test_unknown_missing_or_malformed_tokens_are_401(client: TestClient) -> None
     assert client.post("/auth/refresh", json={}).status_code == 422
 
 
-def test_expired_token_is_401(client: TestClient) -> None:
-    first = register(client, "fresh_06")["tokens"]
+def test_expired_token_is_401(client: TestClient, accounts: AccountFactory) -> None:
+    first = accounts.logged_in(client, "fresh_06").tokens
     client.cookies.clear()
     with app_session(client) as db:
         db.execute(update(RefreshToken).values(expires_at=utcnow() - timedelta(seconds=1)))
@@ -135,16 +141,18 @@ def test_expired_token_is_401(client: TestClient) -> None:
         assert db.scalars(select(AuditEntry)).all() == []
 
 
-def test_expired_session_is_401(client: TestClient) -> None:
-    first = register(client, "fresh_07")["tokens"]
+def test_expired_session_is_401(client: TestClient, accounts: AccountFactory) -> None:
+    first = accounts.logged_in(client, "fresh_07").tokens
     with app_session(client) as db:
         db.execute(update(AuthSession).values(expires_at=utcnow() - timedelta(seconds=1)))
         db.commit()
     _assert_refused(_refresh(client, first["refresh_token"]))
 
 
-def test_revoked_session_token_is_401_and_not_consumed(client: TestClient) -> None:
-    first = register(client, "fresh_08")["tokens"]
+def test_revoked_session_token_is_401_and_not_consumed(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    first = accounts.logged_in(client, "fresh_08").tokens
     assert (
         client.post("/auth/logout", json={"refresh_token": first["refresh_token"]}).status_code
         == 204
@@ -154,9 +162,9 @@ def test_revoked_session_token_is_401_and_not_consumed(client: TestClient) -> No
         assert db.scalars(select(RefreshToken.used_at)).one() is None
 
 
-def test_deactivated_users_cannot_refresh(client: TestClient) -> None:
-    account = register(client, "fresh_09")
+def test_deactivated_users_cannot_refresh(client: TestClient, accounts: AccountFactory) -> None:
+    account = accounts.logged_in(client, "fresh_09")
     with app_session(client) as db:
-        db.execute(update(User).where(User.id == account["user"]["id"]).values(is_active=False))
+        db.execute(update(User).where(User.id == account.user.id).values(is_active=False))
         db.commit()
-    _assert_refused(_refresh(client, account["tokens"]["refresh_token"]))
+    _assert_refused(_refresh(client, account.tokens["refresh_token"]))

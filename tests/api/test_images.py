@@ -18,9 +18,11 @@ from PIL import Image as PILImage
 from sqlalchemy import func, select
 
 from api.core.config import Settings
+from api.core.db import writes
 from api.models import Image
-from api.services.images import delete_user_images
-from tests.support.accounts import login_headers, register
+from api.services.images import add_image, delete_user_images
+from api.storage import new_key
+from tests.support.accounts import AccountFactory, LoggedIn, login_headers
 from tests.support.databases import app_session
 from tests.support.images import image_bytes, upload_image
 
@@ -65,13 +67,13 @@ def image_rows(client: TestClient) -> int:
 
 
 @pytest.fixture
-def alice(client: TestClient) -> dict[str, Any]:
-    return register(client, "alice")
+def alice(client: TestClient, accounts: AccountFactory) -> LoggedIn:
+    return accounts.logged_in(client, "alice")
 
 
 @pytest.fixture
-def bob(client: TestClient) -> dict[str, Any]:
-    return register(client, "bob_b")
+def bob(client: TestClient, accounts: AccountFactory) -> LoggedIn:
+    return accounts.logged_in(client, "bob_b")
 
 
 # --- uploads --------------------------------------------------------------------------------
@@ -84,10 +86,10 @@ def test_image_routes_need_credentials(client: TestClient) -> None:
 
 
 def test_upload_records_metadata_and_content_returns_the_bytes_as_uploaded(
-    client: TestClient, alice: dict[str, Any], settings: Settings
+    client: TestClient, alice: LoggedIn, settings: Settings
 ) -> None:
     data = image_bytes("PNG", size=(30, 20))
-    created = upload_image(client, alice["headers"], data, filename="holiday.png")
+    created = upload_image(client, alice.headers, data, filename="holiday.png")
     assert created.status_code == 201, created.text
     image = created.json()
     assert image["filename"] == "holiday.png"
@@ -96,7 +98,7 @@ def test_upload_records_metadata_and_content_returns_the_bytes_as_uploaded(
     assert image["source_image_id"] is None
     assert image["operations"] is None
 
-    content = client.get(f"/images/{image['id']}/content", headers=alice["headers"])
+    content = client.get(f"/images/{image['id']}/content", headers=alice.headers)
     assert content.status_code == 200
     assert content.content == data
     assert content.headers["content-type"] == "image/png"
@@ -119,20 +121,20 @@ def test_upload_records_metadata_and_content_returns_the_bytes_as_uploaded(
     ],
 )
 def test_every_supported_format_is_accepted(
-    client: TestClient, alice: dict[str, Any], image_format: str, media_type: str
+    client: TestClient, alice: LoggedIn, image_format: str, media_type: str
 ) -> None:
-    created = upload_image(client, alice["headers"], image_bytes(image_format), "x.bin", "x/y")
+    created = upload_image(client, alice.headers, image_bytes(image_format), "x.bin", "x/y")
     assert created.status_code == 201, created.text
     assert (created.json()["format"], created.json()["media_type"]) == (image_format, media_type)
-    content = client.get(f"/images/{created.json()['id']}/content", headers=alice["headers"])
+    content = client.get(f"/images/{created.json()['id']}/content", headers=alice.headers)
     assert content.headers["content-type"] == media_type
 
 
 def test_the_type_is_judged_by_content_not_by_name_or_header(
-    client: TestClient, alice: dict[str, Any]
+    client: TestClient, alice: LoggedIn
 ) -> None:
     jpeg_named_png = upload_image(
-        client, alice["headers"], image_bytes("JPEG"), "looks.png", "image/png"
+        client, alice.headers, image_bytes("JPEG"), "looks.png", "image/png"
     )
     assert jpeg_named_png.status_code == 201
     assert jpeg_named_png.json()["format"] == "JPEG"
@@ -159,7 +161,7 @@ def test_the_type_is_judged_by_content_not_by_name_or_header(
 )
 def test_bad_uploads_are_a_clear_4xx_and_leave_nothing_behind(
     client: TestClient,
-    alice: dict[str, Any],
+    alice: LoggedIn,
     settings: Settings,
     name: str,
     data: bytes,
@@ -167,15 +169,15 @@ def test_bad_uploads_are_a_clear_4xx_and_leave_nothing_behind(
     status: int,
     says: str,
 ) -> None:
-    response = upload_image(client, alice["headers"], data, "upload.jpg", content_type)
+    response = upload_image(client, alice.headers, data, "upload.jpg", content_type)
     assert response.status_code == status, f"{name}: {response.text}"
     assert says in str(response.json()["detail"]), name
     assert stored_files(settings) == []
     assert image_rows(client) == 0
 
 
-def test_a_422_upload_error_has_fastapis_shape(client: TestClient, alice: dict[str, Any]) -> None:
-    response = upload_image(client, alice["headers"], noise_bytes("JPEG")[:1500])
+def test_a_422_upload_error_has_fastapis_shape(client: TestClient, alice: LoggedIn) -> None:
+    response = upload_image(client, alice.headers, noise_bytes("JPEG")[:1500])
     assert response.status_code == 422
     [error] = response.json()["detail"]
     assert error["loc"] == ["body", "file"]
@@ -183,14 +185,14 @@ def test_a_422_upload_error_has_fastapis_shape(client: TestClient, alice: dict[s
 
 
 def test_a_missing_file_field_or_a_non_multipart_body_is_a_422(
-    client: TestClient, alice: dict[str, Any], settings: Settings
+    client: TestClient, alice: LoggedIn, settings: Settings
 ) -> None:
-    wrong_field = upload_image(client, alice["headers"], image_bytes(), field="image")
+    wrong_field = upload_image(client, alice.headers, image_bytes(), field="image")
     assert wrong_field.status_code == 422
     assert wrong_field.json()["detail"][0]["loc"] == ["body", "file"]
     assert "Field required" in wrong_field.json()["detail"][0]["msg"]
 
-    as_json = client.post("/images", json={"file": "abc"}, headers=alice["headers"])
+    as_json = client.post("/images", json={"file": "abc"}, headers=alice.headers)
     assert as_json.status_code == 422
     assert "multipart/form-data" in as_json.json()["detail"][0]["msg"]
     assert stored_files(settings) == []
@@ -207,12 +209,12 @@ def _multipart(field: str, filename: str, chunks: Iterator[bytes]) -> Iterator[b
 
 
 def test_an_upload_over_the_limit_is_cut_off_with_a_413(
-    make_client: Callable[..., Any], settings: Settings
+    make_client: Callable[..., Any], settings: Settings, accounts: AccountFactory
 ) -> None:
     over_limit = image_bytes("PNG") + os.urandom(1024 * 1024)
     with make_client(max_upload_mb=1) as client:
-        alice = register(client, "alice")
-        declared = upload_image(client, alice["headers"], over_limit)  # with Content-Length
+        alice = accounts.logged_in(client, "alice")
+        declared = upload_image(client, alice.headers, over_limit)  # with Content-Length
         assert declared.status_code == 413
         assert "1 MB" in declared.json()["detail"]
 
@@ -224,18 +226,18 @@ def test_an_upload_over_the_limit_is_cut_off_with_a_413(
                 "big.png",
                 iter([over_limit[i : i + 65536] for i in range(0, len(over_limit), 65536)]),
             ),
-            headers={**alice["headers"], "Content-Type": "multipart/form-data; boundary=XyZ"},
+            headers={**alice.headers, "Content-Type": "multipart/form-data; boundary=XyZ"},
         )
         assert streamed.status_code == 413
         assert stored_files(settings) == []
         assert image_rows(client) == 0
 
-        at_limit = upload_image(client, alice["headers"], image_bytes("PNG", size=(400, 300)))
+        at_limit = upload_image(client, alice.headers, image_bytes("PNG", size=(400, 300)))
         assert at_limit.status_code == 201
 
 
 def test_the_clients_filename_is_metadata_only(
-    client: TestClient, alice: dict[str, Any], settings: Settings, tmp_path: Path
+    client: TestClient, alice: LoggedIn, settings: Settings, tmp_path: Path
 ) -> None:
     for hostile, shown in [
         ("../../../evil.png", "evil.png"),
@@ -243,14 +245,14 @@ def test_the_clients_filename_is_metadata_only(
         ("/etc/passwd", "passwd"),
         ("..", "upload"),
     ]:
-        created = upload_image(client, alice["headers"], image_bytes(), filename=hostile)
+        created = upload_image(client, alice.headers, image_bytes(), filename=hostile)
         assert created.status_code == 201, created.text
         assert created.json()["filename"] == shown
     # Control characters (HTTP clients escape them; a raw body need not).
     raw = client.post(
         "/images",
         content=_multipart("file", '"tab\tand\x00nul.png"', iter([image_bytes()])),
-        headers={**alice["headers"], "Content-Type": "multipart/form-data; boundary=XyZ"},
+        headers={**alice.headers, "Content-Type": "multipart/form-data; boundary=XyZ"},
     )
     assert raw.status_code == 201, raw.text
     assert raw.json()["filename"] == "tabandnul.png"
@@ -263,8 +265,8 @@ def test_the_clients_filename_is_metadata_only(
 # --- the library ------------------------------------------------------------------------------
 
 
-def test_ownership_table(client: TestClient, alice: dict[str, Any], bob: dict[str, Any]) -> None:
-    image_id = upload_image(client, alice["headers"]).json()["id"]
+def test_ownership_table(client: TestClient, alice: LoggedIn, bob: LoggedIn) -> None:
+    image_id = upload_image(client, alice.headers).json()["id"]
     process = {"operations": [{"op": "invert"}]}
     attempts: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", f"/images/{image_id}", {}),
@@ -275,48 +277,48 @@ def test_ownership_table(client: TestClient, alice: dict[str, Any], bob: dict[st
         ("DELETE", f"/images/{image_id}", {}),
     ]
     for method, path, extra in attempts:
-        response = client.request(method, path, headers=bob["headers"], **extra)
+        response = client.request(method, path, headers=bob.headers, **extra)
         assert response.status_code == 403, (method, path, response.text)
         unknown = path.replace(f"/{image_id}", "/987654")
         if "batch" in path:
             extra = {"json": {"image_ids": [987654], **process}}
-        missing = client.request(method, unknown, headers=bob["headers"], **extra)
+        missing = client.request(method, unknown, headers=bob.headers, **extra)
         assert missing.status_code == 404, (method, unknown, missing.text)
 
-    assert client.get("/images", headers=bob["headers"]).json()["total"] == 0
-    assert client.get("/jobs", headers=bob["headers"]).json()["total"] == 0
+    assert client.get("/images", headers=bob.headers).json()["total"] == 0
+    assert client.get("/jobs", headers=bob.headers).json()["total"] == 0
 
-    assert client.get("/images", headers=alice["headers"]).json()["total"] == 1
+    assert client.get("/images", headers=alice.headers).json()["total"] == 1
     for method, path, extra in attempts[:4]:
-        response = client.request(method, path, headers=alice["headers"], **extra)
+        response = client.request(method, path, headers=alice.headers, **extra)
         assert response.status_code == 200, (method, path, response.text)
-    assert client.delete(f"/images/{image_id}", headers=alice["headers"]).status_code == 204
+    assert client.delete(f"/images/{image_id}", headers=alice.headers).status_code == 204
 
 
 def test_lists_are_the_callers_only_newest_first_and_paginated(
-    client: TestClient, alice: dict[str, Any], bob: dict[str, Any]
+    client: TestClient, alice: LoggedIn, bob: LoggedIn
 ) -> None:
-    ids = [upload_image(client, alice["headers"]).json()["id"] for _ in range(3)]
-    upload_image(client, bob["headers"])
-    first = client.get("/images?limit=2", headers=alice["headers"]).json()
+    ids = [upload_image(client, alice.headers).json()["id"] for _ in range(3)]
+    upload_image(client, bob.headers)
+    first = client.get("/images?limit=2", headers=alice.headers).json()
     assert (first["total"], first["limit"], first["offset"]) == (3, 2, 0)
     assert [item["id"] for item in first["items"]] == [ids[2], ids[1]]
-    rest = client.get("/images?limit=2&offset=2", headers=alice["headers"]).json()
+    rest = client.get("/images?limit=2&offset=2", headers=alice.headers).json()
     assert [item["id"] for item in rest["items"]] == [ids[0]]
-    assert client.get("/images?limit=101", headers=alice["headers"]).status_code == 422
+    assert client.get("/images?limit=101", headers=alice.headers).status_code == 422
 
 
 def test_thumbnail_applies_the_exif_orientation_and_carries_no_metadata(
-    client: TestClient, alice: dict[str, Any]
+    client: TestClient, alice: LoggedIn
 ) -> None:
     exif = PILImage.Exif()
     exif[0x0112] = 6  # displayed turned a quarter clockwise
     exif[0x8825] = {1: "N"}  # a GPS block
     photo = image_bytes("JPEG", size=(80, 40), exif=exif.tobytes())
-    image = upload_image(client, alice["headers"], photo, "photo.jpg", "image/jpeg").json()
+    image = upload_image(client, alice.headers, photo, "photo.jpg", "image/jpeg").json()
     assert (image["width"], image["height"]) == (40, 80)  # as displayed
 
-    thumbnail = client.get(f"/images/{image['id']}/thumbnail?size=32", headers=alice["headers"])
+    thumbnail = client.get(f"/images/{image['id']}/thumbnail?size=32", headers=alice.headers)
     assert thumbnail.status_code == 200
     assert thumbnail.headers["content-type"] == "image/jpeg"
     assert thumbnail.headers["x-content-type-options"] == "nosniff"
@@ -324,63 +326,97 @@ def test_thumbnail_applies_the_exif_orientation_and_carries_no_metadata(
     assert small.size == (16, 32)
     assert len(small.getexif()) == 0
 
-    content = client.get(f"/images/{image['id']}/content", headers=alice["headers"])
+    content = client.get(f"/images/{image['id']}/content", headers=alice.headers)
     assert content.content == photo  # the upload itself is returned untouched
 
 
 def test_thumbnail_size_bounds_and_png_for_transparency(
-    client: TestClient, alice: dict[str, Any]
+    client: TestClient, alice: LoggedIn
 ) -> None:
     image_id = upload_image(
-        client, alice["headers"], image_bytes("PNG", size=(600, 300), color=(0, 0, 255, 100))
+        client, alice.headers, image_bytes("PNG", size=(600, 300), color=(0, 0, 255, 100))
     ).json()["id"]
-    default = client.get(f"/images/{image_id}/thumbnail", headers=alice["headers"])
+    default = client.get(f"/images/{image_id}/thumbnail", headers=alice.headers)
     assert default.headers["content-type"] == "image/png"
     assert PILImage.open(io.BytesIO(default.content)).size == (256, 128)
     assert PILImage.open(io.BytesIO(default.content)).mode == "RGBA"
     for size in (31, 513, "big"):
-        bad = client.get(f"/images/{image_id}/thumbnail?size={size}", headers=alice["headers"])
+        bad = client.get(f"/images/{image_id}/thumbnail?size={size}", headers=alice.headers)
         assert bad.status_code == 422
 
 
 def test_delete_removes_row_and_file(
-    client: TestClient, alice: dict[str, Any], settings: Settings
+    client: TestClient, alice: LoggedIn, settings: Settings
 ) -> None:
-    kept = upload_image(client, alice["headers"]).json()["id"]
-    image_id = upload_image(client, alice["headers"]).json()["id"]
+    kept = upload_image(client, alice.headers).json()["id"]
+    image_id = upload_image(client, alice.headers).json()["id"]
     assert len(stored_files(settings)) == 2
-    assert client.delete(f"/images/{image_id}", headers=alice["headers"]).status_code == 204
-    assert client.get(f"/images/{image_id}", headers=alice["headers"]).status_code == 404
-    assert client.delete(f"/images/{image_id}", headers=alice["headers"]).status_code == 404
+    assert client.delete(f"/images/{image_id}", headers=alice.headers).status_code == 204
+    assert client.get(f"/images/{image_id}", headers=alice.headers).status_code == 404
+    assert client.delete(f"/images/{image_id}", headers=alice.headers).status_code == 404
     assert len(stored_files(settings)) == 1
-    assert client.get(f"/images/{kept}/content", headers=alice["headers"]).status_code == 200
+    assert client.get(f"/images/{kept}/content", headers=alice.headers).status_code == 200
 
 
 def test_delete_user_images_removes_files_only_when_the_caller_commits(
-    client: TestClient, alice: dict[str, Any], bob: dict[str, Any], settings: Settings
+    client: TestClient, alice: LoggedIn, bob: LoggedIn, settings: Settings
 ) -> None:
     for _ in range(2):
-        upload_image(client, alice["headers"])
-    upload_image(client, bob["headers"])
+        upload_image(client, alice.headers)
+    upload_image(client, bob.headers)
     with app_session(client) as db:
-        assert delete_user_images(db, client.app.state.storage, alice["user"]["id"]) == 2
+        assert delete_user_images(db, client.app.state.storage, alice.user.id) == 2
         assert len(stored_files(settings)) == 3  # rows flushed, files still there
         db.rollback()
         db.commit()  # a later commit of the same session must not remove them either
     assert len(stored_files(settings)) == 3
-    assert client.get("/images", headers=alice["headers"]).json()["total"] == 2
+    assert client.get("/images", headers=alice.headers).json()["total"] == 2
 
     with app_session(client) as db:
-        assert delete_user_images(db, client.app.state.storage, alice["user"]["id"]) == 2
+        assert delete_user_images(db, client.app.state.storage, alice.user.id) == 2
         db.commit()
     assert len(stored_files(settings)) == 1
-    assert client.get("/images", headers=alice["headers"]).json()["total"] == 0
-    assert client.get("/images", headers=bob["headers"]).json()["total"] == 1
+    assert client.get("/images", headers=alice.headers).json()["total"] == 0
+    assert client.get("/images", headers=bob.headers).json()["total"] == 1
 
 
-def test_ids_out_of_range_are_a_422(client: TestClient, alice: dict[str, Any]) -> None:
+def test_an_added_image_keeps_its_object_only_if_its_unit_of_work_commits(
+    client: TestClient, alice: LoggedIn
+) -> None:
+    storage = client.app.state.storage
+    dropped, kept = new_key("png"), new_key("png")
+    for key in (dropped, kept):
+        with storage.writing(key) as path:
+            path.write_bytes(image_bytes())
+
+    def add(db: Any, key: str, filename: str) -> None:
+        add_image(
+            db,
+            storage,
+            owner_id=alice.user.id,
+            key=key,
+            filename=filename,
+            image_format="PNG",
+            width=1,
+            height=1,
+            size_bytes=1,
+        )
+
+    with app_session(client) as db:
+        with pytest.raises(RuntimeError), writes(db):
+            add(db, dropped, "dropped.png")
+            raise RuntimeError("the unit fails after its row was added")
+        with writes(db):
+            add(db, kept, "kept.png")
+    assert not storage.exists(dropped)
+    assert storage.exists(kept)
+    listed = client.get("/images", headers=alice.headers).json()["items"]
+    assert [image["filename"] for image in listed] == ["kept.png"]
+
+
+def test_ids_out_of_range_are_a_422(client: TestClient, alice: LoggedIn) -> None:
     for path in ("/images/0", "/images/99999999999", "/jobs/99999999999"):
-        assert client.get(path, headers=alice["headers"]).status_code == 422
+        assert client.get(path, headers=alice.headers).status_code == 422
 
 
 # --- start-up sweep ---------------------------------------------------------------------------
@@ -392,11 +428,11 @@ def _age(path: Path, seconds: float) -> None:
 
 
 def test_the_startup_sweep_removes_orphans_and_marks_missing_files(
-    make_client: Callable[..., Any], settings: Settings
+    make_client: Callable[..., Any], settings: Settings, accounts: AccountFactory
 ) -> None:
     with make_client() as client:
-        alice = register(client, "alice")
-        lost, kept = (upload_image(client, alice["headers"]).json()["id"] for _ in range(2))
+        alice = accounts.logged_in(client, "alice")
+        lost, kept = (upload_image(client, alice.headers).json()["id"] for _ in range(2))
         with app_session(client) as db:
             lost_key = db.get(Image, lost).storage_key
     storage_dir = settings.storage_dir

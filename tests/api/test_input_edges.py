@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from api.models import Job
-from tests.support.accounts import ADMIN_USERNAME, login_headers, register
+from tests.support.accounts import ADMIN_USERNAME, AccountFactory, login_headers
 from tests.support.databases import app_session
 from tests.support.images import process, upload_image
 
@@ -19,8 +19,10 @@ TOO_FAR = 2**63  # past what SQLite and PostgreSQL can bind as an integer
 
 
 @pytest.mark.parametrize("path", ["/images", "/jobs", "/auth/login-history"])
-def test_an_offset_past_any_list_is_a_422_not_a_500(client: TestClient, path: str) -> None:
-    headers = register(client, "farreader")["headers"]
+def test_an_offset_past_any_list_is_a_422_not_a_500(
+    client: TestClient, path: str, accounts: AccountFactory
+) -> None:
+    headers = accounts.logged_in(client, "farreader").headers
     response = client.get(path, params={"offset": TOO_FAR}, headers=headers)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["query", "offset"]
@@ -45,8 +47,8 @@ def test_admin_filters_with_a_nul_are_a_422(
     assert "control characters" in response.json()["detail"][0]["msg"]
 
 
-def test_an_api_key_name_with_a_nul_is_a_422(client: TestClient) -> None:
-    headers = register(client, "keymaker")["headers"]
+def test_an_api_key_name_with_a_nul_is_a_422(client: TestClient, accounts: AccountFactory) -> None:
+    headers = accounts.logged_in(client, "keymaker").headers
     response = client.post("/api-keys", json={"name": "a\x00b"}, headers=headers)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "name"]
@@ -62,8 +64,10 @@ def _mpo_jpeg() -> bytes:
     return buffer.getvalue()
 
 
-def test_a_jpeg_with_several_pictures_is_a_jpeg(client: TestClient) -> None:
-    headers = register(client, "phoneuser")["headers"]
+def test_a_jpeg_with_several_pictures_is_a_jpeg(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    headers = accounts.logged_in(client, "phoneuser").headers
     uploaded = upload_image(client, headers, _mpo_jpeg(), "photo.jpg", "image/jpeg")
     assert uploaded.status_code == 201, uploaded.text
     image = uploaded.json()
@@ -76,10 +80,11 @@ def test_a_jpeg_with_several_pictures_is_a_jpeg(client: TestClient) -> None:
 
 def test_a_server_that_started_without_the_database_registers_on_its_first_job(
     client: TestClient,
+    accounts: AccountFactory,
 ) -> None:
     runner: Any = client.app.state.job_runner
     runner.server_id = None  # as when the database was unreachable at start-up
-    headers = register(client, "latecomer")["headers"]
+    headers = accounts.logged_in(client, "latecomer").headers
     image_id = upload_image(client, headers).json()["id"]
     job = process(client, headers, image_id, [{"op": "grayscale"}]).json()
     assert job["status"] == "done", job["error"]

@@ -13,16 +13,17 @@ from sqlalchemy import select
 
 from api.models import Job, JobStatus, ServerInstance, utcnow
 from api.services.server_instances import STALE_JOB_ERROR
-from tests.support.accounts import register
+from tests.support.accounts import AccountFactory
 from tests.support.databases import app_session
 from tests.support.images import SLOW, process, upload_image, wait_for_job
 
 
 def test_a_starting_server_leaves_a_live_siblings_running_job_alone(
     make_client: Callable[..., Any],
+    accounts: AccountFactory,
 ) -> None:
     with make_client(process_workers=1) as first:
-        headers = register(first, "alice")["headers"]
+        headers = accounts.logged_in(first, "alice").headers
         image_id = upload_image(first, headers).json()["id"]
         job = process(first, headers, image_id, SLOW, wait=False).json()
         wait_for_job(first, headers, job["id"], {"running"})
@@ -37,9 +38,10 @@ def test_a_starting_server_leaves_a_live_siblings_running_job_alone(
 
 def test_jobs_of_a_silent_server_are_failed_by_a_live_one(
     make_client: Callable[..., Any],
+    accounts: AccountFactory,
 ) -> None:
     with make_client(job_heartbeat_s=0.1) as client:
-        headers = register(client, "alice")["headers"]
+        headers = accounts.logged_in(client, "alice").headers
         image_id = upload_image(client, headers).json()["id"]
         with app_session(client) as db:
             owner_id = db.scalar(select(Job.owner_id).limit(1)) or 1

@@ -12,14 +12,12 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from tests.support.accounts import register
+from tests.support.accounts import Account, AccountFactory
 from tests.support.images import upload_image
-from tests.support.servers import api_env, api_server
+from tests.support.servers import LiveClient, api_env, api_server
 
 # A few seconds of work per job from a tiny file.
 SLOW = [{"op": "resize", "width": 3000, "height": 3000}, *[{"op": "blur", "radius": 50}] * 4]
@@ -27,11 +25,23 @@ MAX_UPLOAD_MB = 2
 
 
 @pytest.fixture
-def server(sqlite_template: Path, tmp_path: Path) -> Iterator[str]:
+def server_database(sqlite_template: Path, tmp_path: Path) -> str:
     database = tmp_path / "app.db"
     shutil.copyfile(sqlite_template, database)
+    return f"sqlite:///{database}"
+
+
+@pytest.fixture
+def alice(server_database: str) -> Iterator[Account]:
+    factory = AccountFactory(server_database)
+    yield factory.create("alice")
+    factory.close()
+
+
+@pytest.fixture
+def server(server_database: str, tmp_path: Path) -> Iterator[str]:
     env = api_env(
-        f"sqlite:///{database}",
+        server_database,
         tmp_path / "images",
         PROCESS_WORKERS="2",
         MAX_UPLOAD_MB=str(MAX_UPLOAD_MB),
@@ -40,13 +50,15 @@ def server(sqlite_template: Path, tmp_path: Path) -> Iterator[str]:
         yield base_url
 
 
-def _running_jobs(http: httpx.Client, headers: dict[str, str]) -> int:
+def _running_jobs(http: LiveClient, headers: dict[str, str]) -> int:
     return http.get("/jobs?status=running", headers=headers).json()["total"]
 
 
-def test_health_answers_while_every_worker_is_busy_and_callers_wait(server: str) -> None:
-    with httpx.Client(base_url=server, timeout=120) as http:
-        headers = register(http, "alice")["headers"]
+def test_health_answers_while_every_worker_is_busy_and_callers_wait(
+    server: str, alice: Account
+) -> None:
+    with LiveClient(server, timeout=120) as http:
+        headers = alice.login(http).headers
         image_id = upload_image(http, headers).json()["id"]
         body = {"operations": SLOW}
         with ThreadPoolExecutor(2) as callers:
@@ -76,7 +88,9 @@ def test_health_answers_while_every_worker_is_busy_and_callers_wait(server: str)
         assert [response.json()["status"] for response in finished] == ["done", "done"]
 
 
-def test_an_oversized_upload_is_refused_without_reading_the_whole_body(server: str) -> None:
+def test_an_oversized_upload_is_refused_without_reading_the_whole_body(
+    server: str, alice: Account
+) -> None:
     sent_megabytes = 0
 
     def body() -> Iterator[bytes]:
@@ -91,8 +105,8 @@ def test_an_oversized_upload_is_refused_without_reading_the_whole_body(server: s
             yield megabyte
         yield b"\r\n--XyZ--\r\n"
 
-    with httpx.Client(base_url=server, timeout=120) as http:
-        headers: dict[str, Any] = register(http, "alice")["headers"]
+    with LiveClient(server, timeout=120) as http:
+        headers = alice.login(http).headers
         response = http.post(
             "/images",
             content=body(),

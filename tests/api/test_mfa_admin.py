@@ -9,11 +9,11 @@ from sqlalchemy import func, select
 from api.models import AuditEntry, OutboxEvent
 from tests.support.accounts import (
     ADMIN_USERNAME,
+    AccountFactory,
     admin_settings,
     bearer,
     login,
     login_headers,
-    register,
 )
 from tests.support.databases import app_session
 from tests.support.mfa import enable_mfa, mfa_token, totp_code, verify_mfa
@@ -21,12 +21,12 @@ from tests.support.mfa import enable_mfa, mfa_token, totp_code, verify_mfa
 ADMIN_MFA_REQUIRED = {"detail": "Two-factor authentication required for administrators"}
 
 
-def test_admin_resets_a_users_2fa(admin_client: TestClient) -> None:
+def test_admin_resets_a_users_2fa(admin_client: TestClient, accounts: AccountFactory) -> None:
     admin = login_headers(admin_client, ADMIN_USERNAME)
-    member = register(admin_client, "mfa_a01")
-    other = register(admin_client, "mfa_a02")
-    member_id = member["user"]["id"]
-    enrolled = enable_mfa(admin_client, member["headers"])
+    member = accounts.logged_in(admin_client, "mfa_a01")
+    other = accounts.logged_in(admin_client, "mfa_a02")
+    member_id = member.user.id
+    enrolled = enable_mfa(admin_client, member.headers)
     pending_login = mfa_token(admin_client, "mfa_a01")
 
     listed = admin_client.get("/users", headers=admin, params={"q": "mfa_a0"}).json()
@@ -35,18 +35,14 @@ def test_admin_resets_a_users_2fa(admin_client: TestClient) -> None:
         "mfa_a02": False,
     }
 
-    assert (
-        admin_client.delete(f"/users/{member_id}/mfa", headers=other["headers"]).status_code == 403
-    )
-    assert (
-        admin_client.delete(f"/users/{member_id}/mfa", headers=member["headers"]).status_code == 403
-    )
+    assert admin_client.delete(f"/users/{member_id}/mfa", headers=other.headers).status_code == 403
+    assert admin_client.delete(f"/users/{member_id}/mfa", headers=member.headers).status_code == 403
     assert admin_client.delete("/users/99999/mfa", headers=admin).status_code == 404
     assert admin_client.delete(f"/users/{member_id}/mfa").status_code == 401
 
     assert admin_client.delete(f"/users/{member_id}/mfa", headers=admin).status_code == 204
     assert admin_client.get(f"/users/{member_id}", headers=admin).json()["mfa_enabled"] is False
-    status = admin_client.get("/auth/mfa", headers=member["headers"]).json()
+    status = admin_client.get("/auth/mfa", headers=member.headers).json()
     assert status == {
         "enabled": False,
         "enabled_at": None,
@@ -85,7 +81,9 @@ def _promote(client: TestClient, admin: dict[str, str], user_id: int) -> None:
     assert response.status_code == 200, response.text
 
 
-def test_require_admin_mfa_refuses_admins_without_a_second_factor(make_client) -> None:
+def test_require_admin_mfa_refuses_admins_without_a_second_factor(
+    make_client, accounts: AccountFactory
+) -> None:
     with make_client(**admin_settings(), require_admin_mfa=True) as client:
         admin = login_headers(client, ADMIN_USERNAME)
         for path in ("/users", "/users/1", "/admin/stats", "/admin/login-history"):
@@ -94,12 +92,9 @@ def test_require_admin_mfa_refuses_admins_without_a_second_factor(make_client) -
             assert refused.json() == ADMIN_MFA_REQUIRED
         assert client.delete("/users/1/mfa", headers=admin).json() == ADMIN_MFA_REQUIRED
         # Members are not concerned, and admins can still enrol.
-        member = register(client, "mfa_a03")
-        assert (
-            client.get(f"/users/{member['user']['id']}", headers=member["headers"]).status_code
-            == 200
-        )
-        assert client.get("/users", headers=member["headers"]).json() == {
+        member = accounts.logged_in(client, "mfa_a03")
+        assert client.get(f"/users/{member.user.id}", headers=member.headers).status_code == 200
+        assert client.get("/users", headers=member.headers).json() == {
             "detail": "Administrator role required"
         }
 
@@ -135,7 +130,7 @@ def test_admin_mfa_is_not_required_by_default(admin_client: TestClient) -> None:
     assert admin_client.get("/admin/stats", headers=admin).status_code == 200
 
 
-def test_a_promoted_member_needs_a_second_factor_too(make_client) -> None:
+def test_a_promoted_member_needs_a_second_factor_too(make_client, accounts: AccountFactory) -> None:
     with make_client(**admin_settings(), require_admin_mfa=True) as client:
         admin_tokens = login(client, ADMIN_USERNAME).json()
         enable_mfa(client, bearer(admin_tokens["access_token"]))
@@ -143,6 +138,6 @@ def test_a_promoted_member_needs_a_second_factor_too(make_client) -> None:
             "/auth/refresh", json={"refresh_token": admin_tokens["refresh_token"]}
         )
         admin = bearer(refreshed.json()["access_token"])
-        member = register(client, "mfa_a04")
-        _promote(client, admin, member["user"]["id"])
-        assert client.get("/users", headers=member["headers"]).json() == ADMIN_MFA_REQUIRED
+        member = accounts.logged_in(client, "mfa_a04")
+        _promote(client, admin, member.user.id)
+        assert client.get("/users", headers=member.headers).json() == ADMIN_MFA_REQUIRED

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from api.core.config import Settings
 from api.models import AuditEntry, LoginEvent, OutboxEvent, RecoveryCode, TotpCredential
-from tests.support.accounts import DEFAULT_PASSWORD, bearer, login, register
+from tests.support.accounts import DEFAULT_PASSWORD, AccountFactory, bearer, login
 from tests.support.databases import app_session
 from tests.support.mfa import enable_mfa, mfa_token, totp_code, verify_mfa, wrong_totp_code
 
@@ -37,9 +37,11 @@ def _audit_actions(client: TestClient) -> list[str]:
         return list(db.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
 
 
-def test_setup_answers_a_pending_secret_with_its_uri_and_qr_code(client: TestClient) -> None:
-    account = register(client, "mfa_e01")
-    headers = account["headers"]
+def test_setup_answers_a_pending_secret_with_its_uri_and_qr_code(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    account = accounts.logged_in(client, "mfa_e01")
+    headers = account.headers
     assert client.get("/auth/mfa", headers=headers).json() == OFF
 
     setup = client.post("/auth/mfa/totp/setup", headers=headers)
@@ -66,8 +68,10 @@ def test_setup_answers_a_pending_secret_with_its_uri_and_qr_code(client: TestCli
     assert client.get("/auth/me", headers=headers).json()["mfa_enabled"] is False
 
 
-def test_setup_again_replaces_the_pending_secret(client: TestClient) -> None:
-    headers = register(client, "mfa_e02")["headers"]
+def test_setup_again_replaces_the_pending_secret(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    headers = accounts.logged_in(client, "mfa_e02").headers
     first = _setup(client, headers)["secret"]
     second = _setup(client, headers)["secret"]
     assert first != second
@@ -77,8 +81,10 @@ def test_setup_again_replaces_the_pending_secret(client: TestClient) -> None:
     assert _enable(client, headers, totp_code(second)).status_code == 200
 
 
-def test_enable_needs_a_pending_secret_and_the_right_code(client: TestClient) -> None:
-    headers = register(client, "mfa_e03")["headers"]
+def test_enable_needs_a_pending_secret_and_the_right_code(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    headers = accounts.logged_in(client, "mfa_e03").headers
     nothing = _enable(client, headers, "123456")
     assert nothing.status_code == 409
     assert "setup" in nothing.json()["detail"]
@@ -96,9 +102,10 @@ def test_enable_needs_a_pending_secret_and_the_right_code(client: TestClient) ->
 
 def test_enable_answers_ten_recovery_codes_and_logs_out_the_other_sessions(
     client: TestClient,
+    accounts: AccountFactory,
 ) -> None:
-    account = register(client, "mfa_e04")
-    headers = account["headers"]
+    account = accounts.logged_in(client, "mfa_e04")
+    headers = account.headers
     other = login(client, "mfa_e04").json()
     secret = _setup(client, headers)["secret"]
 
@@ -129,7 +136,7 @@ def test_enable_answers_ten_recovery_codes_and_logs_out_the_other_sessions(
     assert _audit_actions(client) == ["mfa_enabled"]
     # This session proved the code: its next tokens say so.
     refreshed = client.post(
-        "/auth/refresh", json={"refresh_token": account["tokens"]["refresh_token"]}
+        "/auth/refresh", json={"refresh_token": account.tokens["refresh_token"]}
     )
     assert jwt.get_unverified_claims(refreshed.json()["access_token"])["amr"] == ["pwd", "otp"]
 
@@ -142,12 +149,14 @@ def test_enable_answers_ten_recovery_codes_and_logs_out_the_other_sessions(
     assert verified.status_code == 200
 
 
-def test_secrets_and_codes_are_stored_encrypted_and_hashed(make_client) -> None:
+def test_secrets_and_codes_are_stored_encrypted_and_hashed(
+    make_client, accounts: AccountFactory
+) -> None:
     key = Fernet.generate_key()
     with make_client(mfa_encryption_key=key.decode()) as client:
-        account = register(client, "mfa_e05")
-        setup = _setup(client, account["headers"])
-        codes = _enable(client, account["headers"], totp_code(setup["secret"])).json()
+        account = accounts.logged_in(client, "mfa_e05")
+        setup = _setup(client, account.headers)
+        codes = _enable(client, account.headers, totp_code(setup["secret"])).json()
         with app_session(client) as db:
             ciphertext = db.scalars(select(TotpCredential.secret_ciphertext)).one()
             hashes = db.scalars(select(RecoveryCode.code_hash)).all()
@@ -156,15 +165,16 @@ def test_secrets_and_codes_are_stored_encrypted_and_hashed(make_client) -> None:
         assert len(hashes) == 10
         assert not set(codes["recovery_codes"]) & set(hashes)
         # Never returned after setup.
-        assert setup["secret"] not in client.get("/auth/mfa", headers=account["headers"]).text
+        assert setup["secret"] not in client.get("/auth/mfa", headers=account.headers).text
 
 
 def test_without_a_key_the_secret_is_encrypted_with_one_derived_from_the_jwt_secret(
     make_client,
+    accounts: AccountFactory,
 ) -> None:
     with make_client() as client:
-        account = register(client, "mfa_e06")
-        enrolled = enable_mfa(client, account["headers"])
+        account = accounts.logged_in(client, "mfa_e06")
+        enrolled = enable_mfa(client, account.headers)
         with app_session(client) as db:
             ciphertext = db.scalars(select(TotpCredential.secret_ciphertext)).one()
         assert enrolled["secret"] not in ciphertext
@@ -190,9 +200,11 @@ def test_an_invalid_encryption_key_is_refused_without_echoing_it() -> None:
     assert Settings(_env_file=None).mfa_encryption_key is None  # type: ignore[call-arg]
 
 
-def test_disable_takes_the_password_and_a_code(client: TestClient) -> None:
-    account = register(client, "mfa_e08")
-    headers = account["headers"]
+def test_disable_takes_the_password_and_a_code(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    account = accounts.logged_in(client, "mfa_e08")
+    headers = account.headers
     body = {"password": DEFAULT_PASSWORD, "code": "123456"}
     assert client.post("/auth/mfa/disable", json=body, headers=headers).status_code == 409
 
@@ -223,15 +235,17 @@ def test_disable_takes_the_password_and_a_code(client: TestClient) -> None:
     assert _audit_actions(client) == ["mfa_enabled", "mfa_disabled"]
 
 
-def test_disable_with_a_recovery_code(client: TestClient) -> None:
-    headers = register(client, "mfa_e09")["headers"]
+def test_disable_with_a_recovery_code(client: TestClient, accounts: AccountFactory) -> None:
+    headers = accounts.logged_in(client, "mfa_e09").headers
     codes = enable_mfa(client, headers)["recovery_codes"]
     body = {"password": DEFAULT_PASSWORD, "code": codes[9].upper()}
     assert client.post("/auth/mfa/disable", json=body, headers=headers).status_code == 204
 
 
-def test_regenerating_recovery_codes_voids_the_old_ones(client: TestClient) -> None:
-    headers = register(client, "mfa_e10")["headers"]
+def test_regenerating_recovery_codes_voids_the_old_ones(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    headers = accounts.logged_in(client, "mfa_e10").headers
     assert (
         client.post("/auth/mfa/recovery-codes", json={"code": "123456"}, headers=headers)
     ).status_code == 409
@@ -283,9 +297,11 @@ def _events(client: TestClient) -> list[tuple[str, dict[str, object]]]:
         return [(e.type, e.data) for e in db.scalars(select(OutboxEvent).order_by(OutboxEvent.id))]
 
 
-def test_each_change_records_its_event_and_a_refused_one_none(client: TestClient) -> None:
-    account = register(client, "mfa_e11")
-    user_id, headers = account["user"]["id"], account["headers"]
+def test_each_change_records_its_event_and_a_refused_one_none(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    account = accounts.logged_in(client, "mfa_e11")
+    user_id, headers = account.user.id, account.headers
     secret = _setup(client, headers)["secret"]
     before = _events(client)
     assert _enable(client, headers, wrong_totp_code(secret)).status_code == 400

@@ -14,7 +14,13 @@ from sqlalchemy import select, update
 
 from api.models import LoginEvent, MfaChallenge, TotpCredential, User, utcnow
 from api.schemas.auth import TokenPair
-from tests.support.accounts import DEFAULT_PASSWORD, bearer, login, refresh_cookie, register
+from tests.support.accounts import (
+    DEFAULT_PASSWORD,
+    AccountFactory,
+    bearer,
+    login,
+    refresh_cookie,
+)
 from tests.support.databases import app_session
 from tests.support.mfa import (
     enable_mfa,
@@ -28,9 +34,14 @@ from tests.support.mfa import (
 CODE_REQUIRED = "Two-factor code required: put the current code in the client_secret field."
 
 
-def _enrolled(client: TestClient, username: str) -> dict[str, Any]:
-    account = register(client, username)
-    return {**account, **enable_mfa(client, account["headers"])}
+def _enrolled(client: TestClient, accounts: AccountFactory, username: str) -> dict[str, Any]:
+    """A new account, logged in, with 2FA on."""
+    account = accounts.logged_in(client, username)
+    return {
+        "user": {"id": account.user.id, "username": username},
+        "headers": account.headers,
+        **enable_mfa(client, account.headers),
+    }
 
 
 def _forget_used_steps(client: TestClient) -> None:
@@ -56,8 +67,10 @@ def _reasons(client: TestClient, user_id: int) -> list[str | None]:
         )
 
 
-def test_login_answers_a_challenge_without_tokens_or_cookie(client: TestClient) -> None:
-    account = _enrolled(client, "mfa_l01")
+def test_login_answers_a_challenge_without_tokens_or_cookie(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    account = _enrolled(client, accounts, "mfa_l01")
     events_before = _reasons(client, account["user"]["id"])
 
     response = login(client, "mfa_l01", remember_me=True)
@@ -74,7 +87,7 @@ def test_login_answers_a_challenge_without_tokens_or_cookie(client: TestClient) 
     with app_session(client) as db:
         user = db.get(User, account["user"]["id"])
         assert user is not None
-        assert user.last_login_at is not None  # from register(), before 2FA
+        assert user.last_login_at is not None  # from the login before 2FA
         first_login_at = user.last_login_at
         # Only the token's SHA-256 is stored.
         stored = db.scalars(select(MfaChallenge.token_hash)).all()
@@ -104,23 +117,25 @@ def test_login_answers_a_challenge_without_tokens_or_cookie(client: TestClient) 
         assert user.last_login_at > first_login_at
 
 
-def test_verify_with_remember_me_gives_a_long_session(client: TestClient) -> None:
-    account = _enrolled(client, "mfa_l02")
+def test_verify_with_remember_me_gives_a_long_session(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    account = _enrolled(client, accounts, "mfa_l02")
     token = mfa_token(client, "mfa_l02")
     verified = verify_mfa(client, token, totp_code(account["secret"], 1), remember_me=True)
     assert verified.status_code == 200, verified.text
     assert "Max-Age=2592000" in refresh_cookie(verified)
 
 
-def test_amr_is_pwd_without_2fa_and_kept_across_refreshes(client: TestClient) -> None:
-    plain = register(client, "mfa_l03")
-    assert _amr(plain["tokens"]["access_token"]) == ["pwd"]
-    refreshed = client.post(
-        "/auth/refresh", json={"refresh_token": plain["tokens"]["refresh_token"]}
-    )
+def test_amr_is_pwd_without_2fa_and_kept_across_refreshes(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    plain = accounts.logged_in(client, "mfa_l03")
+    assert _amr(plain.tokens["access_token"]) == ["pwd"]
+    refreshed = client.post("/auth/refresh", json={"refresh_token": plain.tokens["refresh_token"]})
     assert _amr(refreshed.json()["access_token"]) == ["pwd"]
 
-    account = _enrolled(client, "mfa_l04")
+    account = _enrolled(client, accounts, "mfa_l04")
     pair = verify_mfa(client, mfa_token(client, "mfa_l04"), totp_code(account["secret"], 1)).json()
     for _ in range(2):
         pair = client.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]}).json()
@@ -129,11 +144,12 @@ def test_amr_is_pwd_without_2fa_and_kept_across_refreshes(client: TestClient) ->
 
 def test_a_code_is_accepted_once_and_the_enabling_code_counts_as_used(
     client: TestClient,
+    accounts: AccountFactory,
 ) -> None:
-    account = register(client, "mfa_l05")
-    setup = client.post("/auth/mfa/totp/setup", headers=account["headers"]).json()
+    account = accounts.logged_in(client, "mfa_l05")
+    setup = client.post("/auth/mfa/totp/setup", headers=account.headers).json()
     code = totp_code(setup["secret"], 1)
-    enabled = client.post("/auth/mfa/totp/enable", json={"code": code}, headers=account["headers"])
+    enabled = client.post("/auth/mfa/totp/enable", json={"code": code}, headers=account.headers)
     assert enabled.status_code == 200, enabled.text
 
     token = mfa_token(client, "mfa_l05")
@@ -153,8 +169,10 @@ def test_a_code_is_accepted_once_and_the_enabling_code_counts_as_used(
 
 
 @pytest.mark.parametrize(("steps", "accepted"), [(-1, True), (1, True), (-2, False), (2, False)])
-def test_one_step_of_drift_either_way(client: TestClient, steps: int, accepted: bool) -> None:
-    account = _enrolled(client, f"mfa_d{steps + 2}")
+def test_one_step_of_drift_either_way(
+    client: TestClient, steps: int, accepted: bool, accounts: AccountFactory
+) -> None:
+    account = _enrolled(client, accounts, f"mfa_d{steps + 2}")
     _forget_used_steps(client)
     token = mfa_token(client, account["user"]["username"])
     wait_for_fresh_step()
@@ -162,8 +180,10 @@ def test_one_step_of_drift_either_way(client: TestClient, steps: int, accepted: 
     assert response.status_code == (200 if accepted else 401), response.text
 
 
-def test_recovery_codes_work_once_each_in_any_spelling(client: TestClient) -> None:
-    account = _enrolled(client, "mfa_l06")
+def test_recovery_codes_work_once_each_in_any_spelling(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    account = _enrolled(client, accounts, "mfa_l06")
     codes = account["recovery_codes"]
     assert len(codes) == 10
 
@@ -182,13 +202,15 @@ def test_recovery_codes_work_once_each_in_any_spelling(client: TestClient) -> No
     spelled = f"  {codes[1].replace('-', '').upper()} "
     assert verify_mfa(client, mfa_token(client, "mfa_l06"), spelled).status_code == 200
     # Another account's code is no code of this one.
-    other = _enrolled(client, "mfa_l07")
+    other = _enrolled(client, accounts, "mfa_l07")
     foreign = verify_mfa(client, mfa_token(client, "mfa_l06"), other["recovery_codes"][0])
     assert foreign.status_code == 401
 
 
-def test_a_used_unknown_or_expired_mfa_token_is_refused(client: TestClient) -> None:
-    account = _enrolled(client, "mfa_l08")
+def test_a_used_unknown_or_expired_mfa_token_is_refused(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    account = _enrolled(client, accounts, "mfa_l08")
     user_id = account["user"]["id"]
     token = mfa_token(client, "mfa_l08")
     assert verify_mfa(client, token, totp_code(account["secret"], 1)).status_code == 200
@@ -233,10 +255,11 @@ def test_a_used_unknown_or_expired_mfa_token_is_refused(client: TestClient) -> N
 
 def test_after_five_wrong_codes_the_mfa_token_is_refused_even_with_the_right_code(
     make_client,
+    accounts: AccountFactory,
 ) -> None:
     # A lockout budget above the token's, so that it is the token's limit that shows.
     with make_client(max_login_attempts=20) as client:
-        account = _enrolled(client, "mfa_l09")
+        account = _enrolled(client, accounts, "mfa_l09")
         token = mfa_token(client, "mfa_l09")
         for _ in range(5):
             wrong = verify_mfa(client, token, wrong_totp_code(account["secret"]))
@@ -254,8 +277,10 @@ def test_after_five_wrong_codes_the_mfa_token_is_refused_even_with_the_right_cod
         assert verify_mfa(client, fresh, account["recovery_codes"][0]).status_code == 200
 
 
-def test_wrong_codes_count_towards_the_account_lockout(client: TestClient) -> None:
-    account = _enrolled(client, "mfa_l10")
+def test_wrong_codes_count_towards_the_account_lockout(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    account = _enrolled(client, accounts, "mfa_l10")
     first, second = mfa_token(client, "mfa_l10"), mfa_token(client, "mfa_l10")
     for wrong_code in (wrong_totp_code(account["secret"]), "abcd-efgh-ijkl", "no code"):
         assert verify_mfa(client, first, wrong_code).status_code == 401
@@ -280,8 +305,10 @@ def test_wrong_codes_count_towards_the_account_lockout(client: TestClient) -> No
     ]
 
 
-def test_a_success_at_the_second_step_resets_the_count(client: TestClient) -> None:
-    account = _enrolled(client, "mfa_l11")
+def test_a_success_at_the_second_step_resets_the_count(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    account = _enrolled(client, accounts, "mfa_l11")
     token = mfa_token(client, "mfa_l11")
     for _ in range(4):
         assert verify_mfa(client, token, wrong_totp_code(account["secret"])).status_code == 401
@@ -291,8 +318,8 @@ def test_a_success_at_the_second_step_resets_the_count(client: TestClient) -> No
     assert login(client, "mfa_l11").status_code == 200
 
 
-def test_login_history_shows_mfa_failed(client: TestClient) -> None:
-    account = _enrolled(client, "mfa_l12")
+def test_login_history_shows_mfa_failed(client: TestClient, accounts: AccountFactory) -> None:
+    account = _enrolled(client, accounts, "mfa_l12")
     token = mfa_token(client, "mfa_l12")
     assert verify_mfa(client, token, wrong_totp_code(account["secret"])).status_code == 401
     pair = verify_mfa(client, token, totp_code(account["secret"], 1)).json()
@@ -306,8 +333,10 @@ def test_login_history_shows_mfa_failed(client: TestClient) -> None:
     assert all(e["username_attempted"] == "mfa_l12" for e in history["items"])
 
 
-def test_a_deactivated_account_cannot_finish_its_login(client: TestClient) -> None:
-    account = _enrolled(client, "mfa_l13")
+def test_a_deactivated_account_cannot_finish_its_login(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    account = _enrolled(client, accounts, "mfa_l13")
     token = mfa_token(client, "mfa_l13")
     with app_session(client) as db:
         db.execute(update(User).values(is_active=False))
@@ -324,8 +353,10 @@ def _token_form(username: str, code: str | None = None) -> dict[str, str]:
     return form
 
 
-def test_token_route_takes_the_code_in_client_secret(client: TestClient) -> None:
-    account = _enrolled(client, "mfa_t01")
+def test_token_route_takes_the_code_in_client_secret(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    account = _enrolled(client, accounts, "mfa_t01")
     user_id = account["user"]["id"]
 
     wrong_code = wrong_totp_code(account["secret"])
@@ -359,15 +390,19 @@ def test_token_route_takes_the_code_in_client_secret(client: TestClient) -> None
     ]
 
 
-def test_token_route_ignores_client_secret_without_2fa(client: TestClient) -> None:
-    register(client, "mfa_t02")
+def test_token_route_ignores_client_secret_without_2fa(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    accounts.create("mfa_t02")
     granted = client.post("/auth/token", data=_token_form("mfa_t02", "whatever"))
     assert granted.status_code == 200
     assert _amr(granted.json()["access_token"]) == ["pwd"]
 
 
-def test_wrong_codes_on_the_token_route_lock_the_account(client: TestClient) -> None:
-    account = _enrolled(client, "mfa_t03")
+def test_wrong_codes_on_the_token_route_lock_the_account(
+    client: TestClient, accounts: AccountFactory
+) -> None:
+    account = _enrolled(client, accounts, "mfa_t03")
     for _ in range(5):
         wrong = _token_form("mfa_t03", wrong_totp_code(account["secret"]))
         assert client.post("/auth/token", data=wrong).status_code == 401
@@ -378,9 +413,9 @@ def test_wrong_codes_on_the_token_route_lock_the_account(client: TestClient) -> 
     assert login(client, "mfa_t03").status_code == 429
 
 
-def test_verify_has_its_own_per_address_rate_limit(make_client) -> None:
+def test_verify_has_its_own_per_address_rate_limit(make_client, accounts: AccountFactory) -> None:
     with make_client(rate_limit_enabled=True, login_rate_limit="3/minute") as client:
-        account = _enrolled(client, "mfa_r01")
+        account = _enrolled(client, accounts, "mfa_r01")
         token = mfa_token(client, "mfa_r01")
         for _ in range(3):
             wrong = verify_mfa(client, token, wrong_totp_code(account["secret"]))
@@ -392,10 +427,11 @@ def test_verify_has_its_own_per_address_rate_limit(make_client) -> None:
         assert _reasons(client, account["user"]["id"])[-1] == "rate_limited"
 
 
-def test_no_secret_code_or_token_is_logged(client: TestClient, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_no_secret_code_or_token_is_logged(
+    client: TestClient, caplog, accounts: AccountFactory
+) -> None:  # type: ignore[no-untyped-def]
     caplog.set_level(logging.DEBUG)
-    account = register(client, "mfa_s01")
-    enrolled = enable_mfa(client, account["headers"])
+    enrolled = enable_mfa(client, accounts.logged_in(client, "mfa_s01").headers)
     token = mfa_token(client, "mfa_s01")
     code = totp_code(enrolled["secret"], 1)
     assert verify_mfa(client, token, wrong_totp_code(enrolled["secret"])).status_code == 401

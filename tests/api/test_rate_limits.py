@@ -19,10 +19,8 @@ from api.app import create_app
 from api.models import LoginEvent
 from tests.support.accounts import DEFAULT_PASSWORD, login, register, signup
 from tests.support.databases import (
-    REDIS_SERVER_URL,
     app_session,
     fresh_redis_database,
-    redis_reachable,
 )
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import LiveClient, api_env, free_port, running_process
@@ -231,10 +229,6 @@ def test_start_script_believes_forwarded_for_only_from_allowed_peers(
 
 @pytest.fixture
 def redis_uri() -> Iterator[str]:
-    if not redis_reachable():
-        pytest.fail(
-            f"Redis is required at {REDIS_SERVER_URL} (scripts/ensure-services.sh starts it)"
-        )
     with fresh_redis_database() as url:
         yield url
 

@@ -16,7 +16,7 @@ from jose import jwt
 from sqlalchemy import delete, update
 
 from api.models import AuthSession, User, utcnow
-from tests.support.accounts import TEST_JWT_SECRET, bearer, register
+from tests.support.accounts import TEST_JWT_SECRET, AccountFactory, LoggedIn, bearer
 from tests.support.databases import app_session
 
 ISSUER, AUDIENCE = "pixelgate", "pixelgate-clients"
@@ -50,17 +50,21 @@ def _assert_refused(response: Any) -> None:
 
 
 @pytest.fixture
-def account(client: TestClient) -> dict[str, Any]:
-    created = register(client, "token_01")
-    created["claims"] = jwt.get_unverified_claims(created["tokens"]["access_token"])
-    return created
+def account(client: TestClient, accounts: AccountFactory) -> LoggedIn:
+    return accounts.logged_in(client, "token_01")
 
 
-def test_issued_access_token_has_the_contract_claims(account: dict[str, Any]) -> None:
-    token = account["tokens"]["access_token"]
+@pytest.fixture
+def claims(account: LoggedIn) -> dict[str, Any]:
+    """The claims of the account's access token."""
+    return jwt.get_unverified_claims(account.tokens["access_token"])
+
+
+def test_issued_access_token_has_the_contract_claims(account: LoggedIn) -> None:
+    token = account.tokens["access_token"]
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
     claims = jwt.decode(token, TEST_JWT_SECRET, algorithms=["HS256"], audience=AUDIENCE)
-    assert claims["sub"] == str(account["user"]["id"])
+    assert claims["sub"] == str(account.user.id)
     assert claims["username"] == "token_01"
     assert claims["role"] == "member"
     assert claims["type"] == "access"
@@ -71,10 +75,10 @@ def test_issued_access_token_has_the_contract_claims(account: dict[str, Any]) ->
 
 
 def test_a_re_signed_copy_of_a_real_token_is_accepted(
-    client: TestClient, account: dict[str, Any]
+    client: TestClient, claims: dict[str, Any]
 ) -> None:
     """The baseline: the hand-made tokens below differ from a good one in one point only."""
-    assert _me(client, _sign(account["claims"])).status_code == 200
+    assert _me(client, _sign(claims)).status_code == 200
 
 
 def _now() -> int:
@@ -100,16 +104,16 @@ CLAIM_CHANGES: dict[str, dict[str, Any]] = {
 }
 
 
-def test_tokens_with_bad_claims_are_refused(client: TestClient, account: dict[str, Any]) -> None:
+def test_tokens_with_bad_claims_are_refused(client: TestClient, claims: dict[str, Any]) -> None:
     accepted = []
     for change, values in CLAIM_CHANGES.items():
-        claims = dict(account["claims"])
+        changed = dict(claims)
         for name, value in values.items():
             if value is None:
-                claims.pop(name)
+                changed.pop(name)
             else:
-                claims[name] = value
-        response = _me(client, _sign(claims))
+                changed[name] = value
+        response = _me(client, _sign(changed))
         if response.status_code != 401:
             accepted.append(change)
         else:
@@ -117,12 +121,14 @@ def test_tokens_with_bad_claims_are_refused(client: TestClient, account: dict[st
     assert accepted == [], f"accepted: {accepted}"
 
 
-def test_tampered_tokens_are_refused(client: TestClient, account: dict[str, Any]) -> None:
-    token = account["tokens"]["access_token"]
+def test_tampered_tokens_are_refused(
+    client: TestClient, account: LoggedIn, claims: dict[str, Any]
+) -> None:
+    token = account.tokens["access_token"]
     head, payload, signature = token.split(".")
     flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
     _assert_refused(_me(client, f"{head}.{payload}.{flipped}"))
-    elevated = dict(account["claims"], role="admin", sub="1")
+    elevated = dict(claims, role="admin", sub="1")
     _assert_refused(_me(client, f"{head}.{_b64(json.dumps(elevated).encode())}.{signature}"))
     _assert_refused(_me(client, f"{head}.{payload}"))
     _assert_refused(_me(client, "not.a.jwt"))
@@ -130,9 +136,8 @@ def test_tampered_tokens_are_refused(client: TestClient, account: dict[str, Any]
 
 
 def test_alg_none_and_other_algorithms_are_refused(
-    client: TestClient, account: dict[str, Any]
+    client: TestClient, claims: dict[str, Any]
 ) -> None:
-    claims = account["claims"]
     for header in ({"alg": "none", "typ": "JWT"}, {"alg": "None"}, {"alg": "NONE"}):
         _assert_refused(_me(client, _raw_token(header, claims)))
     for algorithm in ("HS384", "HS512"):
@@ -145,33 +150,31 @@ def test_alg_none_and_other_algorithms_are_refused(
 
 
 def test_a_token_signed_with_another_secret_is_refused(
-    client: TestClient, account: dict[str, Any]
+    client: TestClient, claims: dict[str, Any]
 ) -> None:
-    _assert_refused(_me(client, _sign(account["claims"], secret="another-secret-" + "y" * 40)))
+    _assert_refused(_me(client, _sign(claims, secret="another-secret-" + "y" * 40)))
 
 
-def test_a_refresh_token_is_not_an_access_token(
-    client: TestClient, account: dict[str, Any]
+def test_a_refresh_token_is_not_an_access_token(client: TestClient, account: LoggedIn) -> None:
+    _assert_refused(_me(client, account.tokens["refresh_token"]))
+
+
+def test_another_users_session_id_is_refused(
+    client: TestClient, claims: dict[str, Any], accounts: AccountFactory
 ) -> None:
-    _assert_refused(_me(client, account["tokens"]["refresh_token"]))
+    other = accounts.logged_in(client, "token_02")
+    other_sid = jwt.get_unverified_claims(other.tokens["access_token"])["sid"]
+    _assert_refused(_me(client, _sign(dict(claims, sid=other_sid))))
 
 
-def test_another_users_session_id_is_refused(client: TestClient, account: dict[str, Any]) -> None:
-    other = register(client, "token_02")
-    other_sid = jwt.get_unverified_claims(other["tokens"]["access_token"])["sid"]
-    _assert_refused(_me(client, _sign(dict(account["claims"], sid=other_sid))))
-
-
-def test_token_of_a_revoked_session_is_refused(client: TestClient, account: dict[str, Any]) -> None:
-    refresh = {"refresh_token": account["tokens"]["refresh_token"]}
+def test_token_of_a_revoked_session_is_refused(client: TestClient, account: LoggedIn) -> None:
+    refresh = {"refresh_token": account.tokens["refresh_token"]}
     assert client.post("/auth/logout", json=refresh).status_code == 204
-    _assert_refused(_me(client, account["tokens"]["access_token"]))
+    _assert_refused(_me(client, account.tokens["access_token"]))
 
 
-def test_token_of_an_expired_session_is_refused(
-    client: TestClient, account: dict[str, Any]
-) -> None:
-    token = account["tokens"]["access_token"]
+def test_token_of_an_expired_session_is_refused(client: TestClient, account: LoggedIn) -> None:
+    token = account.tokens["access_token"]
     with app_session(client) as db:
         db.execute(update(AuthSession).values(expires_at=utcnow() + timedelta(seconds=30)))
         db.commit()
@@ -183,10 +186,10 @@ def test_token_of_an_expired_session_is_refused(
 
 
 def test_token_of_a_deactivated_or_soft_deleted_user_is_refused(
-    client: TestClient, account: dict[str, Any]
+    client: TestClient, account: LoggedIn
 ) -> None:
-    token = account["tokens"]["access_token"]
-    user_id = account["user"]["id"]
+    token = account.tokens["access_token"]
+    user_id = account.user.id
     with app_session(client) as db:
         db.execute(update(User).where(User.id == user_id).values(is_active=False))
         db.commit()
@@ -197,9 +200,9 @@ def test_token_of_a_deactivated_or_soft_deleted_user_is_refused(
     _assert_refused(_me(client, token))
 
 
-def test_token_of_a_deleted_user_is_refused(client: TestClient, account: dict[str, Any]) -> None:
-    token = account["tokens"]["access_token"]
+def test_token_of_a_deleted_user_is_refused(client: TestClient, account: LoggedIn) -> None:
+    token = account.tokens["access_token"]
     with app_session(client) as db:
-        db.execute(delete(User).where(User.id == account["user"]["id"]))
+        db.execute(delete(User).where(User.id == account.user.id))
         db.commit()
     _assert_refused(_me(client, token))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -11,12 +10,19 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image as PILImage
 from sqlalchemy import event, select
 
 from api.models import Image, User
-from tests.support.accounts import ADMIN_USERNAME, bearer, login, login_headers, register, signup
+from tests.support.accounts import (
+    ADMIN_USERNAME,
+    AccountFactory,
+    bearer,
+    login,
+    login_headers,
+    signup,
+)
 from tests.support.databases import app_session
+from tests.support.images import upload_image
 
 
 def _patch(client: TestClient, headers: dict[str, str], user_id: int, **body: Any) -> Any:
@@ -40,14 +46,16 @@ def counted_queries(client: TestClient) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
-def test_admin_lists_users_newest_first_with_search_and_filters(admin_client: TestClient) -> None:
+def test_admin_lists_users_newest_first_with_search_and_filters(
+    admin_client: TestClient, accounts: AccountFactory
+) -> None:
     admin = login_headers(admin_client, ADMIN_USERNAME)
     for username, name in (
         ("alice_w", "Alice Wonder"),
         ("alicex", "Alice Other"),
         ("bobby", "Bob Builder"),
     ):
-        assert signup(admin_client, username, name=name).status_code == 201
+        accounts.create(username, name=name)
 
     everyone = admin_client.get("/users", headers=admin).json()
     assert everyone["total"] == 4
@@ -90,34 +98,34 @@ def test_admin_lists_users_newest_first_with_search_and_filters(admin_client: Te
 
 
 def test_listing_users_costs_the_same_queries_for_any_number_of_rows(
-    admin_client: TestClient,
+    admin_client: TestClient, accounts: AccountFactory
 ) -> None:
     admin = login_headers(admin_client, ADMIN_USERNAME)
     with counted_queries(admin_client) as few:
         assert admin_client.get("/users", headers=admin).json()["total"] == 1
     for index in range(6):
-        signup(admin_client, f"user{index:02d}")
+        accounts.create(f"user{index:02d}")
     with counted_queries(admin_client) as many:
         assert admin_client.get("/users", headers=admin).json()["total"] == 7
     assert len(many) == len(few)
 
 
-def test_get_user_is_self_or_admin(admin_client: TestClient) -> None:
+def test_get_user_is_self_or_admin(admin_client: TestClient, accounts: AccountFactory) -> None:
     admin = login_headers(admin_client, ADMIN_USERNAME)
-    member = register(admin_client, "member1")
-    other = register(admin_client, "member2")
-    member_id = member["user"]["id"]
+    member = accounts.logged_in(admin_client, "member1")
+    other = accounts.logged_in(admin_client, "member2")
+    member_id = member.user.id
 
-    own = admin_client.get(f"/users/{member_id}", headers=member["headers"])
+    own = admin_client.get(f"/users/{member_id}", headers=member.headers)
     assert own.status_code == 200
     assert own.json()["username"] == "member1"
     assert admin_client.get(f"/users/{member_id}", headers=admin).json()["id"] == member_id
 
-    forbidden = admin_client.get(f"/users/{member_id}", headers=other["headers"])
+    forbidden = admin_client.get(f"/users/{member_id}", headers=other.headers)
     assert forbidden.status_code == 403
     assert "member1" not in forbidden.text
     # A member cannot probe which ids exist: unknown ids are 403 too, only admins see 404.
-    assert admin_client.get("/users/99999", headers=other["headers"]).status_code == 403
+    assert admin_client.get("/users/99999", headers=other.headers).status_code == 403
     assert admin_client.get("/users/99999", headers=admin).status_code == 404
     assert admin_client.get(f"/users/{member_id}").status_code == 401
 
@@ -137,53 +145,58 @@ MEMBER_FORBIDDEN = [
 
 def test_member_gets_403_on_every_admin_route_and_401_without_credentials(
     admin_client: TestClient,
+    accounts: AccountFactory,
 ) -> None:
     admin = login_headers(admin_client, ADMIN_USERNAME)
-    member = register(admin_client, "member1")
+    member = accounts.logged_in(admin_client, "member1")
     admin_id = admin_client.get("/auth/me", headers=admin).json()["id"]
-    ids = {"self": member["user"]["id"], "other": admin_id}
+    ids = {"self": member.user.id, "other": admin_id}
 
     for method, template, body in MEMBER_FORBIDDEN:
         path = template.format(**ids)
-        response = admin_client.request(method, path, json=body, headers=member["headers"])
+        response = admin_client.request(method, path, json=body, headers=member.headers)
         assert response.status_code == 403, (method, path, response.text)
         assert isinstance(response.json()["detail"], str)
         anonymous = admin_client.request(method, path, json=body)
         assert anonymous.status_code == 401, (method, path)
         assert anonymous.headers["WWW-Authenticate"] == "Bearer"
 
-    me = admin_client.get("/auth/me", headers=member["headers"]).json()
+    me = admin_client.get("/auth/me", headers=member.headers).json()
     assert me["role"] == "member"
     assert me["is_active"] is True
     assert admin_client.get(f"/users/{admin_id}", headers=admin).json()["role"] == "admin"
 
 
-def test_admin_changes_role_and_the_change_applies_at_once(admin_client: TestClient) -> None:
+def test_admin_changes_role_and_the_change_applies_at_once(
+    admin_client: TestClient, accounts: AccountFactory
+) -> None:
     admin = login_headers(admin_client, ADMIN_USERNAME)
-    member = register(admin_client, "member1")
-    member_id = member["user"]["id"]
-    assert admin_client.get("/admin/stats", headers=member["headers"]).status_code == 403
+    member = accounts.logged_in(admin_client, "member1")
+    member_id = member.user.id
+    assert admin_client.get("/admin/stats", headers=member.headers).status_code == 403
 
     promoted = _patch(admin_client, admin, member_id, role="admin")
     assert promoted.status_code == 200
     assert promoted.json()["role"] == "admin"
     # The role is read from the database, not the token: the same token is admin now...
-    assert admin_client.get("/admin/stats", headers=member["headers"]).status_code == 200
+    assert admin_client.get("/admin/stats", headers=member.headers).status_code == 200
 
     demoted = _patch(admin_client, admin, member_id, role="member")
     assert demoted.json()["role"] == "member"
     # ...and a member again at once.
-    assert admin_client.get("/admin/stats", headers=member["headers"]).status_code == 403
+    assert admin_client.get("/admin/stats", headers=member.headers).status_code == 403
 
     unchanged = _patch(admin_client, admin, member_id)
     assert unchanged.status_code == 200
     assert unchanged.json()["role"] == "member"
 
 
-def test_patch_rejects_bad_input_and_unknown_users(admin_client: TestClient) -> None:
+def test_patch_rejects_bad_input_and_unknown_users(
+    admin_client: TestClient, accounts: AccountFactory
+) -> None:
     admin = login_headers(admin_client, ADMIN_USERNAME)
-    member = register(admin_client, "member1")
-    member_id = member["user"]["id"]
+    member = accounts.logged_in(admin_client, "member1")
+    member_id = member.user.id
     assert _patch(admin_client, admin, 99999, role="admin").status_code == 404
     # Ids beyond the integer column are a 422, not a driver overflow.
     assert _patch(admin_client, admin, 2**31, role="admin").status_code == 422
@@ -198,19 +211,21 @@ def test_patch_rejects_bad_input_and_unknown_users(admin_client: TestClient) -> 
     assert extra.json()["detail"][0]["loc"] == ["body", "username"]
 
 
-def test_deactivation_revokes_sessions_and_api_keys_at_once(admin_client: TestClient) -> None:
+def test_deactivation_revokes_sessions_and_api_keys_at_once(
+    admin_client: TestClient, accounts: AccountFactory
+) -> None:
     admin = login_headers(admin_client, ADMIN_USERNAME)
-    member = register(admin_client, "member1")
-    member_id = member["user"]["id"]
-    key = admin_client.post("/api-keys", json={"name": "ci"}, headers=member["headers"]).json()
+    member = accounts.logged_in(admin_client, "member1")
+    member_id = member.user.id
+    key = admin_client.post("/api-keys", json={"name": "ci"}, headers=member.headers).json()
 
     deactivated = _patch(admin_client, admin, member_id, is_active=False)
     assert deactivated.status_code == 200
     assert deactivated.json()["is_active"] is False
 
-    assert admin_client.get("/auth/me", headers=member["headers"]).status_code == 401
+    assert admin_client.get("/auth/me", headers=member.headers).status_code == 401
     refresh = admin_client.post(
-        "/auth/refresh", json={"refresh_token": member["tokens"]["refresh_token"]}
+        "/auth/refresh", json={"refresh_token": member.tokens["refresh_token"]}
     )
     assert refresh.status_code == 401
     assert admin_client.get("/images", headers={"X-API-Key": key["key"]}).status_code == 401
@@ -220,7 +235,7 @@ def test_deactivation_revokes_sessions_and_api_keys_at_once(admin_client: TestCl
     assert reactivated.json()["is_active"] is True
     assert login(admin_client, "member1").status_code == 200
     # What deactivation revoked stays revoked.
-    assert admin_client.get("/auth/me", headers=member["headers"]).status_code == 401
+    assert admin_client.get("/auth/me", headers=member.headers).status_code == 401
     assert admin_client.get("/images", headers={"X-API-Key": key["key"]}).status_code == 401
     listed = admin_client.get("/api-keys", headers=login_headers(admin_client, "member1")).json()
     assert [k["revoked"] for k in listed] == [True]
@@ -228,6 +243,7 @@ def test_deactivation_revokes_sessions_and_api_keys_at_once(admin_client: TestCl
 
 def test_last_active_admin_cannot_be_demoted_deactivated_or_deleted(
     admin_client: TestClient,
+    accounts: AccountFactory,
 ) -> None:
     admin = login_headers(admin_client, ADMIN_USERNAME)
     admin_id = admin_client.get("/auth/me", headers=admin).json()["id"]
@@ -241,8 +257,8 @@ def test_last_active_admin_cannot_be_demoted_deactivated_or_deleted(
     assert (me["role"], me["is_active"]) == ("admin", True)
 
     # An inactive admin does not count: promoting one still leaves the rule in force.
-    second = register(admin_client, "second")
-    second_id = second["user"]["id"]
+    second = accounts.logged_in(admin_client, "second")
+    second_id = second.user.id
     _patch(admin_client, admin, second_id, role="admin", is_active=False)
     assert _patch(admin_client, admin, admin_id, role="member").status_code == 409
 
@@ -258,7 +274,7 @@ def test_last_active_admin_cannot_be_demoted_deactivated_or_deleted(
 
 
 def test_two_admins_demoting_each_other_at_once_leave_one_admin(
-    admin_client: TestClient, database_url: str
+    admin_client: TestClient, database_url: str, accounts: AccountFactory
 ) -> None:
     """The admin rows are locked before the count, so concurrent demotions serialise."""
     if database_url.startswith("sqlite"):
@@ -267,8 +283,8 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(
         pytest.skip("concurrent writers are PostgreSQL's case")
     admin = login_headers(admin_client, ADMIN_USERNAME)
     admin_id = admin_client.get("/auth/me", headers=admin).json()["id"]
-    second = register(admin_client, "second")
-    second_id = second["user"]["id"]
+    second = accounts.logged_in(admin_client, "second")
+    second_id = second.user.id
     for _ in range(3):
         _patch(admin_client, admin, second_id, role="admin")
 
@@ -277,19 +293,21 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(
             return _patch(admin_client, headers, user_id, role="member").status_code
 
         with ThreadPoolExecutor(2) as pool:
-            codes = sorted(pool.map(demote, [(admin, admin_id), (second["headers"], second_id)]))
+            codes = sorted(pool.map(demote, [(admin, admin_id), (second.headers, second_id)]))
         assert codes == [200, 409]
         with app_session(admin_client) as db:
             admin_ids = db.scalars(select(User.id).where(User.role == "admin")).all()
         assert len(admin_ids) == 1
         # Put the first admin back for the next round (a no-op when it was the one left).
-        remaining = admin if admin_ids[0] == admin_id else second["headers"]
+        remaining = admin if admin_ids[0] == admin_id else second.headers
         assert _patch(admin_client, remaining, admin_id, role="admin").status_code == 200
 
 
-def test_admin_sees_everyones_login_history_with_filters(admin_client: TestClient) -> None:
+def test_admin_sees_everyones_login_history_with_filters(
+    admin_client: TestClient, accounts: AccountFactory
+) -> None:
     admin = login_headers(admin_client, ADMIN_USERNAME)
-    register(admin_client, "member1")
+    accounts.logged_in(admin_client, "member1")
     assert login(admin_client, "member1", "Wr0ng!pass").status_code == 401
     assert login(admin_client, "ghost_user").status_code == 401
 
@@ -314,6 +332,7 @@ def test_admin_sees_everyones_login_history_with_filters(admin_client: TestClien
 
 def test_admin_stats_counts_everything_with_a_fixed_number_of_queries(
     admin_client: TestClient,
+    accounts: AccountFactory,
 ) -> None:
     admin = login_headers(admin_client, ADMIN_USERNAME)
     with counted_queries(admin_client) as queries_before:
@@ -329,13 +348,13 @@ def test_admin_stats_counts_everything_with_a_fixed_number_of_queries(
         "failed_logins_24h": 0,
     }
 
-    first = register(admin_client, "member1")
-    second = register(admin_client, "member2")
-    register(admin_client, "member3")
+    first = accounts.logged_in(admin_client, "member1")
+    second = accounts.logged_in(admin_client, "member2")
+    accounts.logged_in(admin_client, "member3")
     login(admin_client, "member1", "Wr0ng!pass")
     login(admin_client, "nobody_here")
-    _patch(admin_client, admin, second["user"]["id"], is_active=False)
-    admin_client.delete(f"/users/{first['user']['id']}", headers=first["headers"])
+    _patch(admin_client, admin, second.user.id, is_active=False)
+    admin_client.delete(f"/users/{first.user.id}", headers=first.headers)
 
     with counted_queries(admin_client) as queries_after:
         after = admin_client.get("/admin/stats", headers=admin).json()
@@ -349,17 +368,18 @@ def test_admin_stats_counts_everything_with_a_fixed_number_of_queries(
 
 def test_member_deletes_own_account_and_everything_stops_working(
     admin_client: TestClient,
+    accounts: AccountFactory,
 ) -> None:
     admin = login_headers(admin_client, ADMIN_USERNAME)
-    member = register(admin_client, "member1")
-    member_id = member["user"]["id"]
+    member = accounts.logged_in(admin_client, "member1")
+    member_id = member.user.id
     second_login = login(admin_client, "member1").json()
-    key = admin_client.post("/api-keys", json={"name": "ci"}, headers=member["headers"]).json()
+    key = admin_client.post("/api-keys", json={"name": "ci"}, headers=member.headers).json()
     assert admin_client.get("/images", headers={"X-API-Key": key["key"]}).status_code == 200
 
-    assert admin_client.delete(f"/users/{member_id}", headers=member["headers"]).status_code == 204
+    assert admin_client.delete(f"/users/{member_id}", headers=member.headers).status_code == 204
 
-    for tokens in (member["tokens"], second_login):
+    for tokens in (member.tokens, second_login):
         assert (
             admin_client.get("/auth/me", headers=bearer(tokens["access_token"])).status_code == 401
         )
@@ -392,28 +412,30 @@ def test_member_deletes_own_account_and_everything_stops_working(
 
 def test_admin_deletes_a_member_but_members_cannot_delete_others(
     admin_client: TestClient,
+    accounts: AccountFactory,
 ) -> None:
     admin = login_headers(admin_client, ADMIN_USERNAME)
-    member = register(admin_client, "member1")
-    other = register(admin_client, "member2")
-    member_id = member["user"]["id"]
+    member = accounts.logged_in(admin_client, "member1")
+    other = accounts.logged_in(admin_client, "member2")
+    member_id = member.user.id
 
-    assert admin_client.delete(f"/users/{member_id}", headers=other["headers"]).status_code == 403
-    assert admin_client.delete("/users/1", headers=other["headers"]).status_code == 403
-    assert admin_client.get("/auth/me", headers=member["headers"]).status_code == 200
+    assert admin_client.delete(f"/users/{member_id}", headers=other.headers).status_code == 403
+    assert admin_client.delete("/users/1", headers=other.headers).status_code == 403
+    assert admin_client.get("/auth/me", headers=member.headers).status_code == 200
 
     assert admin_client.delete(f"/users/{member_id}", headers=admin).status_code == 204
-    assert admin_client.get("/auth/me", headers=member["headers"]).status_code == 401
-    assert admin_client.get("/auth/me", headers=other["headers"]).status_code == 200
+    assert admin_client.get("/auth/me", headers=member.headers).status_code == 401
+    assert admin_client.get("/auth/me", headers=other.headers).status_code == 200
     assert admin_client.delete("/users/99999", headers=admin).status_code == 404
 
 
 def test_an_admin_may_delete_itself_while_another_admin_remains(
     admin_client: TestClient,
+    accounts: AccountFactory,
 ) -> None:
     admin = login_headers(admin_client, ADMIN_USERNAME)
-    second = register(admin_client, "second")
-    _patch(admin_client, admin, second["user"]["id"], role="admin")
+    second = accounts.logged_in(admin_client, "second")
+    _patch(admin_client, admin, second.user.id, role="admin")
     admin_id = admin_client.get("/auth/me", headers=admin).json()["id"]
 
     assert admin_client.delete(f"/users/{admin_id}", headers=admin).status_code == 204
@@ -423,7 +445,7 @@ def test_an_admin_may_delete_itself_while_another_admin_remains(
         ("second", True),
         (ADMIN_USERNAME, False),
     ]
-    second_id = second["user"]["id"]
+    second_id = second.user.id
     assert admin_client.delete(f"/users/{second_id}", headers=second_admin).status_code == 409
 
 
@@ -450,10 +472,7 @@ def test_admin_routes_declare_their_errors_and_bearer_only_in_openapi(
 
 
 def _upload_png(client: TestClient, headers: dict[str, str]) -> int:
-    buffer = io.BytesIO()
-    PILImage.new("RGB", (4, 3), "teal").save(buffer, format="PNG")
-    files = {"file": ("tiny.png", buffer.getvalue(), "image/png")}
-    response = client.post("/images", files=files, headers=headers)
+    response = upload_image(client, headers)
     assert response.status_code == 201, response.text
     return response.json()["id"]
 
@@ -465,15 +484,17 @@ def _stored_files(client: TestClient, owner_id: int) -> list[Path]:
     return [storage_dir / key for key in keys]
 
 
-def test_deleting_an_account_deletes_its_images_and_files_only(admin_client: TestClient) -> None:
+def test_deleting_an_account_deletes_its_images_and_files_only(
+    admin_client: TestClient, accounts: AccountFactory
+) -> None:
     admin = login_headers(admin_client, ADMIN_USERNAME)
-    member = register(admin_client, "member1")
-    neighbour = register(admin_client, "member2")
-    member_id = member["user"]["id"]
-    key = admin_client.post("/api-keys", json={"name": "ci"}, headers=member["headers"]).json()
-    uploaded = [_upload_png(admin_client, member["headers"]) for _ in range(2)]
+    member = accounts.logged_in(admin_client, "member1")
+    neighbour = accounts.logged_in(admin_client, "member2")
+    member_id = member.user.id
+    key = admin_client.post("/api-keys", json={"name": "ci"}, headers=member.headers).json()
+    uploaded = [_upload_png(admin_client, member.headers) for _ in range(2)]
     uploaded.append(_upload_png(admin_client, {"X-API-Key": key["key"]}))
-    kept = _upload_png(admin_client, neighbour["headers"])
+    kept = _upload_png(admin_client, neighbour.headers)
     files = _stored_files(admin_client, member_id)
     assert len(files) == 3
     assert all(path.is_file() for path in files)
@@ -484,10 +505,10 @@ def test_deleting_an_account_deletes_its_images_and_files_only(admin_client: Tes
     assert _stored_files(admin_client, member_id) == []
     assert not any(path.exists() for path in files)
     assert admin_client.get("/admin/stats", headers=admin).json()["images"] == 1
-    assert admin_client.get(f"/images/{kept}/content", headers=neighbour["headers"]).content
-    assert all(path.is_file() for path in _stored_files(admin_client, neighbour["user"]["id"]))
+    assert admin_client.get(f"/images/{kept}/content", headers=neighbour.headers).content
+    assert all(path.is_file() for path in _stored_files(admin_client, neighbour.user.id))
     for image_id in uploaded:
-        gone = admin_client.get(f"/images/{image_id}", headers=neighbour["headers"])
+        gone = admin_client.get(f"/images/{image_id}", headers=neighbour.headers)
         assert gone.status_code == 404
     audit = admin_client.get(
         "/admin/audit-log", params={"action": "user.deleted"}, headers=admin

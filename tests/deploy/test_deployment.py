@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from alembic.script import ScriptDirectory
 from PIL import Image
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, text
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
@@ -32,11 +32,10 @@ from tests.support.accounts import (
     register,
 )
 from tests.support.databases import (
-    REDIS_SERVER_URL,
     alembic_config,
     fresh_postgres_database,
     fresh_redis_database,
-    redis_reachable,
+    table_names,
 )
 from tests.support.images import image_bytes, upload_image
 from tests.support.paths import REPO_ROOT
@@ -126,20 +125,8 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    if not redis_reachable():
-        pytest.fail(
-            f"Redis is required at {REDIS_SERVER_URL} (scripts/ensure-services.sh starts it)"
-        )
     with fresh_redis_database() as url:
         yield url
-
-
-def _tables(database_url: str) -> list[str]:
-    engine = create_engine(database_url)
-    try:
-        return sorted(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +135,7 @@ def deployment(
 ) -> Iterator[Deployment]:
     workdir = tmp_path_factory.mktemp("deployment")
     with fresh_postgres_database(postgres_server_url) as database_url:
-        assert _tables(database_url) == []
+        assert table_names(database_url) == set()
         env = api_env(
             database_url,
             workdir / "images",
@@ -184,7 +171,7 @@ def test_migrations_apply_from_an_empty_database(deployment: Deployment) -> None
     finally:
         engine.dispose()
     assert version == head
-    assert {"users", "images", "jobs", "login_events"} <= set(_tables(deployment.database_url))
+    assert {"users", "images", "jobs", "login_events"} <= table_names(deployment.database_url)
 
 
 def test_first_admin_exists_before_serving(deployment: Deployment) -> None:

@@ -1,21 +1,26 @@
 """One real-browser journey: headless Debian Chromium against the API and the dashboard, each
 started as its own process, exactly as `make run` starts them.
 
-sign up → log in (remember me) → upload → process → see the result → reload, still logged in
-→ log out → reload, still logged out → log in, turn on two-factor authentication on the Account
-page → log out → log in with the password and a code. A screenshot of every page visited goes to
-test-artifacts/browser/; the dashboard and the before/after page are the README's
-docs/screenshots/ (refreshed with UPDATE_SCREENSHOTS=1).
+a bookmarked page opened logged out asks to log in → sign up → log in (remember me) → upload →
+build a pipeline and run it → see the result → reload: still logged in, the pipeline still there
+→ log out → reload, still logged out → a bookmarked page: log in, and it opens → turn on
+two-factor authentication on the Account page → log out → log in with the password and a code.
+All along, the page asks nothing of any host but the dashboard's own (the tab icon and the QR
+code included). A screenshot of every page visited goes to test-artifacts/browser/; the
+dashboard and the before/after page are the README's docs/screenshots/ (refreshed with
+UPDATE_SCREENSHOTS=1).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
 from io import BytesIO
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from PIL import Image, ImageDraw
@@ -33,6 +38,8 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
 README_SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
 WAIT_S = 30
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+NETWORK_SCHEMES = {"http", "https", "ws", "wss"}  # not data:, blob:, or the browser's own chrome:
 
 
 def _require_chromium() -> None:
@@ -76,6 +83,8 @@ def browser(tmp_path: Path) -> Iterator[object]:
         "--window-size=1440,1100",
     ):
         options.add_argument(argument)
+    # Every request the page makes, for the no-other-host check (Journey.requested_urls).
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(WAIT_S)
     try:
@@ -104,14 +113,45 @@ class Journey:
     """The browser plus the few moves a person makes on a Streamlit page."""
 
     def __init__(self, driver: object, base_url: str) -> None:
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
 
         self.driver = driver
         self.base_url = base_url
-        self.wait = WebDriverWait(driver, WAIT_S)
+        # Streamlit redraws parts of the page at any time: an element found a moment ago may be
+        # gone, and the condition is simply tried again.
+        self.wait = WebDriverWait(
+            driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException,)
+        )
         self.shots = 0
+        self.urls: set[str] = set()
         shutil.rmtree(ARTIFACTS, ignore_errors=True)
         ARTIFACTS.mkdir(parents=True)
+
+    def requested_urls(self) -> set[str]:
+        """Every URL the page requested or opened a WebSocket to so far (Chrome's performance
+        log, read as we go: the browser keeps it until it is read)."""
+        for entry in self.driver.get_log("performance"):
+            event = json.loads(entry["message"])["message"]
+            if event["method"] == "Network.requestWillBeSent":
+                self.urls.add(event["params"]["request"]["url"])
+            elif event["method"] == "Network.webSocketCreated":
+                self.urls.add(event["params"]["url"])
+        return self.urls
+
+    def tab_icon(self) -> str:
+        return self.driver.execute_script(
+            "return document.querySelector(\"link[rel='shortcut icon']\").href;"
+        )
+
+    def open_bookmark(self, path: str, title: str) -> None:
+        """Opens `path` as a bookmark, logged out: the login form says it guards that page."""
+        self.driver.get(self.base_url + path)
+        self.see(f"Log in to see {title}.")
+        self.see("Welcome back to Pixelgate")
+        self.field("Username or email")
+        self.settled()
+        assert "Page not found" not in self.body()
 
     def body(self) -> str:
         from selenium.webdriver.common.by import By
@@ -141,33 +181,41 @@ class Journey:
         )
 
     def screenshot(self, name: str) -> Path:
+        self.requested_urls()
         self.shots += 1
         path = ARTIFACTS / f"{self.shots:02d}-{name}.png"
         self.driver.save_screenshot(str(path))
         return path
 
-    def type_into(self, label: str, text: str) -> None:
+    def field(self, label: str) -> object:
+        """The input labelled `label`, once drawn (the page streams in)."""
         from selenium.webdriver.common.by import By
 
-        field = self.driver.find_element(By.CSS_SELECTOR, f'input[aria-label="{label}"]')
+        selector = f'input[aria-label="{label}"]'
+        self.until(lambda: bool(self.driver.find_elements(By.CSS_SELECTOR, selector)), label)
+        return self.driver.find_element(By.CSS_SELECTOR, selector)
+
+    def type_into(self, label: str, text: str) -> None:
+        field = self.field(label)
         field.clear()
         field.send_keys(text)
 
     def tick(self, label: str) -> None:
+        self.driver.execute_script("arguments[0].click();", self.field(label))
+
+    def buttons(self, label: str) -> list[object]:
+        """Enabled buttons whose text ends with `label` (an icon's name may come first)."""
         from selenium.webdriver.common.by import By
 
-        checkbox = self.driver.find_element(By.CSS_SELECTOR, f'input[aria-label="{label}"]')
-        self.driver.execute_script("arguments[0].click();", checkbox)
+        return [
+            button
+            for button in self.driver.find_elements(By.TAG_NAME, "button")
+            if button.text.strip().endswith(label) and button.is_enabled()
+        ]
 
     def click_button(self, label: str) -> None:
-        from selenium.webdriver.common.by import By
-
         def clickable() -> bool:
-            buttons = [
-                button
-                for button in self.driver.find_elements(By.TAG_NAME, "button")
-                if button.text.strip().endswith(label) and button.is_enabled()
-            ]
+            buttons = self.buttons(label)
             if buttons:
                 buttons[0].click()
             return bool(buttons)
@@ -211,6 +259,10 @@ def test_sign_up_to_log_out_in_a_real_browser(
     me = Journey(browser, dashboard_url)
     username = "browser_user"
 
+    # A bookmark of a page that needs a login: the login form says so (no "Page not found")
+    me.open_bookmark("/sessions", "Sessions")
+    me.screenshot("bookmark-logged-out")
+
     # Sign up
     browser.get(dashboard_url)
     me.see("Welcome back to Pixelgate")
@@ -239,11 +291,15 @@ def test_sign_up_to_log_out_in_a_real_browser(
     # Upload
     me.click_link("Images")
     me.see("Your library is empty")
-    upload = browser.find_element(By.CSS_SELECTOR, 'input[type="file"]')
+    file_input = 'input[type="file"]'
+    me.until(lambda: bool(browser.find_elements(By.CSS_SELECTOR, file_input)), "the file picker")
+    me.settled()
+    assert len(me.buttons("Upload")) == 1  # the file picker's own, until files are chosen
+    upload = browser.find_element(By.CSS_SELECTOR, file_input)
     upload.send_keys(str(sample_photo(tmp_path / "mountains.jpg")))
     me.see("mountains.jpg")
-    me.click_button("Upload")
-    me.see("Uploaded 1 image(s).")
+    me.click_button("Add 1 file to your library")
+    me.see("Uploaded 1 image.")
     me.until(lambda: me.loaded_images() == 1, "the thumbnail")
     me.screenshot("images")
 
@@ -253,10 +309,10 @@ def test_sign_up_to_log_out_in_a_real_browser(
     me.see("JPEG")
     choose_operation(me, "Sepia")
     me.click_button("Add step")
-    me.see("1. sepia")
+    me.see("1. Sepia")
     choose_operation(me, "Contrast")
     me.click_button("Add step")
-    me.see("2. contrast(factor=1.3)")
+    me.see("2. Contrast (factor 1.3)")
     me.click_button("Run pipeline")
     me.see("done in")
     me.see("Open the result")
@@ -275,6 +331,7 @@ def test_sign_up_to_log_out_in_a_real_browser(
     browser.refresh()
     me.see("Signed in as")
     me.see("mountains.jpg")
+    me.see("2. Contrast (factor 1.3)")  # the pipeline being built is kept in the address
     me.until(lambda: me.loaded_images() == 2, "before and after images after the reload")
     me.screenshot("image-after-reload")
 
@@ -297,10 +354,17 @@ def test_sign_up_to_log_out_in_a_real_browser(
     assert "Signed in as" not in me.body()
     me.screenshot("logged-out-after-reload")
 
-    # Two-factor authentication: enrol on the Account page, then log in with a code
+    # A bookmark again: after the login, the page that was asked for opens
+    me.open_bookmark("/images", "Images")
     log_in(me, username)
-    me.see("Hello, Browser User")
+    me.see("2 images. Tick images to process several at once.")
+    assert urlsplit(browser.current_url).path == "/images"
+    me.screenshot("bookmark-after-login")
+
+    # Two-factor authentication: enrol on the Account page, then log in with a code
     me.click_link("Account")
+    me.see("Set up two-factor authentication")
+    me.settled()  # a click while the page is still being drawn can be lost
     me.click_button("Set up two-factor authentication")
     me.see("Scan this QR code")
     me.until(lambda: me.loaded_images() == 1, "the QR code")
@@ -312,7 +376,6 @@ def test_sign_up_to_log_out_in_a_real_browser(
     me.screenshot("two-factor-recovery-codes")
     me.click_button("I have saved them")
     me.see("10 recovery codes left")
-    me.settled()  # the page is drawn again after that click: buttons found earlier go stale
     me.click_button("Log out")
     me.see("Welcome back to Pixelgate")
     log_in(me, username)
@@ -321,6 +384,17 @@ def test_sign_up_to_log_out_in_a_real_browser(
     me.type_into("Code", totp_code(secret, 1))
     me.click_button("Verify")
     me.see("Hello, Browser User")
+
+    # Nothing but the dashboard itself was asked for anything, the tab icon included
+    assert me.tab_icon().startswith("data:image/svg+xml")
+    urls = me.requested_urls()
+    assert any(url.startswith(dashboard_url) for url in urls)
+    elsewhere = sorted(
+        url
+        for url in urls
+        if urlsplit(url).scheme in NETWORK_SCHEMES and urlsplit(url).hostname not in LOCAL_HOSTS
+    )
+    assert elsewhere == []
 
     refresh_readme_screenshots({"dashboard.png": dashboard, "image-before-after.png": before_after})
 

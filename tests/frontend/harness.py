@@ -5,41 +5,23 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 from datetime import timedelta
-from io import BytesIO
 from typing import Any
 
-import requests
-from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from api.core.config import Settings
-from api.services.sessions import access_codec
+from api.core.credentials import token_codec_from_settings
 from frontend.api_client import ApiClient
 from frontend.auth.session import AUTH_KEY, CLIENT_KEY
 from frontend.auth.state import AuthState, Tokens
-from tests.support.accounts import DEFAULT_PASSWORD, TEST_JWT_SECRET, bearer, register
+from frontend.sitemap import PAGES
+from tests.support.accounts import DEFAULT_PASSWORD, TEST_JWT_SECRET, bearer, login, register
+from tests.support.images import upload_image
+from tests.support.paths import REPO_ROOT
+from tests.support.servers import LiveClient
 
 _names = itertools.count(1)
-
-
-class ApiCaller:
-    """`requests` with the server's base URL, shaped like TestClient for tests/support.py."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        timeout = kwargs.pop("timeout", 30)
-        return requests.request(method, self.base_url + path, timeout=timeout, **kwargs)
-
-    def get(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("GET", path, **kwargs)
-
-    def post(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("POST", path, **kwargs)
-
-    def patch(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("PATCH", path, **kwargs)
+FRONTEND = REPO_ROOT / "frontend"
 
 
 def unique_name(prefix: str) -> str:
@@ -50,14 +32,12 @@ def unique_name(prefix: str) -> str:
 def new_user(api_url: str, prefix: str = "user") -> tuple[str, Tokens]:
     """Signs a member up and logs in; returns the username and the token pair."""
     username = unique_name(prefix)
-    account = register(ApiCaller(api_url), username)
+    account = register(LiveClient(api_url), username)
     return username, Tokens.from_pair(account["tokens"])
 
 
 def api_login(api_url: str, username: str, password: str = DEFAULT_PASSWORD) -> Tokens:
-    response = ApiCaller(api_url).post(
-        "/auth/login", json={"username": username, "password": password}
-    )
+    response = login(LiveClient(api_url), username, password)
     assert response.status_code == 200, response.text
     return Tokens.from_pair(response.json())
 
@@ -72,8 +52,11 @@ def logged_in(app: AppTest, api_url: str, tokens: Tokens) -> AuthState:
     return auth
 
 
-def open_page(app: AppTest, api_url: str, tokens: Tokens, page: str, **query: str) -> AppTest:
-    """Runs the app logged in with `tokens`, then switches to `page` (with URL query values)."""
+def open_page(
+    app: AppTest, api_url: str, tokens: Tokens, page: str, **query: str | list[str]
+) -> AppTest:
+    """Runs the app logged in with `tokens`, then switches to `page` (with URL query values; a
+    list is a repeated key)."""
     logged_in(app, api_url, tokens)
     app.run()
     app.query_params.update(query)
@@ -83,9 +66,9 @@ def open_page(app: AppTest, api_url: str, tokens: Tokens, page: str, **query: st
 def with_expired_access_token(api_url: str, tokens: Tokens) -> Tokens:
     """The same pair, but its access token (same user and session, signed with the server's
     secret) expired: what a tab left open past the token's lifetime holds."""
-    me = ApiCaller(api_url).get("/auth/me", headers=bearer(tokens.access_token)).json()
+    me = LiveClient(api_url).get("/auth/me", headers=bearer(tokens.access_token)).json()
     settings = Settings(_env_file=None, jwt_secret_key=TEST_JWT_SECRET)  # type: ignore[call-arg]
-    codec = access_codec(settings)
+    codec = token_codec_from_settings(settings)
     codec.lifetime = timedelta(minutes=-5)
     expired = codec.encode(
         user_id=me["id"],
@@ -108,26 +91,31 @@ def texts(app: AppTest) -> str:
 
 
 def menu(app: AppTest) -> list[str]:
-    """Titles of the pages st.navigation registered in the last run (AppTest keeps them to
-    resolve switch_page; the sidebar menu itself is not an element it exposes)."""
-    return [page["page_name"] for page in app._registered_pages.values()]
+    """Titles of the pages the menu listed in the last run.
+
+    AppTest keeps what st.navigation registered (to resolve switch_page) but not whether a page
+    was hidden, and the sidebar menu is not an element it exposes. The hidden pages are the
+    stand-ins for pages the visitor may not see (functions, without a script) and the sitemap's
+    pages that are not `in_menu`.
+    """
+    listed = {str(FRONTEND / spec.script) for spec in PAGES if spec.in_menu}
+    return [page["page_name"] for page in _registered(app) if page["script_path"] in listed]
+
+
+def stand_ins(app: AppTest) -> list[str]:
+    """Titles of the pages registered in the last run only as stand-ins (see `menu`)."""
+    return [page["page_name"] for page in _registered(app) if not page["script_path"]]
+
+
+def _registered(app: AppTest) -> list[dict[str, Any]]:
+    return list(app._registered_pages.values())
 
 
 def submit(app: AppTest, form: str, label: str) -> AppTest:
     return app.button(key=f"FormSubmitter:{form}-{label}").click().run()
 
 
-def png_bytes(size: tuple[int, int] = (24, 16), color: tuple[int, int, int] = (200, 80, 40)):
-    buffer = BytesIO()
-    Image.new("RGB", size, color).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def upload_png(api_url: str, tokens: Tokens, name: str = "tiny.png") -> dict[str, Any]:
-    response = ApiCaller(api_url).post(
-        "/images",
-        headers=bearer(tokens.access_token),
-        files={"file": (name, png_bytes(), "image/png")},
-    )
+    response = upload_image(LiveClient(api_url), bearer(tokens.access_token), filename=name)
     assert response.status_code == 201, response.text
     return response.json()

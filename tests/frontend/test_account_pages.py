@@ -7,7 +7,6 @@ from streamlit.testing.v1 import AppTest
 
 from frontend.auth.state import Tokens
 from tests.frontend.harness import (
-    ApiCaller,
     api_login,
     menu,
     new_user,
@@ -16,6 +15,7 @@ from tests.frontend.harness import (
     texts,
 )
 from tests.support.accounts import DEFAULT_PASSWORD, bearer
+from tests.support.servers import LiveClient
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def test_login_history_lists_attempts_and_filters(
     app: AppTest, api_url: str, account: tuple[str, Tokens]
 ) -> None:
     username, tokens = account
-    ApiCaller(api_url).post("/auth/login", json={"username": username, "password": "Bad!pass1"})
+    LiveClient(api_url).post("/auth/login", json={"username": username, "password": "Bad!pass1"})
     open_page(app, api_url, tokens, "views/login_history.py")
     assert not app.exception
     (table,) = app.dataframe
@@ -52,8 +52,30 @@ def test_sessions_mark_this_device_and_revoke_another(
     assert len(revoke_buttons) == 1
     revoke_buttons[0].click().run()
     assert not [b for b in app.button if b.label == "Revoke"]
-    gone = ApiCaller(api_url).post("/auth/refresh", json={"refresh_token": other.refresh_token})
+    gone = LiveClient(api_url).post("/auth/refresh", json={"refresh_token": other.refresh_token})
     assert gone.status_code == 401
+
+
+def test_sessions_log_out_here_and_revoke_there_look_different(
+    app: AppTest, api_url: str, account: tuple[str, Tokens]
+) -> None:
+    username, tokens = account
+    other = api_login(api_url, username)  # a second device
+    open_page(app, api_url, tokens, "views/sessions.py")
+    actions = {b.label: b for b in app.button if (b.key or "").startswith("revoke_")}
+    assert {label: button.proto.icon for label, button in actions.items()} == {
+        "Log out": ":material/logout:",
+        "Revoke": ":material/block:",
+    }
+
+    actions["Log out"].click().run()
+    assert not app.exception
+    assert app.title[0].value == "Log in"
+    assert not app.info  # a chosen logout opens the login page itself, not "log in to see"
+    gone = LiveClient(api_url).post("/auth/refresh", json={"refresh_token": tokens.refresh_token})
+    assert gone.status_code == 401
+    kept = LiveClient(api_url).post("/auth/refresh", json={"refresh_token": other.refresh_token})
+    assert kept.status_code == 200
 
 
 def test_log_out_everywhere_needs_a_tick_and_ends_every_session(
@@ -69,7 +91,7 @@ def test_log_out_everywhere_needs_a_tick_and_ends_every_session(
     assert not app.exception
     assert menu(app) == ["Log in", "Sign up"]
     assert [w.value for w in app.warning] == ["You have been logged out on every device."]
-    gone = ApiCaller(api_url).post("/auth/refresh", json={"refresh_token": other.refresh_token})
+    gone = LiveClient(api_url).post("/auth/refresh", json={"refresh_token": other.refresh_token})
     assert gone.status_code == 401
 
 
@@ -84,7 +106,7 @@ def test_api_key_is_shown_once_listed_and_revoked(
     assert not app.exception
     (code,) = app.code
     key = code.value
-    works = ApiCaller(api_url).get("/images", headers={"X-API-Key": key})
+    works = LiveClient(api_url).get("/images", headers={"X-API-Key": key})
     assert works.status_code == 200
     (table,) = app.dataframe
     assert list(table.value["Name"]) == ["backup script"]
@@ -98,7 +120,7 @@ def test_api_key_is_shown_once_listed_and_revoked(
     next(b for b in app.button if b.label == "Revoke").click().run()
     (table,) = app.dataframe
     assert list(table.value["Status"]) == ["Revoked"]
-    refused = ApiCaller(api_url).get("/images", headers={"X-API-Key": key})
+    refused = LiveClient(api_url).get("/images", headers={"X-API-Key": key})
     assert refused.status_code == 401
 
 
@@ -108,7 +130,7 @@ def test_account_changes_the_name(app: AppTest, api_url: str, account: tuple[str
     app.text_input(key="account_name").input("Renamed Person")
     submit(app, "profile_form", "Save name")
     assert not app.exception
-    me = ApiCaller(api_url).get("/auth/me", headers=bearer(tokens.access_token)).json()
+    me = LiveClient(api_url).get("/auth/me", headers=bearer(tokens.access_token)).json()
     assert me["name"] == "Renamed Person"
 
 
@@ -148,5 +170,6 @@ def test_account_logout_returns_to_log_in(
     app.button(key="account_logout").click().run()
     assert menu(app) == ["Log in", "Sign up"]
     assert app.title[0].value == "Log in"
-    gone = ApiCaller(api_url).post("/auth/refresh", json={"refresh_token": tokens.refresh_token})
+    assert not app.info
+    gone = LiveClient(api_url).post("/auth/refresh", json={"refresh_token": tokens.refresh_token})
     assert gone.status_code == 401

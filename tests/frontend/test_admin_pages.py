@@ -7,8 +7,9 @@ from streamlit.testing.v1 import AppTest
 
 from frontend.auth.state import Tokens
 from tests.frontend.conftest import ADMIN_USERNAME
-from tests.frontend.harness import ApiCaller, api_login, new_user, open_page, texts
+from tests.frontend.harness import api_login, new_user, open_page, texts
 from tests.support.accounts import bearer
+from tests.support.servers import LiveClient
 
 
 @pytest.fixture
@@ -17,7 +18,7 @@ def admin(api_url: str) -> Tokens:
 
 
 def user_named(api_url: str, admin: Tokens, username: str) -> dict:
-    answer = ApiCaller(api_url).get(
+    answer = LiveClient(api_url).get(
         "/users", params={"q": username}, headers=bearer(admin.access_token)
     )
     (user,) = [u for u in answer.json()["items"] if u["username"] == username]
@@ -63,7 +64,7 @@ def test_an_admin_changes_a_role_and_deactivates_and_reactivates(
 
     app.button(key="admin_toggle_active").click().run()
     assert user_named(api_url, admin, username)["is_active"] is False
-    refused = ApiCaller(api_url).get("/auth/me", headers=bearer(member.access_token))
+    refused = LiveClient(api_url).get("/auth/me", headers=bearer(member.access_token))
     assert refused.status_code == 401
     assert next(b for b in app.button if b.key == "admin_toggle_active").label == "Reactivate"
 
@@ -77,7 +78,7 @@ def test_an_admin_changes_a_role_and_deactivates_and_reactivates(
 def test_demoting_the_last_admin_shows_the_servers_refusal(
     app: AppTest, api_url: str, admin: Tokens
 ) -> None:
-    admins = ApiCaller(api_url).get(
+    admins = LiveClient(api_url).get(
         "/users", params={"role": "admin", "is_active": "true"}, headers=bearer(admin.access_token)
     )
     assert admins.json()["total"] == 1  # tests that promote someone demote them again
@@ -95,7 +96,7 @@ def test_everyones_login_history_filters_by_username(
     app: AppTest, api_url: str, admin: Tokens
 ) -> None:
     username, _ = new_user(api_url, "watched")
-    ApiCaller(api_url).post("/auth/login", json={"username": username, "password": "Bad!pass1"})
+    LiveClient(api_url).post("/auth/login", json={"username": username, "password": "Bad!pass1"})
     open_page(app, api_url, admin, "views/admin_logins.py")
     assert not app.exception
     assert app.get("vega_lite_chart")
@@ -114,7 +115,7 @@ def test_statistics_show_the_figures(app: AppTest, api_url: str, admin: Tokens) 
     open_page(app, api_url, admin, "views/admin_stats.py")
     assert not app.exception
     metrics = {metric.label: metric.value for metric in app.metric}
-    stats = ApiCaller(api_url).get("/admin/stats", headers=bearer(admin.access_token)).json()
+    stats = LiveClient(api_url).get("/admin/stats", headers=bearer(admin.access_token)).json()
     assert metrics["Users"] == str(stats["users"])
     assert metrics["Logins (24 h)"] == str(stats["logins_24h"])
     assert int(metrics["Users"]) >= 2

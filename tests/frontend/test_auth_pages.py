@@ -13,22 +13,23 @@ from frontend.auth.session import AUTH_KEY, CLIENT_KEY
 from frontend.auth.state import AuthState
 from tests.frontend.conftest import ADMIN_USERNAME
 from tests.frontend.harness import (
-    ApiCaller,
     api_login,
     logged_in,
     menu,
     new_user,
+    stand_ins,
     submit,
     texts,
     unique_name,
 )
 from tests.support.accounts import DEFAULT_PASSWORD, bearer, signup
 from tests.support.databases import migrate
-from tests.support.servers import api_env, api_server
+from tests.support.servers import LiveClient, api_env, api_server
 
 LOGGED_OUT_MENU = ["Log in", "Sign up"]
 MEMBER_MENU = ["Dashboard", "Images", "Jobs", "Login history", "Sessions", "API keys", "Account"]
 ADMIN_MENU = [*MEMBER_MENU, "Users", "All logins", "Statistics"]
+SESSIONS_INTRO = "Every device where you are logged in."
 
 
 def fill_login(app: AppTest, username: str, password: str, remember: bool = False) -> AppTest:
@@ -44,20 +45,44 @@ def test_a_visitor_sees_only_log_in_and_sign_up(app: AppTest) -> None:
     assert not app.exception
     assert menu(app) == LOGGED_OUT_MENU
     assert app.title[0].value == "Log in"
+    # Every other page answers at its address, but only as a stand-in.
+    assert stand_ins(app) == ADMIN_MENU
 
 
-def test_a_protected_page_never_runs_for_a_logged_out_visitor(app: AppTest, api_url: str) -> None:
-    _, tokens = new_user(api_url, "byurl")
+def test_a_page_that_needs_a_login_asks_for_it_and_then_shows_it(
+    app: AppTest, api_url: str
+) -> None:
+    username, tokens = new_user(api_url, "byurl")
     auth = logged_in(app, api_url, tokens)
     app.switch_page("views/sessions.py").run()
     assert app.title[0].value == "Sessions"
 
-    auth.clear()  # the same URL, now without a login
+    auth.clear()  # the same address, now without a login: the page's script does not run
     app.run()
     assert not app.exception
     assert app.title[0].value == "Log in"
-    assert "Sessions" not in texts(app)
+    assert [info.value for info in app.info] == ["Log in to see **Sessions**."]
+    assert SESSIONS_INTRO not in texts(app)
     assert menu(app) == LOGGED_OUT_MENU
+
+    fill_login(app, username, DEFAULT_PASSWORD)
+    assert not app.exception
+    assert app.title[0].value == "Sessions"
+    assert SESSIONS_INTRO in texts(app)
+    assert menu(app) == MEMBER_MENU
+
+
+def test_a_logged_in_visitor_at_the_sign_up_address_is_taken_home(
+    app: AppTest, api_url: str
+) -> None:
+    app.run()
+    app.switch_page("views/signup.py").run()
+    assert app.title[0].value == "Create your account"
+    _, tokens = new_user(api_url, "home")
+    app.session_state[AUTH_KEY].store(tokens)  # logged in, e.g. in another tab
+    app.run()
+    assert not app.exception
+    assert app.title[0].value.startswith("Hello")
 
 
 def test_members_and_admins_get_their_menus(app: AppTest, api_url: str) -> None:
@@ -81,13 +106,14 @@ def test_an_admin_page_never_runs_for_a_member(app: AppTest, api_url: str) -> No
     auth.store(member)  # same browser session, now a member's tokens
     app.run()
     assert not app.exception
-    assert app.title[0].value != "Users"
+    assert not app.title
+    assert [info.value for info in app.info] == ["**Users** is for administrators."]
     assert menu(app) == MEMBER_MENU
 
 
 def test_login_success_shows_the_dashboard_and_menu(app: AppTest, api_url: str) -> None:
     username = unique_name("login_ok")
-    signup(ApiCaller(api_url), username)
+    signup(LiveClient(api_url), username)
     app.run()
     fill_login(app, username, DEFAULT_PASSWORD)
     assert not app.exception
@@ -98,7 +124,7 @@ def test_login_success_shows_the_dashboard_and_menu(app: AppTest, api_url: str) 
 
 def test_login_with_email_works_too(app: AppTest, api_url: str) -> None:
     username = unique_name("by_email")
-    signup(ApiCaller(api_url), username)
+    signup(LiveClient(api_url), username)
     app.run()
     fill_login(app, f"{username}@example.com", DEFAULT_PASSWORD)
     assert app.session_state[AUTH_KEY].logged_in
@@ -106,7 +132,7 @@ def test_login_with_email_works_too(app: AppTest, api_url: str) -> None:
 
 def test_wrong_password_says_so(app: AppTest, api_url: str) -> None:
     username = unique_name("wrong_pw")
-    signup(ApiCaller(api_url), username)
+    signup(LiveClient(api_url), username)
     app.run()
     fill_login(app, username, "Wrong!pass1")
     assert [e.value for e in app.error] == ["Invalid username or password"]
@@ -127,9 +153,9 @@ def test_empty_fields_are_caught_before_asking_the_server(app: AppTest) -> None:
 
 def test_deactivated_account_is_told_so(app: AppTest, api_url: str) -> None:
     username, tokens = new_user(api_url, "inactive")
-    me = ApiCaller(api_url).get("/auth/me", headers=bearer(tokens.access_token)).json()
+    me = LiveClient(api_url).get("/auth/me", headers=bearer(tokens.access_token)).json()
     admin = api_login(api_url, ADMIN_USERNAME)
-    answer = ApiCaller(api_url).patch(
+    answer = LiveClient(api_url).patch(
         f"/users/{me['id']}", json={"is_active": False}, headers=bearer(admin.access_token)
     )
     assert answer.status_code == 200, answer.text
@@ -140,9 +166,9 @@ def test_deactivated_account_is_told_so(app: AppTest, api_url: str) -> None:
 
 def test_lockout_says_when_to_try_again(app: AppTest, api_url: str) -> None:
     username = unique_name("locked")
-    signup(ApiCaller(api_url), username)
+    signup(LiveClient(api_url), username)
     for _ in range(5):
-        ApiCaller(api_url).post("/auth/login", json={"username": username, "password": "x"})
+        LiveClient(api_url).post("/auth/login", json={"username": username, "password": "x"})
     app.run()
     fill_login(app, username, DEFAULT_PASSWORD)
     (error,) = app.error
@@ -259,7 +285,7 @@ def test_signup_shows_the_servers_message_under_the_field(
 
 def test_signup_with_a_taken_username_names_it(signup_page: AppTest, api_url: str) -> None:
     taken = unique_name("taken")
-    signup(ApiCaller(api_url), taken)
+    signup(LiveClient(api_url), taken)
     fill_signup(signup_page, username=taken, email=f"other_{taken}@example.com")
     (error,) = signup_page.error
     assert "username" in error.value.lower()

@@ -12,7 +12,6 @@ from streamlit.testing.v1 import AppTest
 from frontend.api_client import ApiClient, SessionExpired
 from frontend.auth.state import SESSION_EXPIRED, AuthState
 from tests.frontend.harness import (
-    ApiCaller,
     logged_in,
     menu,
     new_user,
@@ -20,6 +19,7 @@ from tests.frontend.harness import (
     with_expired_access_token,
 )
 from tests.support.accounts import bearer
+from tests.support.servers import LiveClient
 
 
 def test_an_expired_access_token_is_refreshed_once_and_the_page_loads(
@@ -37,7 +37,7 @@ def test_an_expired_access_token_is_refreshed_once_and_the_page_loads(
     assert auth.tokens.refresh_token != tokens.refresh_token  # rotated, and stored
     assert auth.tokens.access_token != tokens.access_token
     # The new pair is a working one of the same session (not a new login).
-    answer = ApiCaller(api_url).get("/auth/sessions", headers=bearer(auth.tokens.access_token))
+    answer = LiveClient(api_url).get("/auth/sessions", headers=bearer(auth.tokens.access_token))
     assert answer.status_code == 200
     assert len(answer.json()) == 1
 
@@ -47,7 +47,7 @@ def test_a_revoked_session_shows_the_login_page_with_the_expiry_message(
 ) -> None:
     _, tokens = new_user(api_url, "revoked")
     auth = logged_in(app, api_url, with_expired_access_token(api_url, tokens))
-    answer = ApiCaller(api_url).post("/auth/logout", json={"refresh_token": tokens.refresh_token})
+    answer = LiveClient(api_url).post("/auth/logout", json={"refresh_token": tokens.refresh_token})
     assert answer.status_code == 204
 
     app.switch_page("views/sessions.py").run()
@@ -101,7 +101,7 @@ def test_a_refused_refresh_forgets_the_login(api_url: str) -> None:
     auth = AuthState()
     auth.store(replace(tokens, access_token="not-a-token"))
     client = ApiClient(auth, base_url=api_url)
-    ApiCaller(api_url).post("/auth/logout", json={"refresh_token": tokens.refresh_token})
+    LiveClient(api_url).post("/auth/logout", json={"refresh_token": tokens.refresh_token})
     with pytest.raises(SessionExpired):
         client.sessions()
     assert not auth.logged_in

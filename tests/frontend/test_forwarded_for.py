@@ -10,10 +10,9 @@ import pytest
 from frontend.api_client import ApiClient
 from frontend.auth.session import forwarded_for
 from frontend.auth.state import AuthState
-from tests.frontend.harness import ApiCaller
 from tests.support.accounts import DEFAULT_PASSWORD, register
 from tests.support.databases import migrate
-from tests.support.servers import api_env, api_server
+from tests.support.servers import LiveClient, api_env, api_server
 
 
 @pytest.mark.parametrize(
@@ -38,7 +37,7 @@ def test_the_api_sees_the_browser_behind_nginx_and_the_dashboard(tmp_path: Path)
     migrate(database_url)
     env = api_env(database_url, tmp_path / "images", FORWARDED_ALLOW_IPS="127.0.0.1,127.0.0.2")
     with api_server(env, tmp_path / "api.log") as base_url:
-        register(ApiCaller(base_url), "walker")
+        register(LiveClient(base_url), "walker")
         chain = forwarded_for("10.9.9.9, 203.0.113.5", "127.0.0.2")  # forged hop, then nginx's
         client = ApiClient(
             AuthState(), base_url=base_url, forwarded_headers={"X-Forwarded-For": chain or ""}

@@ -9,14 +9,14 @@ from streamlit.testing.v1 import AppTest
 
 from frontend.auth.state import Tokens
 from tests.frontend.harness import (
-    ApiCaller,
     new_user,
     open_page,
-    png_bytes,
     texts,
     upload_png,
 )
 from tests.support.accounts import bearer
+from tests.support.images import image_bytes
+from tests.support.servers import LiveClient
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def member(api_url: str) -> Tokens:
 
 
 def images_of(api_url: str, tokens: Tokens) -> list[dict[str, Any]]:
-    answer = ApiCaller(api_url).get("/images", headers=bearer(tokens.access_token))
+    answer = LiveClient(api_url).get("/images", headers=bearer(tokens.access_token))
     return answer.json()["items"]
 
 
@@ -39,7 +39,12 @@ def add_step(app: AppTest, key: str, op: str, **params: Any) -> None:
 
 
 def steps_shown(app: AppTest) -> list[str]:
-    return [m.value for m in app.markdown if m.value.startswith("**") and ".** `" in m.value]
+    return [m.value for m in app.markdown if m.value.startswith("**") and ".** " in m.value]
+
+
+def send_button(app: AppTest) -> list[str]:
+    """The label of the button that sends the chosen files, if it is there."""
+    return [button.label for button in app.button if button.key == "upload_send"]
 
 
 def test_an_empty_library_invites_an_upload(app: AppTest, api_url: str, member: Tokens) -> None:
@@ -47,23 +52,43 @@ def test_an_empty_library_invites_an_upload(app: AppTest, api_url: str, member: 
     assert not app.exception
     assert "Your library is empty" in texts(app)
     assert app.expander[0].proto.expanded  # the upload form is open
+    # Before files are chosen, the picker's own "Upload" is the only button of the form.
+    assert send_button(app) == []
 
 
 def test_uploading_several_files_reports_each(app: AppTest, api_url: str, member: Tokens) -> None:
     open_page(app, api_url, member, "views/images.py")
-    app.file_uploader(key="upload_files").set_value(
+    app.file_uploader[0].set_value(
         [
-            ("one.png", png_bytes(), "image/png"),
-            ("two.png", png_bytes(color=(0, 90, 200)), "image/png"),
+            ("one.png", image_bytes(), "image/png"),
+            ("two.png", image_bytes(color=(0, 90, 200)), "image/png"),
             ("notes.txt", b"not an image at all", "text/plain"),
         ]
-    )
-    app.button(key="FormSubmitter:upload_form-Upload").click().run()
+    ).run()
+    assert send_button(app) == ["Add 3 files to your library"]
+    app.button(key="upload_send").click().run()
     assert not app.exception
-    assert [s.value for s in app.success] == ["Uploaded 2 image(s)."]
+    assert [s.value for s in app.success] == ["Uploaded 2 images."]
     (error,) = app.error
     assert error.value.startswith("**notes.txt**: ")  # the server's 415 message follows
     assert sorted(i["filename"] for i in images_of(api_url, member)) == ["one.png", "two.png"]
+    assert "2 images. Tick images to process several at once." in texts(app)
+    assert not app.file_uploader[0].value  # emptied for the next files
+    assert send_button(app) == []
+
+
+def test_one_image_is_one_image(app: AppTest, api_url: str, member: Tokens) -> None:
+    open_page(app, api_url, member, "views/images.py")
+    app.file_uploader[0].set_value([("solo.png", image_bytes(), "image/png")]).run()
+    assert send_button(app) == ["Add 1 file to your library"]
+    app.button(key="upload_send").click().run()
+    assert [s.value for s in app.success] == ["Uploaded 1 image."]
+    assert "1 image. Tick images to process several at once." in texts(app)
+    (image,) = images_of(api_url, member)
+    app.checkbox(key=f"select_{image['id']}").check().run()
+    add_step(app, "batch", "sepia")
+    assert next(b for b in app.button if b.key == "batch_run").label == "Process 1 image"
+    assert not [part for part in texts(app).split() if "(s)" in part]
 
 
 def test_the_gallery_pages_through_thumbnails(app: AppTest, api_url: str, member: Tokens) -> None:
@@ -90,14 +115,15 @@ def test_an_image_page_builds_runs_and_shows_before_after(
     add_step(app, key, "grayscale")
     add_step(app, key, "resize", width=48)
     add_step(app, key, "flip", direction="vertical")
+    # The step list says what the picker says.
     assert steps_shown(app) == [
-        "**1.** `grayscale`",
-        "**2.** `resize(width=48)`",
-        "**3.** `flip(direction=vertical)`",
+        "**1.** Grayscale",
+        "**2.** Resize (width 48)",
+        "**3.** Flip (vertical)",
     ]
     app.button(key=f"{key}_up_2").click().run()  # flip moves above resize
     app.button(key=f"{key}_remove_0").click().run()  # grayscale goes
-    assert steps_shown(app) == ["**1.** `flip(direction=vertical)`", "**2.** `resize(width=48)`"]
+    assert steps_shown(app) == ["**1.** Flip (vertical)", "**2.** Resize (width 48)"]
 
     app.button(key=f"run_{image['id']}").click().run()
     assert not app.exception
@@ -113,6 +139,54 @@ def test_an_image_page_builds_runs_and_shows_before_after(
     ]
     assert len(app.image) == 2  # before and after, side by side
     assert [s.proto.label for s in app.get("page_link") if "result" in s.proto.label.lower()]
+
+
+def test_a_reload_keeps_the_pipeline_being_built(
+    app: AppTest, api_url: str, member: Tokens
+) -> None:
+    image = upload_png(api_url, member)
+    open_page(app, api_url, member, "views/images.py", image=str(image["id"]))
+    key = f"image_{image['id']}"
+    add_step(app, key, "sepia")
+    add_step(app, key, "rotate", angle=-90.0)
+    add_step(app, key, "resize", height=20)
+    address = dict(app.query_params)
+    assert address == {
+        "image": str(image["id"]),
+        "step": ["sepia", "rotate angle -90", "resize height 20"],
+    }
+
+    reloaded = AppTest.from_file(app._script_path, default_timeout=app.default_timeout)
+    open_page(reloaded, api_url, member, "views/images.py", **address)
+    assert not reloaded.exception
+    assert steps_shown(reloaded) == [
+        "**1.** Sepia",
+        "**2.** Rotate (angle -90)",
+        "**3.** Resize (height 20)",
+    ]
+    reloaded.button(key=f"{key}_remove_0").click().run()
+    assert reloaded.query_params["step"] == ["rotate angle -90", "resize height 20"]
+    reloaded.button(key=f"{key}_remove_0").click().run()
+    reloaded.button(key=f"{key}_remove_0").click().run()
+    assert "step" not in reloaded.query_params
+
+
+def test_steps_of_the_address_the_api_would_refuse_are_left_out(
+    app: AppTest, api_url: str, member: Tokens
+) -> None:
+    image = upload_png(api_url, member)
+    steps = ["sepia", "blur radius 99", "warp", "flip direction sideways", "resize"]
+    open_page(app, api_url, member, "views/images.py", image=str(image["id"]), step=steps)
+    assert not app.exception
+    assert steps_shown(app) == ["**1.** Sepia"]
+    assert [warning.value for warning in app.warning] == [
+        "Left out the step “blur radius 99” of the address: Radius goes from 0.1 to 50.",
+        "Left out the step “warp” of the address: There is no operation 'warp'.",
+        "Left out the step “flip direction sideways” of the address: "
+        "Direction is one of horizontal, vertical.",
+        "Left out the step “resize” of the address: Give a width, a height, or both.",
+    ]
+    assert app.query_params["step"] == "sepia"
 
 
 def test_a_failed_rule_shows_the_servers_message(
@@ -161,7 +235,7 @@ def test_batch_processing_follows_every_job(app: AppTest, api_url: str, member: 
     (bar,) = app.get("progress")
     assert bar.proto.value == 100
     assert bar.proto.text == "3 of 3 jobs finished"
-    jobs = ApiCaller(api_url).get("/jobs", headers=bearer(member.access_token)).json()["items"]
+    jobs = LiveClient(api_url).get("/jobs", headers=bearer(member.access_token)).json()["items"]
     assert [(job["status"], job["error"]) for job in jobs] == [("done", None)] * 3
     results = [i for i in images_of(api_url, member) if i["source_image_id"]]
     assert len(results) == 3
@@ -172,7 +246,7 @@ def test_jobs_page_lists_status_duration_and_results(
 ) -> None:
     image = upload_png(api_url, member)
     job = (
-        ApiCaller(api_url)
+        LiveClient(api_url)
         .post(
             f"/images/{image['id']}/process",
             json={"operations": [{"op": "sepia"}]},
@@ -185,7 +259,7 @@ def test_jobs_page_lists_status_duration_and_results(
     page = texts(app)
     assert f"**Job #{job['id']}**" in page
     assert "done" in page
-    assert "sepia" in page
+    assert "Sepia" in page
     labels = [link.proto.label for link in app.get("page_link")]
     assert "Result" in labels
     assert "Source" in labels

@@ -10,7 +10,6 @@ from streamlit.testing.v1 import AppTest
 from frontend.auth.state import Tokens
 from tests.frontend.conftest import ADMIN_USERNAME
 from tests.frontend.harness import (
-    ApiCaller,
     api_login,
     menu,
     new_user,
@@ -21,11 +20,12 @@ from tests.frontend.harness import (
 from tests.frontend.test_auth_pages import LOGGED_OUT_MENU, MEMBER_MENU, fill_login
 from tests.support.accounts import DEFAULT_PASSWORD, bearer
 from tests.support.mfa import enable_mfa, totp_code, wrong_totp_code
+from tests.support.servers import LiveClient
 
 
 def _enrolled_user(api_url: str, prefix: str) -> tuple[str, dict[str, Any]]:
     username, tokens = new_user(api_url, prefix)
-    return username, enable_mfa(ApiCaller(api_url), bearer(tokens.access_token))
+    return username, enable_mfa(LiveClient(api_url), bearer(tokens.access_token))
 
 
 def _enter_code(app: AppTest, code: str) -> AppTest:
@@ -102,7 +102,7 @@ def test_enrol_from_the_account_page_and_see_the_codes_once(app: AppTest, api_ur
 
     app.button(key="mfa_codes_saved").click().run()
     assert not [c for c in app.code if "-" in c.value]
-    status = ApiCaller(api_url).get("/auth/mfa", headers=bearer(tokens.access_token)).json()
+    status = LiveClient(api_url).get("/auth/mfa", headers=bearer(tokens.access_token)).json()
     assert status["enabled"] is True
 
     # A recovery code from the page logs in.
@@ -115,7 +115,7 @@ def test_enrol_from_the_account_page_and_see_the_codes_once(app: AppTest, api_ur
 
 def test_regenerate_codes_and_turn_off_from_the_account_page(app: AppTest, api_url: str) -> None:
     _, tokens = new_user(api_url, "mfamanage")
-    enrolled = enable_mfa(ApiCaller(api_url), bearer(tokens.access_token))
+    enrolled = enable_mfa(LiveClient(api_url), bearer(tokens.access_token))
     open_page(app, api_url, tokens, "views/account.py")
     assert "10 recovery codes left" in texts(app)
 
@@ -136,7 +136,7 @@ def test_regenerate_codes_and_turn_off_from_the_account_page(app: AppTest, api_u
     submit(app, "mfa_disable_form", "Turn off")
     assert not app.exception
     assert app.button(key="mfa_start") is not None
-    status = ApiCaller(api_url).get("/auth/mfa", headers=bearer(tokens.access_token)).json()
+    status = LiveClient(api_url).get("/auth/mfa", headers=bearer(tokens.access_token)).json()
     assert status["enabled"] is False
 
 
@@ -151,7 +151,7 @@ def test_an_admin_sees_and_resets_a_users_2fa(app: AppTest, api_url: str) -> Non
     assert app.button(key="admin_reset_mfa").disabled
     user_id = next(
         u["id"]
-        for u in ApiCaller(api_url)
+        for u in LiveClient(api_url)
         .get("/users", params={"q": username}, headers=bearer(admin.access_token))
         .json()["items"]
     )
@@ -160,7 +160,7 @@ def test_an_admin_sees_and_resets_a_users_2fa(app: AppTest, api_url: str) -> Non
     assert not app.exception
     (table,) = app.dataframe
     assert list(table.value["2FA"]) == [False]
-    plain = ApiCaller(api_url).post(
+    plain = LiveClient(api_url).post(
         "/auth/login", json={"username": username, "password": DEFAULT_PASSWORD}
     )
     assert "access_token" in plain.json()

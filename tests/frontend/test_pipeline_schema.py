@@ -11,7 +11,7 @@ import pytest
 
 from api.app import create_app
 from api.core.config import Settings
-from frontend.components.pipeline import MAX_OPERATIONS, OPERATIONS, Param
+from frontend.components.operations import MAX_OPERATIONS, OPERATIONS, Param
 
 
 @pytest.fixture(scope="module")

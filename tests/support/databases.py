@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+import pytest
 import redis
 from alembic.config import Config
 from sqlalchemy import create_engine, inspect, text
@@ -104,7 +105,10 @@ def redis_reachable(server_url: str = REDIS_SERVER_URL) -> bool:
 
 @contextmanager
 def fresh_redis_database(server_url: str = REDIS_SERVER_URL) -> Iterator[str]:
-    """A random database index (1..15) of that Redis, flushed before and after; yields its URL."""
+    """A random database index (1..15) of that Redis, flushed before and after; yields its URL.
+    Fails the test when that Redis does not answer: the suite requires it."""
+    if not redis_reachable(server_url):
+        pytest.fail(f"Redis is required at {server_url} (scripts/ensure-services.sh starts it)")
     url = f"{server_url.rstrip('/')}/{random.randint(1, 15)}"
     client = redis.Redis.from_url(url, socket_timeout=3)
     client.flushdb()

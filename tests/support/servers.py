@@ -15,9 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import requests
+import httpx2
 
-from tests.support.accounts import TEST_JWT_SECRET
+from tests.support.accounts import TEST_BCRYPT_ROUNDS, TEST_JWT_SECRET
 from tests.support.paths import REPO_ROOT
 
 
@@ -34,20 +34,22 @@ def http_server_thread(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         server.server_close()
 
 
-class LiveClient(requests.Session):
-    """requests against a running server, taking TestClient-style paths ("/auth/login"), so the
-    account helpers work on real servers too. `headers` go with every request."""
+class LiveClient(httpx2.Client):
+    """An HTTP client of a running server with TestClient's interface (both are httpx2
+    clients), so the same helpers drive either: paths such as "/auth/login" go to `base_url`,
+    redirects are followed as TestClient follows them, and `headers` go with every request.
+    No proxy from the environment stands between a test and its local server."""
 
-    def __init__(self, base_url: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__()
-        self.base_url = base_url.rstrip("/")
-        self.headers.update(headers or {})
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(url, str) and url.startswith("/"):
-            url = self.base_url + url
-        kwargs.setdefault("timeout", 60)
-        return super().request(method, url, *args, **kwargs)
+    def __init__(
+        self, base_url: str, headers: dict[str, str] | None = None, timeout: float = 60.0
+    ) -> None:
+        super().__init__(
+            base_url=base_url,
+            headers=headers,
+            timeout=timeout,
+            follow_redirects=True,
+            trust_env=False,
+        )
 
 
 def free_port() -> int:
@@ -65,9 +67,9 @@ def wait_for_http(
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
         try:
-            if requests.get(url, timeout=2).status_code < 500:
+            if httpx2.get(url, timeout=2, trust_env=False).status_code < 500:
                 return
-        except requests.RequestException as exc:
+        except httpx2.HTTPError as exc:
             last_error = exc
         time.sleep(0.2)
     raise TimeoutError(f"{url} did not answer within {timeout}s: {last_error}")
@@ -82,7 +84,7 @@ def api_env(database_url: str, storage_dir: Path, **extra: str) -> dict[str, str
             "DATABASE_URL": database_url,
             "STORAGE_DIR": str(storage_dir),
             "JWT_SECRET_KEY": TEST_JWT_SECRET,
-            "BCRYPT_ROUNDS": "4",
+            "BCRYPT_ROUNDS": str(TEST_BCRYPT_ROUNDS),
             "RATE_LIMIT_ENABLED": "false",
             "PROCESS_WORKERS": "2",
             "PYTHONUNBUFFERED": "1",
