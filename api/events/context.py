@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from api.core.config import Settings
 from api.core.db import Database
+from api.core.mail import Mailer
 from api.storage import Storage
 
 
@@ -14,3 +15,4 @@ class HandlerContext:
     settings: Settings
     database: Database
     storage: Storage
+    mailer: Mailer

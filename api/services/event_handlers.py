@@ -10,7 +10,8 @@ import logging
 
 from api.events.context import HandlerContext
 from api.events.registry import HandlerRegistry
-from api.schemas.event import Event
+from api.schemas.event import Event, EventType
+from api.services.mfa_notices import mail_mfa_notice
 
 log = logging.getLogger("pixelgate.events")
 
@@ -23,4 +24,10 @@ def log_event(event: Event, context: HandlerContext) -> None:
 def build_handler_registry() -> HandlerRegistry:
     registry = HandlerRegistry()
     registry.register(log_event)  # every type
+    registry.register(
+        mail_mfa_notice,
+        EventType.USER_MFA_ENABLED,
+        EventType.USER_MFA_DISABLED,
+        EventType.USER_MFA_RECOVERY_CODES_REGENERATED,
+    )
     return registry

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from api.core.config import Settings
 from api.core.db import Database, writes
+from api.core.mail import build_mailer
 from api.events.context import HandlerContext
 from api.events.dispatch import HandlersFailed, run_handlers
 from api.events.registry import HandlerRegistry
@@ -115,7 +116,9 @@ def test_each_handler_runs_once_per_event_and_a_failure_delays_no_other(
     registry = HandlerRegistry()
     registry.register(flaky, EventType.USER_DELETED)
     registry.register(steady)
-    context = HandlerContext(settings, database, LocalStorage(settings.storage_dir))
+    context = HandlerContext(
+        settings, database, LocalStorage(settings.storage_dir), build_mailer(settings)
+    )
     event = _stored_event(database, 7)
 
     with pytest.raises(HandlersFailed, match="flaky: OSError: disk full"):
