@@ -26,6 +26,7 @@ from api.schemas.common import IdPath
 from api.services.api_keys import authenticate_api_key
 from api.services.errors import Forbidden, NotAuthenticated
 from api.services.job_runner import JobRunner
+from api.services.mfa import CodeAttemptLimit
 from api.services.sessions import user_of_active_session
 from api.storage import Storage
 
@@ -106,6 +107,13 @@ async def get_secret_box(request: Request) -> SecretBox:
 
 
 SecretBoxDep = Annotated[SecretBox, Depends(get_secret_box)]
+
+
+async def get_code_attempts(limiter: RateLimiterDep, settings: SettingsDep) -> CodeAttemptLimit:
+    return CodeAttemptLimit(limiter, settings.login_rate_limit)
+
+
+CodeAttempts = Annotated[CodeAttemptLimit, Depends(get_code_attempts)]
 
 
 async def get_client_info(request: Request, settings: SettingsDep) -> ClientInfo:

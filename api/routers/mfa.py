@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response, status
 from api.dependencies import (
     AccessClaimsDep,
     Client,
+    CodeAttempts,
     CurrentUser,
     DbSession,
     Hasher,
@@ -56,7 +57,7 @@ def setup(response: Response, user: CurrentUser, db: DbSession, box: SecretBoxDe
 @router.post(
     "/totp/enable",
     response_model=RecoveryCodesOut,
-    responses=error_responses(400, 401, 409, 422),
+    responses=error_responses(400, 401, 409, 422, 429),
 )
 def enable(
     body: CodeRequest,
@@ -64,13 +65,14 @@ def enable(
     user: CurrentUser,
     claims: AccessClaimsDep,
     db: DbSession,
+    limits: CodeAttempts,
     box: SecretBoxDep,
     client: Client,
 ) -> RecoveryCodesOut:
     """Turns 2FA on with a current code of the pending secret. Answers the ten recovery codes,
     shown only here; every other session is logged out."""
     codes = mfa_service.enable(
-        db, box, user, body.code, session_id=claims.session_id, client=client
+        db, limits, box, user, body.code, session_id=claims.session_id, client=client
     )
     _no_store(response)
     return RecoveryCodesOut(recovery_codes=codes)
@@ -79,19 +81,20 @@ def enable(
 @router.post(
     "/disable",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(400, 401, 409, 422),
+    responses=error_responses(400, 401, 409, 422, 429),
 )
 def disable(
     body: DisableRequest,
     user: CurrentUser,
     db: DbSession,
+    limits: CodeAttempts,
     hasher: Hasher,
     box: SecretBoxDep,
     client: Client,
 ) -> Response:
     """Turns 2FA off; takes the password and a code (TOTP or recovery code)."""
     mfa_service.disable(
-        db, hasher, box, user, password=body.password, code=body.code, client=client
+        db, limits, hasher, box, user, password=body.password, code=body.code, client=client
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -99,18 +102,19 @@ def disable(
 @router.post(
     "/recovery-codes",
     response_model=RecoveryCodesOut,
-    responses=error_responses(400, 401, 409, 422),
+    responses=error_responses(400, 401, 409, 422, 429),
 )
 def regenerate_recovery_codes(
     body: CodeRequest,
     response: Response,
     user: CurrentUser,
     db: DbSession,
+    limits: CodeAttempts,
     box: SecretBoxDep,
     client: Client,
 ) -> RecoveryCodesOut:
     """Ten new recovery codes for a code (TOTP or recovery code); the old ones stop working."""
-    codes = mfa_service.regenerate_recovery_codes(db, box, user, body.code, client=client)
+    codes = mfa_service.regenerate_recovery_codes(db, limits, box, user, body.code, client=client)
     _no_store(response)
     return RecoveryCodesOut(recovery_codes=codes)
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from api.core.client_info import ClientInfo
 from api.core.db import writes
+from api.core.rate_limit import RateLimiter
 from api.core.second_factor import (
     RECOVERY_CODE_COUNT,
     looks_like_totp_code,
@@ -32,7 +33,7 @@ from api.core.security import PasswordHasher, new_random_token, sha256_hex
 from api.models import MfaChallenge, RecoveryCode, TotpCredential, User, utcnow
 from api.schemas.event import EventType
 from api.services.audit import record_user_audit
-from api.services.errors import Conflict, WrongCode, WrongPassword
+from api.services.errors import Conflict, TooManyRequests, WrongCode, WrongPassword
 from api.services.events import record_event
 from api.services.sessions import mark_second_factor, revoke_user_sessions
 from api.services.users import get_user
@@ -40,6 +41,7 @@ from api.services.users import get_user
 log = logging.getLogger("pixelgate.mfa")
 
 MFA_TOKEN_LIFETIME = timedelta(minutes=5)
+CODE_ATTEMPTS_SCOPE = "mfa_code"
 MAX_WRONG_CODES_PER_CHALLENGE = 5
 # Dead challenges are kept a while, so that a late use still gets its own answer (429 after
 # too many wrong codes) rather than "unknown"; older ones are deleted at the next login.
@@ -102,6 +104,24 @@ def _recovery_codes_left(db: Session, user_id: int) -> int:
 # -- enrolment -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class CodeAttemptLimit:
+    """Codes checked by the enable, disable and recovery-codes routes, per account, at most
+    `limit` (LOGIN_RATE_LIMIT): wrong codes there are no login failures and lock nothing, so
+    without it a stolen session could guess a code and make itself new recovery codes."""
+
+    limiter: RateLimiter
+    limit: str
+
+    def count(self, user: User) -> None:
+        retry_after = self.limiter.hit(CODE_ATTEMPTS_SCOPE, self.limit, f"user:{user.id}")
+        if retry_after is not None:
+            raise TooManyRequests(
+                f"Too many two-factor codes tried; try again in {retry_after} seconds",
+                retry_after,
+            )
+
+
 def start_setup(db: Session, box: SecretBox, user: User) -> TotpSetup:
     """A new pending secret (replacing a pending one); it counts once a code confirms it."""
     if user.mfa_enabled:
@@ -130,6 +150,7 @@ def start_setup(db: Session, box: SecretBox, user: User) -> TotpSetup:
 
 def enable(
     db: Session,
+    limits: CodeAttemptLimit,
     box: SecretBox,
     user: User,
     code: str,
@@ -148,6 +169,7 @@ def enable(
         raise Conflict(ALREADY_ENABLED)
     if credential is None:
         raise Conflict(NOTHING_PENDING)
+    limits.count(user)
     step = _matching_step(box, credential, code)
     if step is None:
         raise WrongCode(INVALID_CODE)
@@ -177,6 +199,7 @@ def enable(
 
 def disable(
     db: Session,
+    limits: CodeAttemptLimit,
     hasher: PasswordHasher,
     box: SecretBox,
     user: User,
@@ -188,6 +211,7 @@ def disable(
     """Turns 2FA off with the password and a code (TOTP or recovery)."""
     if not user.mfa_enabled:
         raise Conflict(NOT_ENABLED)
+    limits.count(user)
     if not hasher.verify(password, user.password_hash):
         raise WrongPassword("Password is incorrect")
     with writes(db):
@@ -201,11 +225,18 @@ def disable(
 
 
 def regenerate_recovery_codes(
-    db: Session, box: SecretBox, user: User, code: str, *, client: ClientInfo
+    db: Session,
+    limits: CodeAttemptLimit,
+    box: SecretBox,
+    user: User,
+    code: str,
+    *,
+    client: ClientInfo,
 ) -> list[str]:
     """Ten new recovery codes for a code (TOTP or recovery); the old ones are void."""
     if not user.mfa_enabled:
         raise Conflict(NOT_ENABLED)
+    limits.count(user)
     with writes(db):
         if not consume_code(db, box, user, code):
             raise WrongCode(INVALID_CODE)

@@ -25,9 +25,9 @@ EXPECTED_STATUSES = {
     ("get", "/auth/password-policy"): {"200"},
     ("get", "/auth/mfa"): {"200", "401"},
     ("post", "/auth/mfa/totp/setup"): {"200", "401", "409"},
-    ("post", "/auth/mfa/totp/enable"): {"200", "400", "401", "409", "422"},
-    ("post", "/auth/mfa/disable"): {"204", "400", "401", "409", "422"},
-    ("post", "/auth/mfa/recovery-codes"): {"200", "400", "401", "409", "422"},
+    ("post", "/auth/mfa/totp/enable"): {"200", "400", "401", "409", "422", "429"},
+    ("post", "/auth/mfa/disable"): {"204", "400", "401", "409", "422", "429"},
+    ("post", "/auth/mfa/recovery-codes"): {"200", "400", "401", "409", "422", "429"},
     ("post", "/auth/mfa/verify"): {"200", "401", "403", "422", "429"},
 }
 NEEDS_BEARER = {

@@ -320,3 +320,28 @@ def test_each_change_records_its_event_and_a_refused_one_none(
         ("user.mfa_recovery_codes_regenerated", {"user_id": user_id}),
         ("user.mfa_disabled", {"user_id": user_id, "reason": "disabled_by_user"}),
     ]
+
+
+def test_codes_tried_at_enable_disable_and_recovery_codes_are_limited_per_account(
+    make_client, accounts: AccountFactory
+) -> None:
+    """Wrong codes there lock nothing, so a stolen session could otherwise guess its way to
+    new recovery codes."""
+    with make_client(rate_limit_enabled=True, login_rate_limit="3/minute") as client:
+        account = accounts.logged_in(client, "mfa_e12")
+        enrolled = enable_mfa(client, account.headers)  # one attempt
+        wrong = {"code": wrong_totp_code(enrolled["secret"])}
+        for _ in range(2):
+            refused = client.post("/auth/mfa/recovery-codes", json=wrong, headers=account.headers)
+            assert refused.status_code == 400
+        right = {"code": totp_code(enrolled["secret"], 1)}
+        limited = client.post("/auth/mfa/recovery-codes", json=right, headers=account.headers)
+        assert limited.status_code == 429
+        assert int(limited.headers["Retry-After"]) >= 1
+        body = {"password": DEFAULT_PASSWORD, "code": enrolled["recovery_codes"][0]}
+        assert (
+            client.post("/auth/mfa/disable", json=body, headers=account.headers).status_code == 429
+        )
+        # Another account has its own budget.
+        other = accounts.logged_in(client, "mfa_e13")
+        assert client.post("/auth/mfa/totp/setup", headers=other.headers).status_code == 200
