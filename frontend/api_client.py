@@ -301,8 +301,10 @@ class ApiClient:
         return self._json("POST", "/auth/mfa/totp/setup")
 
     def mfa_enable(self, code: str) -> list[str]:
-        """Turns 2FA on; returns the recovery codes (the API shows them only once)."""
+        """Turns 2FA on; returns the recovery codes (the API shows them only once). The
+        session proved a code: fresh tokens say so at once (REQUIRE_ADMIN_MFA looks at them)."""
         answer = self._json("POST", "/auth/mfa/totp/enable", json={"code": code})
+        self._refresh(used_access_token=self._access_token())
         return answer["recovery_codes"]
 
     def mfa_regenerate_codes(self, code: str) -> list[str]:

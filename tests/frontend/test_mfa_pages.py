@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jose import jwt
 from streamlit.testing.v1 import AppTest
 
 from frontend.auth.state import Tokens
@@ -98,6 +99,9 @@ def test_enrol_from_the_account_page_and_see_the_codes_once(app: AppTest, api_ur
     codes = next(c.value for c in app.code if "-" in c.value).split("\n")
     assert len(codes) == 10
     assert app.get("download_button")
+    # The dashboard's tokens already say that this session proved a code.
+    access_token = app.session_state["auth"].tokens.access_token
+    assert jwt.get_unverified_claims(access_token)["amr"] == ["pwd", "otp"]
     assert "10 recovery codes left" in texts(app)
 
     app.button(key="mfa_codes_saved").click().run()
