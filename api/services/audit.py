@@ -35,16 +35,17 @@ def record_audit(
 
 def record_user_audit(
     db: Session,
-    actor: User,
+    actor: User | None,
     user: User,
     action: str,
-    client: ClientInfo,
+    client: ClientInfo | None,
     details: dict[str, Any],
 ) -> AuditEntry:
-    """An action on an account, by itself or by an admin; the details name the account."""
+    """An action on an account, by itself, by an admin, or (no actor) by an operator's
+    command; the details name the account."""
     return record_audit(
         db,
-        actor_id=actor.id,
+        actor_id=actor.id if actor else None,
         action=action,
         target_type="user",
         target_id=user.id,

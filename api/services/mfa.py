@@ -246,8 +246,9 @@ def regenerate_recovery_codes(
     return codes
 
 
-def reset(db: Session, actor: User, user_id: int, *, client: ClientInfo) -> None:
-    """An admin removes an account's 2FA (e.g. its owner lost the device and the codes)."""
+def reset(db: Session, actor: User | None, user_id: int, *, client: ClientInfo | None) -> None:
+    """An admin removes an account's 2FA (e.g. its owner lost the device and the codes);
+    `actor` None: the operator's `reset-mfa` command, for an admin no other admin can help."""
     user = get_user(db, user_id)
     was_enabled = user.mfa_enabled
     with writes(db):
@@ -257,7 +258,11 @@ def reset(db: Session, actor: User, user_id: int, *, client: ClientInfo) -> None
             record_event(
                 db,
                 EventType.USER_MFA_DISABLED,
-                {"user_id": user.id, "reason": ADMIN_RESET, "actor_id": actor.id},
+                {
+                    "user_id": user.id,
+                    "reason": ADMIN_RESET,
+                    "actor_id": actor.id if actor else None,
+                },
             )
 
 
