@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,11 +22,15 @@ from api.core.request_context import RequestContextMiddleware
 from api.core.secret_box import SecretBox
 from api.core.security import PasswordHasher
 from api.errors import install_error_handlers
+from api.events.context import HandlerContext
+from api.events.relay import EventRelay
+from api.processing.celery_app import make_celery
 from api.processing.engine import ProcessingEngine
 from api.routers import (
     account,
     admin,
     api_keys,
+    events,
     health,
     images,
     jobs,
@@ -34,12 +39,16 @@ from api.routers import (
     tokens,
     users,
 )
-from api.services.job_runner import JobRunner
+from api.services.celery_job_runner import CeleryJobRunner
+from api.services.event_handlers import build_handler_registry
+from api.services.job_runner import JobRunner, LocalJobRunner
 from api.services.server_instances import fail_stale_jobs, register_server
-from api.services.storage_sweep import sweep_storage
+from api.services.storage_sweep import sweep_storage, sweep_storage_forever
+from api.services.user_cache import UserCache
 from api.services.users import AdminAccountTaken, ensure_admin
-from api.storage import Storage
+from api.storage import Storage, StorageUnavailable
 from api.storage.factory import storage_from_settings
+from api.storage.s3 import S3Storage
 
 log = logging.getLogger("pixelgate.app")
 
@@ -62,17 +71,33 @@ def _bootstrap_admin(database: Database, settings: Settings, hasher: PasswordHas
 
 def _start_server_instance(database: Database, storage: Storage, settings: Settings) -> str | None:
     """Registers this process as a job-running instance, then fails jobs of dead instances
-    and sweeps storage. Best effort: with the database unreachable the app still starts
-    (and /health says so), without instance tracking."""
+    and sweeps storage. Best effort: with the database (or the store) unreachable the app
+    still starts (and /health says so), without instance tracking."""
     try:
         server_id = register_server(database)
         with database.session() as db:
             fail_stale_jobs(db, settings.job_heartbeat_s)
-            sweep_storage(db, storage)
     except SQLAlchemyError as exc:
         log.warning("start-up recovery skipped: database unavailable (%s)", type(exc).__name__)
         return None
+    try:
+        if isinstance(storage, S3Storage):
+            storage.ensure_bucket()
+        with database.session() as db:
+            sweep_storage(db, storage, settings.storage_orphan_grace_s)
+    except (SQLAlchemyError, StorageUnavailable) as exc:
+        log.warning("start-up storage sweep skipped (%s)", type(exc).__name__)
     return server_id
+
+
+def _job_runner(
+    settings: Settings, database: Database, storage: Storage, server_id: str | None
+) -> JobRunner:
+    if settings.processing_backend == "celery":
+        return CeleryJobRunner(database, storage, settings, make_celery(settings), server_id)
+    engine = ProcessingEngine.from_settings(settings, storage)
+    engine.warm_up()
+    return LocalJobRunner(database, storage, settings, engine, server_id)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -84,17 +109,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database, storage = app.state.database, app.state.storage
         await run_in_threadpool(_bootstrap_admin, database, settings, app.state.password_hasher)
         server_id = await run_in_threadpool(_start_server_instance, database, storage, settings)
-        app.state.processing = ProcessingEngine.from_settings(settings, storage)
-        app.state.processing.warm_up()
-        app.state.job_runner = JobRunner(
-            database, storage, settings, app.state.processing, server_id
-        )
+        app.state.job_runner = _job_runner(settings, database, storage, server_id)
+        if isinstance(app.state.job_runner, LocalJobRunner):
+            app.state.processing = app.state.job_runner.engine
+        await run_in_threadpool(app.state.job_runner.prepare)
         app.state.job_runner.start_heartbeat()
+        await app.state.event_relay.start()
+        sweeper = asyncio.create_task(sweep_storage_forever(database, storage, settings))
         try:
             yield
         finally:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
             await app.state.job_runner.shutdown()
+            await app.state.event_relay.stop()
             app.state.database.dispose()
+            if app.state.user_cache is not None:
+                app.state.user_cache.close()
 
     app = FastAPI(
         title="Pixelgate API",
@@ -113,6 +144,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.rate_limit_storage_uri, settings.rate_limit_enabled
     )
     app.state.secret_box = SecretBox.from_settings(settings)
+    app.state.user_cache = UserCache.from_settings(settings)
+    if app.state.user_cache is not None:
+        app.state.user_cache.watch(app.state.database.session_factory)
+    app.state.event_relay = EventRelay(
+        app.state.database,
+        settings,
+        build_handler_registry(),
+        HandlerContext(settings, app.state.database, app.state.storage, app.state.mailer),
+    )
 
     install_error_handlers(app)
     app.add_middleware(
@@ -133,6 +173,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mfa.router,
         users.router,
         admin.router,
+        events.router,
         api_keys.router,
         images.router,
         jobs.router,

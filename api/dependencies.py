@@ -28,6 +28,7 @@ from api.services.errors import Forbidden, NotAuthenticated
 from api.services.job_runner import JobRunner
 from api.services.mfa import CodeAttemptLimit
 from api.services.sessions import user_of_active_session
+from api.services.user_cache import UserCache
 from api.storage import Storage
 
 bearer_scheme = OAuth2PasswordBearer(
@@ -102,6 +103,13 @@ async def get_job_runner(request: Request) -> JobRunner:
 JobRunnerDep = Annotated[JobRunner, Depends(get_job_runner)]
 
 
+async def get_user_cache(request: Request) -> UserCache | None:
+    return request.app.state.user_cache
+
+
+UserCacheDep = Annotated[UserCache | None, Depends(get_user_cache)]
+
+
 async def get_secret_box(request: Request) -> SecretBox:
     return request.app.state.secret_box
 
@@ -147,7 +155,7 @@ async def get_access_claims(codec: TokenCodec, token: BearerToken) -> AccessClai
 AccessClaimsDep = Annotated[AccessClaims, Depends(get_access_claims)]
 
 
-def user_for_claims(db: Session, claims: AccessClaims) -> User:
+def user_for_claims(db: Session, claims: AccessClaims, cache: UserCache | None = None) -> User:
     """The token's user, if it still exists, is active, and its session was not revoked.
 
     Read in a unit of its own: the route then holds no transaction (nor pooled connection)
@@ -156,28 +164,32 @@ def user_for_claims(db: Session, claims: AccessClaims) -> User:
         if claims.session_id is None:
             user = db.get(User, claims.user_id)
         else:
-            user = user_of_active_session(db, claims.session_id, claims.user_id)
+            user = user_of_active_session(db, claims.session_id, claims.user_id, cache)
     if user is None or not user.is_active:
         raise NotAuthenticated(INVALID_TOKEN)
     return user
 
 
-def get_current_user(db: DbSession, claims: AccessClaimsDep) -> User:
-    return user_for_claims(db, claims)
+def get_current_user(db: DbSession, claims: AccessClaimsDep, cache: UserCacheDep) -> User:
+    return user_for_claims(db, claims, cache)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
 def get_user_from_token_or_api_key(
-    codec: TokenCodec, db: DbSession, token: BearerToken, api_key: ApiKeyHeaderValue
+    codec: TokenCodec,
+    db: DbSession,
+    cache: UserCacheDep,
+    token: BearerToken,
+    api_key: ApiKeyHeaderValue,
 ) -> User:
     """Image and job routes: a Bearer token, else an X-API-Key acting as its owner.
 
     A Bearer token, when sent, decides alone: a bad token is a 401 even with a good key.
     """
     if token:
-        return user_for_claims(db, _decode_access_token(codec, token))
+        return user_for_claims(db, _decode_access_token(codec, token), cache)
     if api_key:
         return authenticate_api_key(db, api_key)
     raise NotAuthenticated(NOT_AUTHENTICATED)

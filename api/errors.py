@@ -9,6 +9,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
 from api.services import errors
+from api.storage import StorageUnavailable
 
 _STATUS: tuple[tuple[type[errors.DomainError], int], ...] = (
     (errors.NotAuthenticated, 401),
@@ -74,6 +75,16 @@ async def database_busy_handler(_request: Request, exc: Exception) -> JSONRespon
     )
 
 
+async def storage_unavailable_handler(_request: Request, exc: Exception) -> JSONResponse:
+    """The image store is down or refuses us: retryable, and nothing was recorded."""
+    assert isinstance(exc, StorageUnavailable)
+    return JSONResponse(
+        status_code=503,
+        content={"detail": f"{exc.message}; try again shortly"},
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
 async def body_parsing_error_handler(request: Request, exc: Exception) -> Response:
     """A body FastAPI cannot even parse (not UTF-8, a broken form) is a 422 in FastAPI's own
     shape, like a body that is not JSON: one answer for every unreadable body, and the one
@@ -91,5 +102,6 @@ async def body_parsing_error_handler(request: Request, exc: Exception) -> Respon
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.DomainError, domain_error_handler)
+    app.add_exception_handler(StorageUnavailable, storage_unavailable_handler)
     app.add_exception_handler(OperationalError, database_busy_handler)
     app.add_exception_handler(HTTPException, body_parsing_error_handler)

@@ -6,8 +6,13 @@
    `POST /images/{id}/process` with `wait: true` per image, all at once. All of them run the
    same worker function (read the file, apply, write the result), so only the parallelism and
    the way there differ.
-2. `/health` latency, p50 and p99, with the pool idle and with it saturated.
-3. Peak memory growth of the server process during a 10 MB upload.
+   The same batch through PROCESSING_BACKEND=celery: a second server whose jobs go over the
+   local RabbitMQ (a fresh vhost) to a real `celery -A api.worker worker` with as many pool
+   processes, side by side with the engine (both on SQLite and local storage, both timed by
+   the jobs' `finished_at`).
+2. Per-job overhead: 64 images of 256×256 through one batch request, engine and Celery.
+3. `/health` latency, p50 and p99, idle and with the pool (or the Celery workers) saturated.
+4. Peak memory growth of the server process during a 10 MB upload.
 
 Not a test: nothing is asserted; the figures and the targets are printed side by side.
 """
@@ -35,10 +40,14 @@ from PIL import Image
 
 from api.processing.worker import ProcessingTask, run_task
 from tests.support.accounts import register
+from tests.support.broker import fresh_rabbitmq_vhost
 from tests.support.databases import migrate
 from tests.support.servers import api_env, free_port, running_process
+from tests.support.workers import celery_worker
 
 IMAGES = 16
+SMALL_IMAGES = 64
+SMALL_SIDE = 256
 REPEATS = 5  # each variant's figure is its best of this many runs
 SIDE = 2000
 PIPELINE: list[dict[str, Any]] = [{"op": "blur", "radius": 5}, {"op": "sharpen"}]
@@ -54,25 +63,26 @@ class Timing:
     name: str
     seconds: float
     workers: int
+    images: int = IMAGES
 
     @property
     def images_per_second(self) -> float:
-        return IMAGES / self.seconds
+        return self.images / self.seconds
 
 
 # --- inputs ---------------------------------------------------------------------------------
 
 
-def make_photo(path: Path, seed: int) -> None:
-    """A photo-like 2000×2000 JPEG: smooth gradients with fine noise (compresses like a photo)."""
+def make_photo(path: Path, seed: int, side: int = SIDE) -> None:
+    """A photo-like square JPEG: smooth gradients with fine noise (compresses like a photo)."""
     rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:SIDE, 0:SIDE].astype(np.float32) / SIDE
+    y, x = np.mgrid[0:side, 0:side].astype(np.float32) / side
     channels = [
         128 + 100 * np.sin(6 * x + seed) * np.cos(4 * y),
         128 + 100 * np.cos(5 * y + seed),
         128 + 100 * np.sin(3 * (x + y)),
     ]
-    pixels = np.dstack(channels) + rng.normal(0, 12, (SIDE, SIDE, 3))
+    pixels = np.dstack(channels) + rng.normal(0, 12, (side, side, 3))
     Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB").save(path, quality=90)
 
 
@@ -106,6 +116,7 @@ class Variant:
     name: str
     workers: int
     run: Callable[[], float]  # runs the batch once; returns its seconds
+    images: int = IMAGES
 
 
 def best_timings(variants: Sequence[Variant]) -> list[Timing]:
@@ -118,7 +129,7 @@ def best_timings(variants: Sequence[Variant]) -> list[Timing]:
         for index, variant in enumerate(variants):
             best[index] = min(best[index], variant.run())
     return [
-        Timing(variant.name, seconds, variant.workers)
+        Timing(variant.name, seconds, variant.workers, variant.images)
         for variant, seconds in zip(variants, best, strict=True)
     ]
 
@@ -146,19 +157,62 @@ def run_threads(tasks: Sequence[ProcessingTask]) -> None:
 
 
 @contextmanager
-def server(workdir: Path) -> Iterator[tuple[str, int]]:
-    """A real uvicorn with the engine (PROCESS_WORKERS = CPU count); yields URL and pid."""
-    database_url = f"sqlite:///{workdir / 'bench.db'}"
+def server(workdir: Path, name: str, **extra: str) -> Iterator[tuple[str, int, dict[str, str]]]:
+    """A real uvicorn on a SQLite file of its own (PROCESS_WORKERS = CPU count); yields its
+    URL, pid and environment."""
+    database_url = f"sqlite:///{workdir / f'{name}.db'}"
     migrate(database_url)
-    env = api_env(database_url, workdir / "images", PROCESS_WORKERS=str(WORKERS))
-    env["MAX_QUEUED_JOBS"] = "1000"
-    env["LOG_LEVEL"] = "WARNING"
+    env = api_env(database_url, workdir / f"images-{name}", PROCESS_WORKERS=str(WORKERS))
+    env.update(MAX_QUEUED_JOBS="1000", LOG_LEVEL="WARNING", **extra)
     port = free_port()
     args = [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port)]
     args += ["--host", "127.0.0.1", "--no-access-log"]
     url = f"http://127.0.0.1:{port}"
-    with running_process(args, env, f"{url}/health", workdir / "server.log") as process:
-        yield url, process.pid
+    with running_process(args, env, f"{url}/health", workdir / f"{name}.log") as process:
+        yield url, process.pid, env
+
+
+@contextmanager
+def celery_cluster(workdir: Path) -> Iterator[tuple[str, int]]:
+    """A server with PROCESSING_BACKEND=celery and one worker host of WORKERS pool processes,
+    on a fresh vhost of the local RabbitMQ; yields the server's URL and pid."""
+    with (
+        fresh_rabbitmq_vhost() as broker_url,
+        server(workdir, "celery", PROCESSING_BACKEND="celery", CELERY_BROKER_URL=broker_url) as (
+            url,
+            pid,
+            env,
+        ),
+        celery_worker(env, workdir / "worker.log", concurrency=WORKERS),
+    ):
+        yield url, pid
+
+
+class Cluster:
+    """One way of processing over HTTP: its client, account and uploaded images."""
+
+    def __init__(self, name: str, url: str, pid: int) -> None:
+        self.name = name
+        self.pid = pid
+        self.http = httpx.Client(base_url=url, timeout=300)
+        self.headers = register(self.http, "bench_user")["headers"]
+        self.image_ids: list[int] = []
+        self.small_ids: list[int] = []
+
+    def upload_all(self, sources: Sequence[Path], small: Sequence[Path]) -> None:
+        self.image_ids = [upload(self.http, self.headers, path) for path in sources]
+        self.small_ids = [upload(self.http, self.headers, path) for path in small]
+        # Start every worker once (imports, buffers, connections).
+        run_wait_requests(self.http, self.headers, self.image_ids[:WORKERS])
+
+    def batch(self) -> float:
+        return run_batch_request(self.http, self.headers, self.image_ids)
+
+    def waits(self) -> float:
+        return run_wait_requests(self.http, self.headers, self.image_ids)
+
+    def small_batch(self) -> float:
+        return run_batch_request(self.http, self.headers, self.small_ids)
 
 
 def upload(http: httpx.Client, headers: dict[str, str], path: Path) -> int:
@@ -285,14 +339,22 @@ def main() -> None:
         for index in range(IMAGES):
             sources.append(workdir / f"photo-{index}.jpg")
             make_photo(sources[-1], index)
+        small = []
+        for index in range(SMALL_IMAGES):
+            small.append(workdir / f"small-{index}.jpg")
+            make_photo(small[-1], index, SMALL_SIDE)
 
         run_task(tasks_for(sources[:1], workdir / "warm")[0])  # imports and caches, once
         upload_file = workdir / "upload.png"
         upload_size = make_upload_file(upload_file)
-        with server(workdir) as (url, pid), httpx.Client(base_url=url, timeout=300) as http:
-            headers = register(http, "bench_user")["headers"]
-            image_ids = [upload(http, headers, path) for path in sources]
-            run_wait_requests(http, headers, image_ids[:WORKERS])  # start every worker once
+        with (
+            server(workdir, "engine") as (url, pid, _env),
+            celery_cluster(workdir) as (celery_url, celery_pid),
+        ):
+            engine = Cluster("engine", url, pid)
+            celery = Cluster("celery", celery_url, celery_pid)
+            for cluster in (engine, celery):
+                cluster.upload_all(sources, small)
             timings = best_timings(
                 [
                     Variant(
@@ -305,40 +367,56 @@ def main() -> None:
                         WORKERS,
                         wall_seconds(lambda: run_threads(tasks_for(sources, workdir / "thr"))),
                     ),
-                    Variant(
-                        f"engine, 1 batch request ({WORKERS})",
-                        WORKERS,
-                        lambda: run_batch_request(http, headers, image_ids),
-                    ),
-                    Variant(
-                        f"engine, {IMAGES} wait requests ({WORKERS})",
-                        WORKERS,
-                        lambda: run_wait_requests(http, headers, image_ids),
-                    ),
+                    Variant(f"engine, 1 batch request ({WORKERS})", WORKERS, engine.batch),
+                    Variant(f"engine, {IMAGES} wait requests ({WORKERS})", WORKERS, engine.waits),
+                    Variant(f"celery, 1 batch request ({WORKERS})", WORKERS, celery.batch),
+                    Variant(f"celery, {IMAGES} wait requests ({WORKERS})", WORKERS, celery.waits),
+                ]
+            )
+            small_timings = best_timings(
+                [
+                    Variant("engine, small jobs", WORKERS, engine.small_batch, SMALL_IMAGES),
+                    Variant("celery, small jobs", WORKERS, celery.small_batch, SMALL_IMAGES),
                 ]
             )
 
-            idle = health_latencies_ms(http, HEALTH_SAMPLES, lambda: True)
-            saturated = measure_health_while_saturated(http, headers, image_ids)
+            health = {
+                name: (
+                    health_latencies_ms(cluster.http, HEALTH_SAMPLES, lambda: True),
+                    measure_health_while_saturated(
+                        cluster.http, cluster.headers, cluster.image_ids
+                    ),
+                )
+                for name, cluster in (("engine", engine), ("celery", celery))
+            }
 
             warm_png = workdir / "warm.png"
             Image.new("RGB", (64, 64)).save(warm_png)
-            upload(http, headers, warm_png)  # warm the upload path (imports, buffers)
+            upload(engine.http, engine.headers, warm_png)  # warm the upload path
             rss_before = memory_kib(pid, "VmRSS")
             peak_reset = reset_peak_memory(pid)
-            upload(http, headers, upload_file)
+            upload(engine.http, engine.headers, upload_file)
             peak = memory_kib(pid, "VmHWM")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    report_speed(timings)
-    report_health(idle, saturated)
-    report_upload(upload_size, (peak - rss_before) * 1024, peak_reset)
+    verdicts = report_speed(timings)
+    verdicts += report_small_jobs(small_timings)
+    verdicts += report_health(health)
+    verdicts += report_upload(upload_size, (peak - rss_before) * 1024, peak_reset)
+    print()
+    print("PASS: every target met" if all(verdicts) else "FAIL: a target was missed (see above)")
 
 
-def report_speed(timings: list[Timing]) -> None:
-    """The first timing is the baseline; the target is the engine's, through the batch route."""
-    baseline, _threads, engine = timings[:3]
+def verdict(met: bool) -> str:
+    return "PASS" if met else "FAIL"
+
+
+def report_speed(timings: list[Timing]) -> list[bool]:
+    """The first timing is the baseline; the engine's and Celery's are through the batch route."""
+    by_name = {timing.name.split(" (")[0]: timing for timing in timings}
+    baseline = timings[0]
+    engine, celery = by_name["engine, 1 batch request"], by_name["celery, 1 batch request"]
     print()
     print(f"{'run':<34}{'seconds':>9}{'images/s':>10}{'speedup':>9}{'efficiency':>12}")
     for timing in timings:
@@ -348,29 +426,58 @@ def report_speed(timings: list[Timing]) -> None:
             f"{speedup:>8.2f}×{speedup / timing.workers:>12.2f}"
         )
     engine_speedup = baseline.seconds / engine.seconds
+    celery_ratio = engine.seconds / celery.seconds
+    engine_met, celery_met = engine_speedup >= 1.85, celery_ratio >= 0.95
     print(
-        f"target: engine speedup ≥ 1.85× on 2 cores, batch request (measured {engine_speedup:.2f}×)"
+        f"{verdict(engine_met)} engine speedup ≥ 1.85× on 2 cores, batch request "
+        f"(measured {engine_speedup:.2f}×)"
     )
+    print(
+        f"{verdict(celery_met)} celery throughput ≥ 0.95× the engine's, batch request "
+        f"(measured {celery_ratio:.2f}×)"
+    )
+    return [engine_met, celery_met]
 
 
-def report_health(idle: list[float], saturated: list[float]) -> None:
+def report_small_jobs(timings: list[Timing]) -> list[bool]:
+    engine, celery = timings
     print()
-    print(f"{'/health latency':<24}{'samples':>9}{'p50 ms':>10}{'p99 ms':>9}")
-    for name, values in (("idle", idle), ("pool saturated", saturated)):
-        p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
-        print(f"  {name:<22}{len(values):>9}{p50:>10.1f}{p99:>9.1f}")
-    print(f"target: p99 under 20 ms while saturated (measured {percentile(saturated, 0.99):.1f})")
+    print(f"{SMALL_IMAGES} images of {SMALL_SIDE}×{SMALL_SIDE}, one batch request each way:")
+    for timing in timings:
+        print(
+            f"  {timing.name:<22}{timing.seconds:>7.2f} s  {timing.images_per_second:>7.1f} jobs/s"
+            f"  {timing.seconds / timing.images * 1000:>6.1f} ms per job"
+        )
+    ratio = celery.seconds / engine.seconds
+    met = ratio <= 2.0
+    print(f"{verdict(met)} celery per-job time within 2× the engine's (measured {ratio:.2f}×)")
+    return [met]
 
 
-def report_upload(file_bytes: int, growth_bytes: int, peak_reset: bool) -> None:
+def report_health(health: dict[str, tuple[list[float], list[float]]]) -> list[bool]:
+    print()
+    print(f"{'/health latency':<28}{'samples':>9}{'p50 ms':>10}{'p99 ms':>9}")
+    verdicts = []
+    for backend, (idle, saturated) in health.items():
+        for name, values in (("idle", idle), ("workers saturated", saturated)):
+            p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
+            print(f"  {backend + ', ' + name:<26}{len(values):>9}{p50:>10.1f}{p99:>9.1f}")
+        p99 = percentile(saturated, 0.99)
+        verdicts.append(p99 < 20)
+        print(f"  {verdict(p99 < 20)} {backend}: p99 under 20 ms while saturated ({p99:.1f})")
+    return verdicts
+
+
+def report_upload(file_bytes: int, growth_bytes: int, peak_reset: bool) -> list[bool]:
     print()
     ratio = growth_bytes / file_bytes
     print(
-        f"Upload of {file_bytes / 2**20:.1f} MiB: server peak RSS grew by "
+        f"{verdict(ratio < 3)} Upload of {file_bytes / 2**20:.1f} MiB: server peak RSS grew by "
         f"{growth_bytes / 2**20:.1f} MiB, {ratio:.2f}× the file (target < 3×)"
     )
     if not peak_reset:
         print("  (the peak mark could not be reset: this is the process's lifetime peak)")
+    return [ratio < 3]
 
 
 def measure_health_while_saturated(

@@ -405,6 +405,17 @@ class ApiClient:
     def stats(self) -> dict[str, Any]:
         return self._json("GET", "/admin/stats")
 
+    def events(
+        self,
+        *,
+        limit: int = 20,
+        offset: int = 0,
+        event_type: str | None = None,
+        state: str | None = None,
+    ) -> dict[str, Any]:
+        params = _params(limit=limit, offset=offset, type=event_type, state=state)
+        return self._json("GET", "/admin/events", params=params)
+
 
 def _params(**values: Any) -> dict[str, Any]:
     """Query parameters without the unset ones; booleans as the API spells them."""

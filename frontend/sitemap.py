@@ -33,6 +33,7 @@ ACCOUNT = "views/account.py"
 ADMIN_USERS = "views/admin_users.py"
 ADMIN_LOGINS = "views/admin_logins.py"
 ADMIN_STATS = "views/admin_stats.py"
+ADMIN_EVENTS = "views/admin_events.py"
 
 
 class Access(Enum):
@@ -82,4 +83,5 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec(ADMIN_USERS, "Users", ":material/group:", Access.ADMIN, "Admin"),
     PageSpec(ADMIN_LOGINS, "All logins", ":material/policy:", Access.ADMIN, "Admin"),
     PageSpec(ADMIN_STATS, "Statistics", ":material/monitoring:", Access.ADMIN, "Admin"),
+    PageSpec(ADMIN_EVENTS, "Events", ":material/event_note:", Access.ADMIN, "Admin"),
 )

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes the test suite's outside parts reachable: PostgreSQL, Redis, Debian's Chromium and nginx.
+# Makes the test suite's outside parts reachable: PostgreSQL, Redis, RabbitMQ, Debian's Chromium
+# and nginx.
 set -uo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
@@ -23,6 +24,21 @@ fi
 if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
   echo "==> starting Redis"
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null 2>&1 || true
+fi
+
+# The event broker tests and the Celery tests use fresh vhosts of the local RabbitMQ.
+rabbitmq_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+if ! rabbitmq_up; then
+  if ! command -v rabbitmq-server >/dev/null && [ ! -x /usr/sbin/rabbitmq-server ]; then
+    echo "==> installing Debian's rabbitmq-server"
+    as_root apt-get update -qq >/dev/null 2>&1 || true
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null 2>&1 \
+      || echo "!! could not install rabbitmq-server; the event broker tests will fail" >&2
+  fi
+  echo "==> starting RabbitMQ"
+  as_root env PATH="$PATH:/usr/sbin" rabbitmq-server -detached >/dev/null 2>&1 || true
+  as_root env PATH="$PATH:/usr/sbin" rabbitmqctl -q await_startup --timeout 60 >/dev/null 2>&1 || true
+  rabbitmq_up || echo "!! RabbitMQ is still not reachable on 127.0.0.1:5672" >&2
 fi
 
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then

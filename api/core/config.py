@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import tempfile
 from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
@@ -21,8 +22,13 @@ DEVELOPMENT_JWT_SECRET = "development-only-secret-change-me-0123456789abcdef"
 MIN_JWT_SECRET_BYTES = 32
 # `.env.example`'s POSTGRES_PASSWORD, which docker-compose puts into DATABASE_URL.
 EXAMPLE_POSTGRES_PASSWORD = "change-me-example-postgres-password"
+# `.env.example`'s RABBITMQ_PASSWORD, which docker-compose puts into EVENTS_BROKER_URL and
+# CELERY_BROKER_URL, and SEAWEEDFS_SECRET_ACCESS_KEY (compose's S3_SECRET_ACCESS_KEY).
+EXAMPLE_RABBITMQ_PASSWORD = "change-me-example-rabbitmq-password"
+EXAMPLE_S3_SECRET = "change-me-example-s3-secret"
 
 CommaSeparated = Annotated[list[str], NoDecode]
+FloatList = Annotated[list[float], NoDecode]
 
 
 def _split_commas(value: object) -> object:
@@ -80,6 +86,32 @@ class Settings(BaseSettings):
     job_timeout_s: float = Field(60, gt=0)
     job_heartbeat_s: float = Field(10, gt=0)
 
+    # Redis cache of authenticated lookups and the admin user list; empty = off.
+    cache_url: SecretStr = SecretStr("")
+    cache_ttl_s: float = Field(60, gt=0)
+
+    # Domain events (api/events/): empty = handled inside each API process.
+    events_broker_url: SecretStr = SecretStr("")
+    events_poll_interval_s: float = Field(5, gt=0)
+    # Waits before each retry of a failed event handler; then the event is `failed`.
+    events_retry_delays_s: FloatList = [30, 60, 120, 300, 600, 900, 1200, 1800]
+    events_claim_timeout_s: float = Field(300, gt=0)
+    events_consumer_heartbeat_file: Path = Path(tempfile.gettempdir()) / "pixelgate-consumer.alive"
+
+    processing_backend: Literal["local", "celery"] = "local"
+    celery_broker_url: SecretStr | None = None
+    # Celery replaces a pool process after a task once it holds more than this (0: never).
+    worker_max_memory_per_child_mb: int = Field(2048, ge=0)
+
+    storage_backend: Literal["local", "s3"] = "local"
+    s3_endpoint_url: str | None = None
+    s3_bucket: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_region: str = "us-east-1"
+    storage_sweep_interval_s: float = Field(3600, gt=0)
+    storage_orphan_grace_s: float = Field(3600, ge=0)
+
     admin_username: str | None = None
     admin_email: str | None = None
     admin_password: SecretStr | None = None
@@ -106,9 +138,16 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     slow_request_ms: int = Field(1000, ge=1)
 
-    _split_lists = field_validator("cors_origins", "forwarded_allow_ips", mode="before")(
-        _split_commas
-    )
+    _split_lists = field_validator(
+        "cors_origins", "forwarded_allow_ips", "events_retry_delays_s", mode="before"
+    )(_split_commas)
+
+    @field_validator("events_retry_delays_s")
+    @classmethod
+    def _positive_delays(cls, value: list[float]) -> list[float]:
+        if not value or any(delay <= 0 for delay in value):
+            raise ValueError("must be one or more positive numbers of seconds")
+        return value
 
     @field_validator("mfa_encryption_key")
     @classmethod
@@ -157,6 +196,20 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _backends_need_their_settings(self) -> Settings:
+        if self.processing_backend == "celery" and self.celery_broker_url is None:
+            raise ValueError("PROCESSING_BACKEND=celery needs CELERY_BROKER_URL")
+        if self.storage_backend == "s3":
+            missing = [
+                name.upper()
+                for name in ("s3_bucket", "s3_access_key_id", "s3_secret_access_key")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(f"STORAGE_BACKEND=s3 needs {', '.join(missing)}")
+        return self
+
+    @model_validator(mode="after")
     def _smtp_needs_a_host(self) -> Settings:
         if self.mail_backend == "smtp" and not self.smtp_host:
             raise ValueError("MAIL_BACKEND=smtp needs SMTP_HOST")
@@ -178,11 +231,38 @@ class Settings(BaseSettings):
                 "DATABASE_URL uses the example POSTGRES_PASSWORD; set a random one in .env "
                 "before starting with ENV=production"
             )
+        broker_url = self.events_broker_url.get_secret_value()
+        if self.env == "production" and f":{EXAMPLE_RABBITMQ_PASSWORD}@" in broker_url:
+            raise ValueError(
+                "EVENTS_BROKER_URL uses the example RABBITMQ_PASSWORD; set a random one in .env "
+                "before starting with ENV=production"
+            )
+        celery_url = self.celery_broker_url.get_secret_value() if self.celery_broker_url else ""
+        if self.env == "production" and f":{EXAMPLE_RABBITMQ_PASSWORD}@" in celery_url:
+            raise ValueError(
+                "CELERY_BROKER_URL uses the example RABBITMQ_PASSWORD; set a random one in .env "
+                "before starting with ENV=production"
+            )
+        s3_secret = self.s3_secret_access_key
+        if (
+            self.env == "production"
+            and self.storage_backend == "s3"
+            and s3_secret is not None
+            and s3_secret.get_secret_value() == EXAMPLE_S3_SECRET
+        ):
+            raise ValueError(
+                "S3_SECRET_ACCESS_KEY is the example value; set a random one in .env before "
+                "starting with ENV=production"
+            )
         return self
 
     @property
     def refresh_cookie_name(self) -> str:
         return "refresh_token"
+
+    @property
+    def events_broker_enabled(self) -> bool:
+        return bool(self.events_broker_url.get_secret_value())
 
     @property
     def max_upload_bytes(self) -> int:

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from api.core.config import Settings
 from api.core.db import Database
-from api.core.mail import Mailer
+from api.core.mail import Mailer, build_mailer
 from api.storage import Storage
+from api.storage.factory import storage_from_settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,3 +17,9 @@ class HandlerContext:
     database: Database
     storage: Storage
     mailer: Mailer
+
+    @classmethod
+    def from_settings(cls, settings: Settings, database: Database) -> HandlerContext:
+        """The collaborators as configured, for an entry point that has no app (the consumer,
+        a script); `create_app` passes the ones it built."""
+        return cls(settings, database, storage_from_settings(settings), build_mailer(settings))

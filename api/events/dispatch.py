@@ -10,13 +10,12 @@ from sqlalchemy.exc import IntegrityError
 
 from api.core.db import Database, writes
 from api.events.context import HandlerContext
+from api.events.outbox import MAX_ERROR_CHARS
 from api.events.registry import HandlerRegistry
 from api.models import HandledEvent
 from api.schemas.event import Event
 
 log = logging.getLogger("pixelgate.events")
-
-MAX_ERROR_CHARS = 1000
 
 
 class HandlersFailed(Exception):
@@ -47,6 +46,13 @@ def run_handlers(event: Event, registry: HandlerRegistry, context: HandlerContex
         _record_handled(context.database, event.id, handler.name)
     if failures:
         raise HandlersFailed("; ".join(failures)[:MAX_ERROR_CHARS])
+
+
+def failure_text(exc: BaseException) -> str:
+    """A failure as `last_error` keeps it: the handlers' own summary, else type and message."""
+    if isinstance(exc, HandlersFailed):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
 
 
 def _handled_by(database: Database, event_id: uuid.UUID) -> set[str]:

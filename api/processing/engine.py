@@ -176,6 +176,8 @@ class WorkerSlot:
             _kill(pid)
         if executor is not None:
             await _shutdown_executor(executor)
+        if pid is not None:  # a download it had under way (object storage)
+            await asyncio.to_thread(self._storage.remove_scratch_files_of, pid)
 
     async def stop(self) -> None:
         """Stops the worker and waits until it is gone: killed if it is busy (its job is being

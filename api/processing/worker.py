@@ -35,6 +35,8 @@ class ObjectFiles(Protocol):
 
     def writing(self, key: str) -> AbstractContextManager[Path]: ...
 
+    def remove_scratch_files_of(self, pid: int) -> int: ...
+
 
 @dataclass(frozen=True)
 class ProcessingTask:

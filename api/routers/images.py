@@ -51,7 +51,7 @@ UPLOAD_BODY: dict[str, Any] = {
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ImageOut,
-    responses=error_responses(401, 413, 415, 422),
+    responses=error_responses(401, 413, 415, 422, 503),
     openapi_extra=UPLOAD_BODY,
 )
 async def upload_image(
@@ -130,7 +130,7 @@ def _inline_disposition(filename: str) -> str:
             "description": "The bytes as uploaded, with their media type",
             "content": dict.fromkeys(MEDIA_TYPES.values(), _BINARY),
         },
-        **error_responses(401, 403, 404, 422),
+        **error_responses(401, 403, 404, 422, 503),
     },
 )
 def image_content(
@@ -159,7 +159,7 @@ def image_content(
             "description": "PNG (transparency, PNG and GIF sources) or JPEG; no EXIF",
             "content": {"image/png": _BINARY, "image/jpeg": _BINARY},
         },
-        **error_responses(401, 403, 404, 422),
+        **error_responses(401, 403, 404, 422, 503),
     },
 )
 def image_thumbnail(

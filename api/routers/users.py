@@ -11,7 +11,7 @@ from api.dependencies import (
     Client,
     DbSession,
     SelfOrAdmin,
-    StorageDep,
+    UserCacheDep,
     admin_mfa_enforced,
 )
 from api.models import Role
@@ -35,6 +35,7 @@ router = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(admin_
 def list_users(
     _admin: AdminUser,
     db: DbSession,
+    cache: UserCacheDep,
     page: Pagination,
     q: Annotated[
         str | None,
@@ -47,7 +48,7 @@ def list_users(
 ) -> Page[AdminUserOut]:
     """Every account, newest first (admins only); soft-deleted ones carry `deleted_at`."""
     items, total = admin_service.users_page(
-        db, page, q=q, role=role, is_active=is_active, deleted=deleted
+        db, page, q=q, role=role, is_active=is_active, deleted=deleted, cache=cache
     )
     return to_page(AdminUserOut, items, total, page)
 
@@ -81,13 +82,11 @@ def update_user(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(401, 403, 404, 409, 422),
 )
-def delete_user(
-    user_id: IdPath, caller: SelfOrAdmin, db: DbSession, storage: StorageDep, client: Client
-) -> Response:
+def delete_user(user_id: IdPath, caller: SelfOrAdmin, db: DbSession, client: Client) -> Response:
     """Soft-deletes an account (your own, or anyone's for an admin): it is deactivated, its
     sessions and API keys revoked and its images deleted; username and email stay taken.
     The last active admin cannot be deleted (409)."""
-    admin_service.delete_user(db, storage, caller, user_id, client=client)
+    admin_service.delete_user(db, caller, user_id, client=client)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

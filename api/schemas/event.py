@@ -7,7 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.models import EventState
 
 
 class EventType(StrEnum):
@@ -55,3 +57,22 @@ class Event(BaseModel):
     type: str
     occurred_at: datetime
     data: dict[str, Any]
+
+
+class EventOut(BaseModel):
+    """An outbox row as `GET /admin/events` shows it: the event and how its delivery went."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID = Field(validation_alias="event_id", description="The event's id")
+    type: str
+    occurred_at: datetime
+    data: dict[str, Any]
+    state: EventState = Field(
+        description="pending until published (broker) or handled (in-process); failed only "
+        "when a handler gave up"
+    )
+    attempts: int = Field(description="Failed tries so far (publishing or handling)")
+    last_error: str | None
+    published_at: datetime | None
+    handled_at: datetime | None

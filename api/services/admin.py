@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
@@ -16,14 +17,17 @@ from api.core.client_info import ClientInfo
 from api.core.db import writes
 from api.models import AuditEntry, Image, Job, JobStatus, LoginEvent, Role, User, utcnow
 from api.repositories.pagination import fetch_page
+from api.schemas.admin import AdminUserOut
 from api.schemas.common import PageParams
+from api.schemas.event import EventType
 from api.services.api_keys import revoke_user_api_keys
 from api.services.audit import record_user_audit
 from api.services.errors import Conflict
+from api.services.events import record_event
 from api.services.images import delete_user_images
 from api.services.sessions import revoke_user_sessions
+from api.services.user_cache import UserCache
 from api.services.users import get_user
-from api.storage import Storage
 
 LAST_ADMIN = "The last active administrator cannot be demoted, deactivated or deleted"
 STATS_WINDOW = timedelta(hours=24)
@@ -78,8 +82,20 @@ def users_page(
     role: Role | None = None,
     is_active: bool | None = None,
     deleted: bool | None = None,
-) -> tuple[list[User], int]:
-    return fetch_page(db, users_query(q=q, role=role, is_active=is_active, deleted=deleted), page)
+    cache: UserCache | None = None,
+) -> tuple[list[Any], int]:
+    """A page of users: rows, or with the cache on the AdminUserOut of each, maybe cached."""
+    statement = users_query(q=q, role=role, is_active=is_active, deleted=deleted)
+    if cache is None:
+        return fetch_page(db, statement, page)
+
+    def load() -> tuple[list[dict[str, Any]], int]:
+        users, total = fetch_page(db, statement, page)
+        out = [AdminUserOut.model_validate(user).model_dump(mode="json") for user in users]
+        return out, total
+
+    filters = {"q": q, "role": role, "is_active": is_active, "deleted": deleted}
+    return cache.users_page({**filters, "limit": page.limit, "offset": page.offset}, load)
 
 
 def _keeps_admin_rights(user: User) -> bool:
@@ -144,20 +160,22 @@ def update_user(
                 db, actor, user, "user.role_changed", client, {"from": user.role, "to": new_role}
             )
             user.role = new_role
+            record_event(db, EventType.USER_ROLE_CHANGED, {"user_id": user.id, "role": new_role})
         if new_active != user.is_active:
             user.is_active = new_active
             if new_active:
                 record_user_audit(db, actor, user, "user.activated", client, {})
+                record_event(db, EventType.USER_REACTIVATED, {"user_id": user.id})
             else:
                 revoked = _revoke_credentials(db, user.id, "deactivated")
                 record_user_audit(db, actor, user, "user.deactivated", client, revoked.as_details())
+                record_event(db, EventType.USER_DEACTIVATED, {"user_id": user.id})
     return user
 
 
-def delete_user(
-    db: Session, storage: Storage, actor: User, user_id: int, *, client: ClientInfo
-) -> None:
-    """Soft-deletes an account: inactive, every credential revoked, images and files gone.
+def delete_user(db: Session, actor: User, user_id: int, *, client: ClientInfo) -> None:
+    """Soft-deletes an account: inactive, every credential revoked, images gone (their files
+    go with the `user.deleted` event's handler, once this has committed).
 
     The row stays (deleted_at set), so its username and email remain taken and the audit
     trail keeps pointing at it. Deleting an already deleted account changes nothing.
@@ -171,13 +189,14 @@ def delete_user(
         user.is_active = False
         user.deleted_at = utcnow()
         revoked = _revoke_credentials(db, user.id, "account_deleted")
-        images_deleted = delete_user_images(db, storage, user.id)
+        image_files = delete_user_images(db, user.id)
         details = {
             "by_self": actor.id == user.id,
             **revoked.as_details(),
-            "images_deleted": images_deleted,
+            "images_deleted": len(image_files),
         }
         record_user_audit(db, actor, user, "user.deleted", client, details)
+        record_event(db, EventType.USER_DELETED, {"user_id": user.id, "storage_keys": image_files})
 
 
 @dataclass(frozen=True, slots=True)

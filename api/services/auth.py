@@ -15,6 +15,7 @@ from api.core.rate_limit import RateLimiter
 from api.core.secret_box import SecretBox
 from api.core.security import AccessTokenCodec, PasswordHasher
 from api.models import LoginFailure, User, utcnow
+from api.schemas.event import EventType
 from api.services import mfa, sessions
 from api.services.errors import (
     AccountInactive,
@@ -24,6 +25,7 @@ from api.services.errors import (
     TooManyRequests,
     WrongPassword,
 )
+from api.services.events import record_event
 from api.services.login_history import lockout_seconds_left, record_login_attempt
 from api.services.password_policy import check_password
 from api.services.users import create_user, find_user_by_login
@@ -321,3 +323,4 @@ def change_password(
         sessions.revoke_user_sessions(
             db, user.id, reason="password_changed", keep_session_id=current_session_id
         )
+        record_event(db, EventType.USER_PASSWORD_CHANGED, {"user_id": user.id})

@@ -11,6 +11,7 @@ import logging
 from api.events.context import HandlerContext
 from api.events.registry import HandlerRegistry
 from api.schemas.event import Event, EventType
+from api.services.images import remove_objects_of_deleted_images
 from api.services.mfa_notices import mail_mfa_notice
 
 log = logging.getLogger("pixelgate.events")
@@ -21,9 +22,18 @@ def log_event(event: Event, context: HandlerContext) -> None:
     log.info("event %s %s %s", event.type, event.id, event.data)
 
 
+def remove_deleted_account_files(event: Event, context: HandlerContext) -> None:
+    """Finishes an account deletion: its images' rows went with it, their files go now."""
+    keys = event.data.get("storage_keys", [])
+    with context.database.session() as db:
+        removed = remove_objects_of_deleted_images(db, context.storage, keys)
+    log.info("removed %s file(s) of deleted user %s", removed, event.data["user_id"])
+
+
 def build_handler_registry() -> HandlerRegistry:
     registry = HandlerRegistry()
     registry.register(log_event)  # every type
+    registry.register(remove_deleted_account_files, EventType.USER_DELETED)
     registry.register(
         mail_mfa_notice,
         EventType.USER_MFA_ENABLED,

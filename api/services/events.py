@@ -28,8 +28,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.core.db import writes
-from api.models import OutboxEvent, utcnow
+from api.models import EventState, OutboxEvent, utcnow
+from api.repositories.pagination import fetch_page
+from api.schemas.common import PageParams
 from api.schemas.event import REQUIRED_DATA_KEYS, EventType
 
 # Any value fits a bigint; this one is "pixelgate outbox" in ASCII, unlikely to clash.
@@ -41,7 +42,8 @@ _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
 def record_event(db: Session, event_type: str, data: Mapping[str, Any]) -> None:
-    """Adds an event to the caller's unit of work; it commits or rolls back with the change.
+    """Adds an event to the caller's transaction (its `with writes(db):` unit of work), so it
+    commits or rolls back with the change. It never commits on its own.
 
     `event_type` must be an `EventType`; `data` must be JSON, name what the event is about
     (`user_id`, `image_id`, ... by the type's prefix) and hold no secret. A breach is a bug in
@@ -49,17 +51,9 @@ def record_event(db: Session, event_type: str, data: Mapping[str, Any]) -> None:
     """
     known = _known_type(event_type)
     payload = _checked_data(known, data)
-    with writes(db):
-        if db.get_bind().dialect.name == "postgresql":
-            db.execute(select(func.pg_advisory_xact_lock(OUTBOX_LOCK_KEY)))
-        db.add(
-            OutboxEvent(
-                event_id=uuid.uuid4(),
-                type=known.value,
-                occurred_at=utcnow(),
-                data=payload,
-            )
-        )
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(select(func.pg_advisory_xact_lock(OUTBOX_LOCK_KEY)))
+    db.add(OutboxEvent(event_id=uuid.uuid4(), type=known.value, occurred_at=utcnow(), data=payload))
 
 
 def _known_type(event_type: str) -> EventType:
@@ -91,3 +85,19 @@ def _refuse_secret_keys(value: object) -> None:
     elif isinstance(value, list | tuple):
         for item in value:
             _refuse_secret_keys(item)
+
+
+def events_page(
+    db: Session,
+    page: PageParams,
+    *,
+    event_type: EventType | None = None,
+    state: EventState | None = None,
+) -> tuple[list[OutboxEvent], int]:
+    """The outbox, newest first (by commit order), optionally of one type and state."""
+    statement = select(OutboxEvent).order_by(OutboxEvent.id.desc())
+    if event_type is not None:
+        statement = statement.where(OutboxEvent.type == event_type.value)
+    if state is not None:
+        statement = statement.where(OutboxEvent.state == state.value)
+    return fetch_page(db, statement, page)

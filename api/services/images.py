@@ -33,7 +33,9 @@ from api.processing.imaging import (
 )
 from api.repositories.pagination import fetch_page
 from api.schemas.common import PageParams
+from api.schemas.event import EventType
 from api.services.errors import NotFound, RuleViolation, UnsupportedMediaType
+from api.services.events import record_event
 from api.services.ownership import get_owned, get_owned_many
 from api.services.stored_objects import delete_after_commit, delete_unless_committed
 from api.storage import ObjectStream, Storage, new_key
@@ -181,6 +183,7 @@ def store_upload(
             height=info.height,
             size_bytes=size_bytes,
         )
+        record_event(db, EventType.IMAGE_UPLOADED, {"image_id": image.id, "user_id": owner.id})
     log.info("image %s uploaded by user %s (%s, %s bytes)", image.id, owner.id, key, size_bytes)
     return image
 
@@ -239,19 +242,29 @@ def delete_image(db: Session, storage: Storage, user: User, image_id: int) -> No
     with writes(db):
         delete_after_commit(db, storage, [image.storage_key])
         db.execute(delete(Image).where(Image.id == image.id))
+        record_event(db, EventType.IMAGE_DELETED, {"image_id": image.id, "user_id": user.id})
 
 
-def delete_user_images(db: Session, storage: Storage, user_id: int) -> int:
-    """Deletes every image of a user, rows and objects; returns how many.
+def delete_user_images(db: Session, user_id: int) -> list[str]:
+    """Deletes every image row of a user; returns the storage keys of their objects.
 
-    One step of the caller's unit of work (e.g. the account deletion), committing nothing.
-    The rows are deleted and flushed now; the objects are removed only when the caller
-    commits, and kept if it rolls back. Jobs keep their history (their image ids become null).
+    One step of the caller's unit of work (the account deletion), committing nothing; its
+    `user.deleted` event carries the keys to the handler that removes the objects once the
+    deletion has committed (`remove_objects_of_deleted_images`). Jobs keep their history
+    (their image ids become null).
     """
     keys = list(db.scalars(select(Image.storage_key).where(Image.owner_id == user_id)))
-    if not keys:
-        return 0
-    db.execute(delete(Image).where(Image.owner_id == user_id))
-    db.flush()
-    delete_after_commit(db, storage, keys)
-    return len(keys)
+    if keys:
+        db.execute(delete(Image).where(Image.owner_id == user_id))
+        db.flush()
+    return keys
+
+
+def remove_objects_of_deleted_images(db: Session, storage: Storage, keys: Sequence[str]) -> int:
+    """Removes the objects of these keys that no image row names (any longer); returns how
+    many that was. An object already gone is fine: this may run twice for one deletion."""
+    referenced = set(db.scalars(select(Image.storage_key).where(Image.storage_key.in_(keys))))
+    unreferenced = [key for key in keys if key not in referenced]
+    for key in unreferenced:
+        storage.delete(key)
+    return len(unreferenced)

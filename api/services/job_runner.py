@@ -1,10 +1,14 @@
-"""The job runner: queues jobs on the processing engine and drives each one to `done` or
-`failed` in the background, so a caller can either wait for a job or leave and poll it."""
+"""Job runners: one per API process, chosen by PROCESSING_BACKEND. `LocalJobRunner` queues jobs
+on this process's engine and drives each one to `done` or `failed` in the background;
+`CeleryJobRunner` (api/services/celery_job_runner.py) hands them to Celery workers. Either way a
+caller can wait for a job or leave and poll it, and the process is a server instance that
+beats and fails the jobs of instances that went silent."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,25 +43,65 @@ from api.storage import Storage, new_key
 log = logging.getLogger("pixelgate.jobs")
 
 
-class JobRunner:
-    """One per API process: owns this server instance's heartbeat and its running jobs."""
+class JobRunner(ABC):
+    """What routes use, whatever the backend; owns this server instance and its heartbeat."""
 
     def __init__(
         self,
         database: Database,
         storage: Storage,
         settings: Settings,
-        engine: ProcessingEngine,
         server_id: str | None = None,
     ) -> None:
         self.database = database
         self.storage = storage
         self.settings = settings
-        self.engine = engine
         self.server_id = server_id
-        self._tasks: dict[int, asyncio.Task[None]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
         self._registering = asyncio.Lock()
+
+    async def submit(
+        self,
+        db: Session,
+        owner: User,
+        image_ids: Sequence[int],
+        operations: Sequence[Operation],
+    ) -> list[Job]:
+        """Validates and queues one job per image (all or none); returns the rows."""
+        await self._ensure_registered()
+        sources = await run_in_threadpool(
+            plan_jobs, db, self.storage, self.settings, owner, image_ids, operations
+        )
+        self._admit(len(sources))
+        # Shielded: once the rows are being written, the jobs must start even if the request
+        # that asked for them is cancelled, or they would stay `queued` until the next start.
+        return await asyncio.shield(self._queue(db, owner, sources, operations))
+
+    @abstractmethod
+    def _admit(self, count: int) -> None:
+        """Refuses (ServiceBusy) what the backend cannot take, before anything is written."""
+
+    @abstractmethod
+    async def _queue(
+        self,
+        db: Session,
+        owner: User,
+        sources: Sequence[JobSource],
+        operations: Sequence[Operation],
+    ) -> list[Job]:
+        """Writes the admitted jobs' rows and sets them going."""
+
+    @abstractmethod
+    async def wait(self, job_id: int) -> None:
+        """Returns when the job is finished (at once if it already is). Cancelling the wait
+        does not cancel the job."""
+
+    @abstractmethod
+    def health(self) -> dict[str, Any]:
+        """What /health reports about processing (`workers`, and more per backend)."""
+
+    def prepare(self) -> None:  # noqa: B027 (a backend may need nothing)
+        """Runs once at start-up, off the event loop, after the instance registered."""
 
     async def _ensure_registered(self) -> None:
         """A server that started while the database was down registers before its first job:
@@ -77,37 +121,52 @@ class JobRunner:
         while True:
             await asyncio.sleep(interval)
             try:
-                await run_in_threadpool(beat, self.database, server_id)
-                await run_in_threadpool(self._fail_stale_jobs)
+                await run_in_threadpool(self._beat, server_id)
             except Exception:
                 # A database hiccup must not stop the heartbeat for good; the next beat retries.
                 log.warning("heartbeat of server instance %s failed", server_id, exc_info=True)
 
-    def _fail_stale_jobs(self) -> int:
+    def _beat(self, server_id: str) -> None:
+        beat(self.database, server_id)
         with self.database.session() as db:
-            return fail_stale_jobs(db, self.settings.job_heartbeat_s)
+            fail_stale_jobs(db, self.settings.job_heartbeat_s)
 
-    async def submit(
+    async def _stop_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+
+    async def shutdown(self) -> None:
+        await self._stop_heartbeat()
+        if self.server_id is not None:
+            await run_in_threadpool(mark_server_stopped, self.database, self.server_id)
+
+
+class LocalJobRunner(JobRunner):
+    """Runs jobs on this process's pool (`api/processing/engine.py`)."""
+
+    def __init__(
         self,
-        db: Session,
-        owner: User,
-        image_ids: Sequence[int],
-        operations: Sequence[Operation],
-    ) -> list[Job]:
-        """Validates, admits and queues one job per image (all or none); returns the rows."""
-        await self._ensure_registered()
-        sources = await run_in_threadpool(
-            plan_jobs, db, self.storage, self.settings, owner, image_ids, operations
-        )
+        database: Database,
+        storage: Storage,
+        settings: Settings,
+        engine: ProcessingEngine,
+        server_id: str | None = None,
+    ) -> None:
+        super().__init__(database, storage, settings, server_id)
+        self.engine = engine
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+
+    def health(self) -> dict[str, Any]:
+        return {"workers": self.engine.worker_count}
+
+    def _admit(self, count: int) -> None:
         try:
-            self.engine.admit(len(sources))
+            self.engine.admit(count)
         except EngineBusy as exc:
             raise ServiceBusy(exc.message, exc.retry_after) from None
-        # Shielded: once the rows are being written, the jobs must start even if the request
-        # that asked for them is cancelled, or they would stay `queued` until the next start.
-        return await asyncio.shield(self._create_and_start(db, owner, sources, operations))
 
-    async def _create_and_start(
+    async def _queue(
         self,
         db: Session,
         owner: User,
@@ -128,8 +187,6 @@ class JobRunner:
         return jobs
 
     async def wait(self, job_id: int) -> None:
-        """Returns when the job is finished (at once if it already is). Cancelling the wait
-        does not cancel the job."""
         task = self._tasks.get(job_id)
         if task is not None:
             await asyncio.wait({task})
@@ -192,9 +249,7 @@ class JobRunner:
 
     async def shutdown(self) -> None:
         """Refuses new jobs, stops the running ones and the workers, and fails what was cut off."""
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            await asyncio.gather(self._heartbeat, return_exceptions=True)
+        await self._stop_heartbeat()
         self.engine.close()
         unfinished = dict(self._tasks)
         for task in unfinished.values():
@@ -203,5 +258,4 @@ class JobRunner:
         await self.engine.shutdown()
         if unfinished:
             await run_in_threadpool(fail_jobs, self.database, list(unfinished), SHUTDOWN_ERROR)
-        if self.server_id is not None:
-            await run_in_threadpool(mark_server_stopped, self.database, self.server_id)
+        await super().shutdown()

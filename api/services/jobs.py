@@ -9,13 +9,14 @@ is removed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Update, select, update
+from sqlalchemy import ColumnElement, Select, Update, func, select, update
 from sqlalchemy.orm import Session
 
 from api.core.config import Settings
@@ -26,7 +27,9 @@ from api.processing.operations import Operation, dump_pipeline, largest_size
 from api.processing.worker import ProcessingResult
 from api.repositories.pagination import fetch_page
 from api.schemas.common import PageParams
-from api.services.errors import RuleViolation
+from api.schemas.event import EventType
+from api.services.errors import RuleViolation, ServiceBusy
+from api.services.events import record_event
 from api.services.images import MAX_FILENAME_LENGTH, add_image, ensure_stored, get_owned_images
 from api.services.ownership import get_owned
 from api.storage import Storage
@@ -34,6 +37,10 @@ from api.storage import Storage
 SHUTDOWN_ERROR = "The server was stopped before this job finished; submit it again"
 SOURCE_DELETED_ERROR = "The source image was deleted while the job ran"
 UNFINISHED = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+# Serialises the cluster-wide queue count of concurrent submissions (PostgreSQL advisory lock).
+QUEUE_ADMISSION_LOCK = 0x5049_5847_4A4F_4253  # "PIXGJOBS"
+RECENT_JOBS_FOR_ESTIMATE = 50
+MAX_RETRY_AFTER_S = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +106,13 @@ def create_jobs(
     sources: Sequence[JobSource],
     operations: Sequence[Operation],
     server_id: str | None = None,
+    max_queued: int | None = None,
 ) -> list[Job]:
+    """Writes one queued row per source, all or none. With `max_queued`, the jobs waiting in
+    the whole cluster (this table) are counted in the same transaction, after the new rows, and
+    more than `max_queued` refuses the lot with ServiceBusy (503 + Retry-After). On PostgreSQL
+    a transaction-scoped advisory lock makes concurrent submissions count one after another; on
+    SQLite the first insert takes the database's write lock, which does the same."""
     stored_operations = dump_pipeline(operations)
     jobs = [
         Job(
@@ -112,8 +125,33 @@ def create_jobs(
         for source in sources
     ]
     with writes(db):
+        if max_queued is not None and db.get_bind().dialect.name == "postgresql":
+            db.execute(select(func.pg_advisory_xact_lock(QUEUE_ADMISSION_LOCK)))
         db.add_all(jobs)
+        db.flush()
+        if max_queued is not None:
+            _admit_within(db, max_queued)
     return jobs
+
+
+def _admit_within(db: Session, max_queued: int) -> None:
+    queued = db.scalar(select(func.count()).where(Job.status == JobStatus.QUEUED.value)) or 0
+    if queued <= max_queued:
+        return
+    running = db.scalar(select(func.count()).where(Job.status == JobStatus.RUNNING.value)) or 0
+    recent = (
+        select(Job.duration_ms)
+        .where(Job.status == JobStatus.DONE.value, Job.duration_ms.is_not(None))
+        .order_by(Job.id.desc())
+        .limit(RECENT_JOBS_FOR_ESTIMATE)
+        .subquery()
+    )
+    average_ms = db.scalar(select(func.avg(recent.c.duration_ms))) or 1000
+    estimate = math.ceil(max_queued * float(average_ms) / 1000 / max(running, 1))
+    raise ServiceBusy(
+        f"The processing queue is full (at most {max_queued} jobs may wait); try again later",
+        retry_after=max(1, min(MAX_RETRY_AFTER_S, estimate)),
+    )
 
 
 # --- status changes -------------------------------------------------------------------------
@@ -125,36 +163,66 @@ def update_jobs(*conditions: ColumnElement[bool]) -> Update:
     return update(Job).where(*conditions).execution_options(synchronize_session=False)
 
 
-def mark_running(database: Database, job_id: int) -> bool:
+def mark_running(database: Database, job_id: int, server_id: str | None = None) -> bool:
+    """Claims a queued job for running (by `server_id`, when the runner is another instance
+    than the one that queued it); False if it is no longer queued."""
+    values: dict[str, Any] = {"status": JobStatus.RUNNING.value, "started_at": utcnow()}
+    if server_id is not None:
+        values["server_id"] = server_id
     with database.session() as db, writes(db):
         result = db.execute(
-            update_jobs(Job.id == job_id, Job.status == JobStatus.QUEUED.value).values(
-                status=JobStatus.RUNNING.value, started_at=utcnow()
-            )
+            update_jobs(Job.id == job_id, Job.status == JobStatus.QUEUED.value).values(values)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def finished_job_ids(database: Database, job_ids: Sequence[int]) -> set[int]:
+    """Which of these jobs are done or failed (one query, however many are asked about)."""
+    with database.session() as db:
+        return set(
+            db.scalars(select(Job.id).where(Job.id.in_(job_ids), Job.status.not_in(UNFINISHED)))
+        )
+
+
+def record_job_finished(
+    db: Session,
+    job_id: int,
+    image_id: int | None,
+    owner_id: int,
+    *,
+    result_image_id: int | None = None,
+    error: str | None = None,
+) -> None:
+    """`job.done` or `job.failed`, in the unit of work that finishes the job."""
+    data = {"job_id": job_id, "image_id": image_id, "user_id": owner_id}
+    if error is None:
+        record_event(db, EventType.JOB_DONE, {**data, "result_image_id": result_image_id})
+    else:
+        record_event(db, EventType.JOB_FAILED, {**data, "error": error})
 
 
 def _milliseconds_between(started: datetime, finished: datetime) -> int:
     return round((finished - started).total_seconds() * 1000)
 
 
-def fail_jobs(database: Database, job_ids: Sequence[int], message: str) -> None:
-    """Fails these jobs unless they are already finished."""
+def fail_jobs(database: Database, job_ids: Sequence[int], message: str) -> list[int]:
+    """Fails these jobs unless they are already finished; returns the ids it failed."""
     now = utcnow()
     with database.session() as db, writes(db):
         failed = db.execute(
             update_jobs(Job.id.in_(job_ids), Job.status.in_(UNFINISHED))
             .values(status=JobStatus.FAILED.value, error=message, finished_at=now)
-            .returning(Job.id, Job.started_at)
+            .returning(Job.id, Job.started_at, Job.image_id, Job.owner_id)
         ).all()
-        for job_id, started_at in failed:
+        for job_id, started_at, image_id, owner_id in failed:
+            record_job_finished(db, job_id, image_id, owner_id, error=message)
             if started_at is not None:
                 db.execute(
                     update_jobs(Job.id == job_id).values(
                         duration_ms=_milliseconds_between(started_at, now)
                     )
                 )
+    return [row[0] for row in failed]
 
 
 def complete_job(
@@ -203,6 +271,14 @@ def complete_job(
                 )
                 outcome["result_image_id"] = image.id
             db.execute(update_jobs(Job.id == job_id).values(outcome))
+            record_job_finished(
+                db,
+                job_id,
+                image_id,
+                owner_id,
+                result_image_id=outcome.get("result_image_id"),
+                error=outcome.get("error"),
+            )
     except BaseException:
         storage.delete(result_key)
         raise

@@ -138,7 +138,7 @@ def start_setup(db: Session, box: SecretBox, user: User) -> TotpSetup:
                     update(TotpCredential)
                     .where(TotpCredential.user_id == user.id, TotpCredential.enabled_at.is_(None))
                     .values(secret_ciphertext=ciphertext, created_at=utcnow())
-                    .execution_options(synchronize_session=False)
+                    .execution_options(synchronize_session=False, cache_user_ids=(user.id,))
                 ).rowcount
                 if replaced != 1:
                     raise Conflict(SETUP_CHANGED)
@@ -182,7 +182,7 @@ def enable(
                 TotpCredential.secret_ciphertext == credential.secret_ciphertext,
             )
             .values(enabled_at=utcnow(), last_used_step=step)
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False, cache_user_ids=(user.id,))
         ).rowcount
         if enabled != 1:
             raise Conflict(SETUP_CHANGED)
@@ -191,7 +191,7 @@ def enable(
             db, user.id, reason="mfa_enabled", keep_session_id=session_id
         )
         if session_id is not None:
-            mark_second_factor(db, session_id)
+            mark_second_factor(db, user.id, session_id)
         record_user_audit(db, user, user, "mfa_enabled", client, {"sessions_revoked": revoked})
         record_event(db, EventType.USER_MFA_ENABLED, {"user_id": user.id})
     return codes
@@ -272,7 +272,7 @@ def _remove_second_factor(db: Session, user_id: int) -> None:
         db.execute(
             delete(table)
             .where(table.user_id == user_id)
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False, cache_user_ids=(user_id,))
         )
 
 
@@ -334,7 +334,7 @@ def _consume_totp(db: Session, box: SecretBox, user: User, code: str) -> bool:
                 ),
             )
             .values(last_used_step=step)
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False, cache_user_ids=(user.id,))
         ).rowcount
         == 1
     )

@@ -16,6 +16,7 @@ from api.core.security import AccessTokenCodec, new_random_token, sha256_hex
 from api.models import AuthSession, RefreshToken, User, utcnow
 from api.services.audit import record_audit
 from api.services.errors import NotAuthenticated, NotFound
+from api.services.user_cache import UserCache
 
 log = logging.getLogger("pixelgate.sessions")
 
@@ -141,7 +142,7 @@ def _revoke_for_reuse(db: Session, session: AuthSession, client: ClientInfo) -> 
         update(AuthSession)
         .where(AuthSession.id == session.id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=utcnow(), revoked_reason="refresh_token_reuse")
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False, cache_user_ids=(session.user_id,))
     ).rowcount
     if revoked != 1:
         return
@@ -176,7 +177,7 @@ def revoke_user_sessions(
         update(AuthSession)
         .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=utcnow(), revoked_reason=reason)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False, cache_user_ids=(user_id,))
     )
     if keep_session_id is not None:
         statement = statement.where(AuthSession.id != keep_session_id)
@@ -188,14 +189,14 @@ def log_out_everywhere(db: Session, user_id: int) -> None:
         revoke_user_sessions(db, user_id, reason="logout_all")
 
 
-def mark_second_factor(db: Session, session_id: int) -> None:
+def mark_second_factor(db: Session, user_id: int, session_id: int) -> None:
     """The session has now proven a second factor too: its next tokens carry `otp`. Joins
     the caller's unit of work."""
     db.execute(
         update(AuthSession)
-        .where(AuthSession.id == session_id)
+        .where(AuthSession.id == session_id, AuthSession.user_id == user_id)
         .values(amr=" ".join(PASSWORD_AND_OTP))
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False, cache_user_ids=(user_id,))
     )
 
 
@@ -221,11 +222,16 @@ def revoke_own_session(db: Session, user_id: int, session_id: int) -> None:
         _revoke(session, "revoked_by_user", utcnow())
 
 
-def user_of_active_session(db: Session, session_id: int, user_id: int) -> User | None:
+def user_of_active_session(
+    db: Session, session_id: int, user_id: int, cache: UserCache | None = None
+) -> User | None:
     """The user, if `session_id` is one of theirs that is neither revoked nor expired: what
-    every authenticated request asks, so in one query."""
-    return db.scalar(
-        select(User)
+    every authenticated request asks, so in one query, or none with the cache on (a hit)."""
+    lookup = cache.session_user(db, session_id, user_id) if cache is not None else None
+    if lookup is not None and lookup.user is not None:
+        return lookup.user
+    found = db.execute(
+        select(User, AuthSession.expires_at)
         .join(AuthSession, AuthSession.user_id == User.id)
         .where(
             User.id == user_id,
@@ -233,4 +239,10 @@ def user_of_active_session(db: Session, session_id: int, user_id: int) -> User |
             AuthSession.revoked_at.is_(None),
             AuthSession.expires_at > utcnow(),
         )
-    )
+    ).first()
+    if found is None:
+        return None
+    user, session_expires_at = found
+    if cache is not None and lookup is not None and lookup.stamp is not None:
+        cache.remember_session_user(lookup.stamp, session_id, user, session_expires_at)
+    return user

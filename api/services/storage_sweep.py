@@ -1,23 +1,27 @@
-"""The storage sweep (at start-up): objects no row names and stale scratch files are deleted,
-rows whose object is gone are marked (and unmarked when it is back)."""
+"""The storage sweep (at start-up, then every STORAGE_SWEEP_INTERVAL_S): objects no row names
+and stale scratch files older than STORAGE_ORPHAN_GRACE_S are deleted, rows whose object is
+gone are marked (and unmarked when it is back)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from api.core.db import writes
+from api.core.config import Settings
+from api.core.db import Database, writes
 from api.models import Image, utcnow
 from api.storage import Storage
 
 log = logging.getLogger("pixelgate.images")
 
 # Objects younger than this are left alone: another server process sharing the storage may
-# be between writing an object and committing its row.
+# be between writing an object and committing its row (STORAGE_ORPHAN_GRACE_S's default).
 SWEEP_GRACE_S = 3600
 
 
@@ -66,3 +70,18 @@ def sweep_storage(db: Session, storage: Storage, grace_s: float = SWEEP_GRACE_S)
 
 def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:
     return [ids[start : start + size] for start in range(0, len(ids), size)]
+
+
+async def sweep_storage_forever(database: Database, storage: Storage, settings: Settings) -> None:
+    """Sweeps every STORAGE_SWEEP_INTERVAL_S (the first sweep ran at start-up)."""
+    while True:
+        await asyncio.sleep(settings.storage_sweep_interval_s)
+        try:
+            await run_in_threadpool(_sweep_once, database, storage, settings)
+        except Exception:
+            log.warning("storage sweep failed; the next one retries", exc_info=True)
+
+
+def _sweep_once(database: Database, storage: Storage, settings: Settings) -> None:
+    with database.session() as db:
+        sweep_storage(db, storage, settings.storage_orphan_grace_s)

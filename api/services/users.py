@@ -14,7 +14,9 @@ from api.core.db import writes
 from api.core.security import PasswordHasher
 from api.models import Role, User
 from api.schemas.auth import Username
+from api.schemas.event import EventType
 from api.services.errors import Conflict, NotFound, RuleViolation
+from api.services.events import record_event
 from api.services.password_policy import check_password
 
 log = logging.getLogger("pixelgate.users")
@@ -73,6 +75,8 @@ def create_user(
     try:
         with writes(db):
             db.add(user)
+            db.flush()
+            record_event(db, EventType.USER_CREATED, {"user_id": user.id, "username": username})
     except IntegrityError:
         # Lost a race with a concurrent signup: say which name is taken.
         _raise_if_taken(db, username, email)

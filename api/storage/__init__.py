@@ -6,6 +6,7 @@ from api.storage.base import (
     InvalidStorageKey,
     ObjectStream,
     Storage,
+    StorageUnavailable,
     StoredObject,
     new_key,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "LocalStorage",
     "ObjectStream",
     "Storage",
+    "StorageUnavailable",
     "StoredObject",
     "new_key",
 ]

@@ -24,6 +24,15 @@ class InvalidStorageKey(ValueError):
     pass
 
 
+class StorageUnavailable(Exception):
+    """The store cannot be reached (or refuses us) right now: worth retrying later."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
 def new_key(extension: str) -> str:
     """A fresh, unguessable object key with the given extension (without dot)."""
     key = f"{secrets.token_hex(16)}.{extension}"
@@ -102,3 +111,15 @@ class Storage(ABC):
     @abstractmethod
     def remove_stale_scratch_files(self, older_than_s: float) -> int:
         """Deletes scratch files left by crashed writers; returns how many."""
+
+    @abstractmethod
+    def remove_scratch_files_of(self, pid: int) -> int:
+        """Deletes the scratch files a process of this host made, once it is gone (killed
+        mid-job); returns how many."""
+
+    @abstractmethod
+    def remove_scratch_files_of_dead_processes(self) -> int:
+        """Deletes the scratch files of this host's processes that are gone."""
+
+    def warm_up(self) -> None:  # noqa: B027 (most backends have nothing to prepare)
+        """Makes what the first call would otherwise make (a client, a connection pool)."""

@@ -8,13 +8,12 @@ readers never see half a file, and a crash leaves only a temporary file for the 
 from __future__ import annotations
 
 import os
-import secrets
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from api.storage.base import KEY_PATTERN, ObjectStream, Storage, StoredObject, checked_key
+from api.storage.scratch import ScratchDir
 
 SCRATCH_DIR_NAME = ".tmp"
 
@@ -22,7 +21,9 @@ SCRATCH_DIR_NAME = ".tmp"
 class LocalStorage(Storage):
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        # On the same filesystem as `root`: a finished file is renamed into place.
         self.scratch_dir = self.root / SCRATCH_DIR_NAME
+        self._scratch = ScratchDir(self.scratch_dir)
 
     def path_for(self, key: str) -> Path:
         """Where the object `key` lives (this backend only; services go through the interface)."""
@@ -71,20 +72,16 @@ class LocalStorage(Storage):
                     yield StoredObject(entry.name, entry.stat().st_mtime)
 
     def scratch_path(self, purpose: str) -> Path:
-        self.scratch_dir.mkdir(parents=True, exist_ok=True)
-        return self.scratch_dir / f"{purpose}-{secrets.token_hex(12)}.part"
+        return self._scratch.new_path(purpose)
 
     def remove_stale_scratch_files(self, older_than_s: float) -> int:
-        if not self.scratch_dir.is_dir():
-            return 0
-        cutoff = time.time() - older_than_s
-        removed = 0
-        with os.scandir(self.scratch_dir) as entries:
-            for entry in entries:
-                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
-                    Path(entry.path).unlink(missing_ok=True)
-                    removed += 1
-        return removed
+        return self._scratch.remove_stale(older_than_s)
+
+    def remove_scratch_files_of(self, pid: int) -> int:
+        return self._scratch.remove_of_process(pid)
+
+    def remove_scratch_files_of_dead_processes(self) -> int:
+        return self._scratch.remove_of_dead_processes()
 
 
 def move_into_place(temp_path: Path, final_path: Path) -> None:

@@ -20,11 +20,15 @@ from sqlalchemy import func, select
 from api.core.config import Settings
 from api.core.db import writes
 from api.models import Image
-from api.services.images import add_image, delete_user_images
+from api.services.images import (
+    add_image,
+    delete_user_images,
+    remove_objects_of_deleted_images,
+)
 from api.storage import new_key
 from tests.support.accounts import AccountFactory, LoggedIn, login_headers
 from tests.support.databases import app_session
-from tests.support.images import image_bytes, upload_image
+from tests.support.images import image_bytes, stored_bytes, stored_keys, upload_image
 
 
 def noise_bytes(image_format: str, size: tuple[int, int] = (64, 48)) -> bytes:
@@ -55,10 +59,6 @@ def decompression_bomb() -> bytes:
     buffer = io.BytesIO()
     PILImage.new("1", (10_000, 10_000)).save(buffer, "PNG")
     return buffer.getvalue()
-
-
-def stored_files(settings: Settings) -> list[Path]:
-    return sorted(p for p in settings.storage_dir.rglob("*") if p.is_file())
 
 
 def image_rows(client: TestClient) -> int:
@@ -104,9 +104,9 @@ def test_upload_records_metadata_and_content_returns_the_bytes_as_uploaded(
     assert content.headers["content-type"] == "image/png"
     assert content.headers["x-content-type-options"] == "nosniff"
 
-    [stored] = stored_files(settings)
-    assert stored.name != "holiday.png"  # a server-made name
-    assert stored.read_bytes() == data
+    [stored] = stored_keys(client)
+    assert stored != "holiday.png"  # a server-made name
+    assert stored_bytes(client, stored) == data
 
 
 @pytest.mark.parametrize(
@@ -172,7 +172,7 @@ def test_bad_uploads_are_a_clear_4xx_and_leave_nothing_behind(
     response = upload_image(client, alice.headers, data, "upload.jpg", content_type)
     assert response.status_code == status, f"{name}: {response.text}"
     assert says in str(response.json()["detail"]), name
-    assert stored_files(settings) == []
+    assert stored_keys(client) == []
     assert image_rows(client) == 0
 
 
@@ -195,7 +195,7 @@ def test_a_missing_file_field_or_a_non_multipart_body_is_a_422(
     as_json = client.post("/images", json={"file": "abc"}, headers=alice.headers)
     assert as_json.status_code == 422
     assert "multipart/form-data" in as_json.json()["detail"][0]["msg"]
-    assert stored_files(settings) == []
+    assert stored_keys(client) == []
     assert image_rows(client) == 0
 
 
@@ -229,7 +229,7 @@ def test_an_upload_over_the_limit_is_cut_off_with_a_413(
             headers={**alice.headers, "Content-Type": "multipart/form-data; boundary=XyZ"},
         )
         assert streamed.status_code == 413
-        assert stored_files(settings) == []
+        assert stored_keys(client) == []
         assert image_rows(client) == 0
 
         at_limit = upload_image(client, alice.headers, image_bytes("PNG", size=(400, 300)))
@@ -256,9 +256,7 @@ def test_the_clients_filename_is_metadata_only(
     )
     assert raw.status_code == 201, raw.text
     assert raw.json()["filename"] == "tabandnul.png"
-    files = stored_files(settings)
-    assert len(files) == 5
-    assert all(path.parent == settings.storage_dir for path in files)
+    assert len(stored_keys(client)) == 5
     assert not any(path.name.startswith(("evil", "passwd")) for path in tmp_path.rglob("*"))
 
 
@@ -350,34 +348,47 @@ def test_delete_removes_row_and_file(
 ) -> None:
     kept = upload_image(client, alice.headers).json()["id"]
     image_id = upload_image(client, alice.headers).json()["id"]
-    assert len(stored_files(settings)) == 2
+    assert len(stored_keys(client)) == 2
     assert client.delete(f"/images/{image_id}", headers=alice.headers).status_code == 204
     assert client.get(f"/images/{image_id}", headers=alice.headers).status_code == 404
     assert client.delete(f"/images/{image_id}", headers=alice.headers).status_code == 404
-    assert len(stored_files(settings)) == 1
+    assert len(stored_keys(client)) == 1
     assert client.get(f"/images/{kept}/content", headers=alice.headers).status_code == 200
 
 
-def test_delete_user_images_removes_files_only_when_the_caller_commits(
+def test_delete_user_images_deletes_rows_in_the_callers_transaction_and_leaves_the_files(
     client: TestClient, alice: LoggedIn, bob: LoggedIn, settings: Settings
 ) -> None:
     for _ in range(2):
         upload_image(client, alice.headers)
     upload_image(client, bob.headers)
     with app_session(client) as db:
-        assert delete_user_images(db, client.app.state.storage, alice.user.id) == 2
-        assert len(stored_files(settings)) == 3  # rows flushed, files still there
+        assert len(delete_user_images(db, alice.user.id)) == 2
         db.rollback()
-        db.commit()  # a later commit of the same session must not remove them either
-    assert len(stored_files(settings)) == 3
     assert client.get("/images", headers=alice.headers).json()["total"] == 2
 
     with app_session(client) as db:
-        assert delete_user_images(db, client.app.state.storage, alice.user.id) == 2
+        assert len(delete_user_images(db, alice.user.id)) == 2
         db.commit()
-    assert len(stored_files(settings)) == 1
     assert client.get("/images", headers=alice.headers).json()["total"] == 0
     assert client.get("/images", headers=bob.headers).json()["total"] == 1
+    assert len(stored_keys(client)) == 3  # the files are the user.deleted handler's part
+
+
+def test_only_objects_no_row_names_are_removed_for_a_deleted_account(
+    client: TestClient, alice: LoggedIn, bob: LoggedIn, settings: Settings
+) -> None:
+    upload_image(client, alice.headers)
+    upload_image(client, bob.headers)
+    with app_session(client) as db:
+        bobs_key = db.scalars(select(Image.storage_key).where(Image.owner_id == bob.user.id)).one()
+        keys = delete_user_images(db, alice.user.id)
+        db.commit()
+        storage = client.app.state.storage
+        # bob's key smuggled in (say, a forged message): his file stays
+        assert remove_objects_of_deleted_images(db, storage, [*keys, bobs_key]) == 1
+        assert remove_objects_of_deleted_images(db, storage, keys) == 1  # again: harmless
+    assert stored_keys(client) == [bobs_key]
 
 
 def test_an_added_image_keeps_its_object_only_if_its_unit_of_work_commits(
@@ -427,23 +438,28 @@ def _age(path: Path, seconds: float) -> None:
     os.utime(path, (past, past))
 
 
+def _put_object(client: TestClient, key: str) -> None:
+    with client.app.state.storage.writing(key) as path:
+        path.write_bytes(image_bytes())
+
+
 def test_the_startup_sweep_removes_orphans_and_marks_missing_files(
     make_client: Callable[..., Any], settings: Settings, accounts: AccountFactory
 ) -> None:
+    orphan = "a" * 32 + ".png"
     with make_client() as client:
         alice = accounts.logged_in(client, "alice")
         lost, kept = (upload_image(client, alice.headers).json()["id"] for _ in range(2))
         with app_session(client) as db:
             lost_key = db.get(Image, lost).storage_key
-    storage_dir = settings.storage_dir
-    (storage_dir / lost_key).unlink()
-    old_orphan = storage_dir / ("a" * 32 + ".png")
-    young_orphan = storage_dir / ("b" * 32 + ".png")
-    stale_temp = storage_dir / ".tmp" / "upload-crashed.part"
-    for path in (old_orphan, young_orphan, stale_temp):
+        client.app.state.storage.delete(lost_key)
+        _put_object(client, orphan)
+    stale_scratch = settings.storage_dir / ".tmp" / "upload-crashed.part"
+    fresh_scratch = settings.storage_dir / ".tmp" / "upload-arriving.part"
+    for path in (stale_scratch, fresh_scratch):
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(image_bytes())
-    _age(old_orphan, 2 * 3600)
-    _age(stale_temp, 2 * 3600)
+    _age(stale_scratch, 2 * 3600)
 
     with make_client() as client:
         alice_headers = login_headers(client, "alice")
@@ -455,10 +471,15 @@ def test_the_startup_sweep_removes_orphans_and_marks_missing_files(
         )
         assert client.get(f"/images/{kept}/content", headers=alice_headers).status_code == 200
         assert client.delete(f"/images/{lost}", headers=alice_headers).status_code == 204
+        # Younger than STORAGE_ORPHAN_GRACE_S: perhaps another process's upload in flight.
+        assert client.app.state.storage.exists(orphan)
+    assert not stale_scratch.exists()
+    assert fresh_scratch.exists()
 
-    assert not old_orphan.exists()
-    assert not stale_temp.exists()
-    assert young_orphan.exists()  # may belong to another server process still writing it
+    with make_client(storage_orphan_grace_s=0) as client:
+        assert orphan not in stored_keys(client)
+        assert len(stored_keys(client)) == 1  # the kept image's
+    assert not fresh_scratch.exists()
 
 
 def test_openapi_documents_the_upload_and_the_statuses(client: TestClient) -> None:

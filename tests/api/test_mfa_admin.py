@@ -15,7 +15,7 @@ from tests.support.accounts import (
     login,
     login_headers,
 )
-from tests.support.databases import app_session
+from tests.support.databases import app_session, fresh_redis_database
 from tests.support.mfa import enable_mfa, mfa_token, totp_code, verify_mfa
 
 ADMIN_MFA_REQUIRED = {"detail": "Two-factor authentication required for administrators"}
@@ -141,3 +141,30 @@ def test_a_promoted_member_needs_a_second_factor_too(make_client, accounts: Acco
         member = accounts.logged_in(client, "mfa_a04")
         _promote(client, admin, member.user.id)
         assert client.get("/users", headers=member.headers).json() == ADMIN_MFA_REQUIRED
+
+
+def test_two_factor_changes_show_at_once_with_the_cache_on(
+    make_client, accounts: AccountFactory
+) -> None:
+    """The admin list and /auth/me come from the Redis cache; 2FA lives in its own table, and
+    its changes invalidate what the cache holds for the account."""
+    with (
+        fresh_redis_database() as cache_url,
+        make_client(cache_url=cache_url, **admin_settings()) as client,
+    ):
+        admin = login_headers(client, ADMIN_USERNAME)
+        member = accounts.logged_in(client, "mfa_c01")
+
+        def listed() -> bool:
+            page = client.get("/users", params={"q": "mfa_c01"}, headers=admin).json()
+            return page["items"][0]["mfa_enabled"]
+
+        def me() -> bool:
+            return client.get("/auth/me", headers=member.headers).json()["mfa_enabled"]
+
+        assert (listed(), me()) == (False, False)  # now cached
+        assert (listed(), me()) == (False, False)
+        enable_mfa(client, member.headers)
+        assert (listed(), me()) == (True, True)
+        assert client.delete(f"/users/{member.user.id}/mfa", headers=admin).status_code == 204
+        assert (listed(), me()) == (False, False)

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
+import yaml
 
 from api.core.config import ConfigurationError, load_settings
 from tests.deploy.deploy_files import (
@@ -32,7 +33,18 @@ from tests.deploy.deploy_files import (
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import free_port, http_server_thread
 
-SERVICES = {"db", "redis", "api", "frontend", "proxy"}
+SERVICES = {
+    "db",
+    "redis",
+    "rabbitmq",
+    "seaweedfs",
+    "api",
+    "worker",
+    "consumer",
+    "frontend",
+    "proxy",
+}
+LOCAL_BACKENDS = REPO_ROOT / "deploy" / "compose.local-backends.yml"
 API_PORT = "8000"
 DASHBOARD_PORT = "8501"
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|_KEY\b|CREDENTIAL", re.IGNORECASE)
@@ -99,6 +111,7 @@ def test_redis_holds_the_shared_rate_limit_counters(compose: dict[str, Any]) -> 
     assert _health_command(redis) == "redis-cli ping"
     api_env = _environment(compose["services"]["api"])
     assert api_env["RATE_LIMIT_STORAGE_URI"] == "redis://redis:6379/0"
+    assert api_env["CACHE_URL"] == "redis://redis:6379/1"  # another database of the same Redis
 
 
 def test_api_starts_through_the_start_script_after_db_and_redis(resolved: dict[str, Any]) -> None:
@@ -130,16 +143,94 @@ def test_api_database_url_is_made_from_the_postgres_settings(resolved: dict[str,
     assert url == f"postgresql+psycopg2://{user}:{password}@db:5432/{name}"
 
 
-def test_images_live_on_a_named_volume_at_storage_dir(compose: dict[str, Any]) -> None:
-    api = compose["services"]["api"]
-    assert _named_volumes(api) == {"images": _environment(api)["STORAGE_DIR"]}
+def test_jobs_go_to_celery_workers_and_images_to_seaweedfs(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    api_env = _environment(services["api"])
+    assert api_env["PROCESSING_BACKEND"] == "celery"
+    assert api_env["STORAGE_BACKEND"] == "s3"
+    assert api_env["S3_ENDPOINT_URL"] == "http://seaweedfs:8333"
+    weed_env = _environment(services["seaweedfs"])
+    assert api_env["S3_ACCESS_KEY_ID"] == weed_env["AWS_ACCESS_KEY_ID"]
+    assert api_env["S3_SECRET_ACCESS_KEY"] == weed_env["AWS_SECRET_ACCESS_KEY"]
+    assert f"-bucket={api_env['S3_BUCKET']}" in services["seaweedfs"]["command"]
+    rabbit_env = _environment(services["rabbitmq"])
+    user, password = rabbit_env["RABBITMQ_DEFAULT_USER"], rabbit_env["RABBITMQ_DEFAULT_PASS"]
+    assert api_env["CELERY_BROKER_URL"] == f"amqp://{user}:{password}@rabbitmq:5672/%2F"
+    # No image lives on the api's disk: STORAGE_DIR holds scratch files only.
+    assert _named_volumes(services["api"]) == {}
+
+
+def test_the_worker_is_the_api_image_running_celery(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    worker, api = services["worker"], services["api"]
+    assert worker["image"] == api["image"]
+    assert worker["command"][:5] == ["celery", "-A", "api.worker", "worker", "--loglevel=INFO"]
+    assert worker["env_file"] == ".env"
+    assert _environment(worker) == _environment(api)
+    assert "ports" not in worker and "container_name" not in worker  # --scale worker=N
+    assert _health_command(worker) == "celery -A api.worker inspect ping -d celery@$HOSTNAME"
+    assert worker["depends_on"]["api"] == {"condition": "service_healthy"}  # migrated first
+    assert worker["depends_on"]["rabbitmq"] == {"condition": "service_healthy"}
+    assert worker["depends_on"]["seaweedfs"] == {"condition": "service_healthy"}
+
+
+def test_seaweedfs_keeps_its_data_and_reports_health(compose: dict[str, Any]) -> None:
+    seaweedfs = compose["services"]["seaweedfs"]
+    assert seaweedfs["image"].startswith("chrislusf/seaweedfs")
+    assert seaweedfs["command"][0] == "mini"
+    assert "-dir=/data" in seaweedfs["command"]
+    assert any(arg.startswith("-bucket=") for arg in seaweedfs["command"])
+    assert _named_volumes(seaweedfs) == {"seaweedfs": "/data"}
+    assert "9333/cluster/status" in _health_command(seaweedfs)
+
+
+def test_the_local_backends_override_brings_the_images_volume_back() -> None:
+    override = yaml.safe_load(LOCAL_BACKENDS.read_text())
+    storage_dir = _environment(load_compose()["services"]["api"])["STORAGE_DIR"]
+    for name in ("api", "consumer"):
+        service = override["services"][name]
+        assert service["environment"] == {"PROCESSING_BACKEND": "local", "STORAGE_BACKEND": "local"}
+        assert _named_volumes(service) == {"images": storage_dir}
+    assert override["services"]["worker"]["deploy"]["replicas"] == 0
+    assert set(override["volumes"]) == {"images"}
 
 
 def test_every_named_volume_is_declared_and_used(compose: dict[str, Any]) -> None:
     used = set()
     for service in compose["services"].values():
         used |= set(_named_volumes(service))
-    assert used == set(compose["volumes"]) == {"pgdata", "images"}
+    assert used == set(compose["volumes"]) == {"pgdata", "rabbitmq", "seaweedfs"}
+
+
+def test_rabbitmq_keeps_durable_queues_and_reports_health(resolved: dict[str, Any]) -> None:
+    rabbitmq = resolved["services"]["rabbitmq"]
+    assert rabbitmq["image"] == "rabbitmq:3-management"
+    assert _named_volumes(rabbitmq) == {"rabbitmq": "/var/lib/rabbitmq"}
+    assert _health_command(rabbitmq) == "rabbitmq-diagnostics -q ping"
+    env = _environment(rabbitmq)
+    broker_url = _environment(resolved["services"]["api"])["EVENTS_BROKER_URL"]
+    credentials = f"{env['RABBITMQ_DEFAULT_USER']}:{env['RABBITMQ_DEFAULT_PASS']}"
+    assert broker_url == f"amqp://{credentials}@rabbitmq:5672/%2F"
+    # A broker that is down delays events, never the api: it does not wait for RabbitMQ.
+    assert "rabbitmq" not in resolved["services"]["api"]["depends_on"]
+
+
+def test_the_consumer_is_the_api_image_handling_events(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    consumer, api = services["consumer"], services["api"]
+    assert consumer["image"] == api["image"] and consumer["build"] == api["build"]
+    assert consumer["command"] == ["python", "-m", "api.consumer"]
+    assert _health_command(consumer) == "python -m api.consumer --check"
+    assert consumer["env_file"] == ".env"
+    consumer_env, api_env = _environment(consumer), _environment(api)
+    for name in ("ENV", "DATABASE_URL", "STORAGE_DIR", "EVENTS_BROKER_URL", "STORAGE_BACKEND"):
+        assert consumer_env[name] == api_env[name], name
+    # It removes deleted accounts' objects: the same store.
+    assert consumer_env == api_env
+    assert consumer["depends_on"] == {
+        "api": {"condition": "service_healthy"},  # which migrates the database first
+        "rabbitmq": {"condition": "service_healthy"},
+    }
 
 
 def test_frontend_reaches_the_api_inside_the_network(compose: dict[str, Any]) -> None:
@@ -243,6 +334,16 @@ def test_production_refuses_the_example_secrets(
     with pytest.raises(ConfigurationError, match="POSTGRES_PASSWORD"):
         _load_settings_with(monkeypatch, tmp_path, only_jwt_changed)
 
+    dotenv["POSTGRES_PASSWORD"] = "0123456789abcdef0123456789abcdef"
+    broker_left = _api_container_environment(interpolate(compose, dotenv), dotenv)
+    with pytest.raises(ConfigurationError, match="RABBITMQ_PASSWORD"):
+        _load_settings_with(monkeypatch, tmp_path, broker_left)
+
+    dotenv["RABBITMQ_PASSWORD"] = "fedcba9876543210fedcba9876543210"
+    store_left = _api_container_environment(interpolate(compose, dotenv), dotenv)
+    with pytest.raises(ConfigurationError, match="S3_SECRET_ACCESS_KEY"):
+        _load_settings_with(monkeypatch, tmp_path, store_left)
+
 
 def test_the_api_container_settings_load_once_secrets_are_set(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any, compose: dict[str, Any]
@@ -250,6 +351,8 @@ def test_the_api_container_settings_load_once_secrets_are_set(
     dotenv = read_env_file()
     dotenv["JWT_SECRET_KEY"] = "a-real-secret-" + "q" * 40
     dotenv["POSTGRES_PASSWORD"] = "0123456789abcdef0123456789abcdef"
+    dotenv["RABBITMQ_PASSWORD"] = "fedcba9876543210fedcba9876543210"
+    dotenv["SEAWEEDFS_SECRET_ACCESS_KEY"] = "s3-" + "k" * 40
     resolved = interpolate(compose, dotenv)
     settings = _load_settings_with(
         monkeypatch, tmp_path, _api_container_environment(resolved, dotenv)
@@ -259,8 +362,13 @@ def test_the_api_container_settings_load_once_secrets_are_set(
         "postgresql+psycopg2://pixelgate:0123456789abcdef0123456789abcdef@db:5432/pixelgate"
     )
     assert settings.rate_limit_storage_uri == "redis://redis:6379/0"
+    assert settings.cache_url.get_secret_value() == "redis://redis:6379/1"
     assert str(settings.storage_dir) == "/data/images"
+    assert settings.events_broker_url.get_secret_value() == (
+        "amqp://pixelgate:fedcba9876543210fedcba9876543210@rabbitmq:5672/%2F"
+    )
     assert settings.forwarded_allow_ips == [dotenv["PROXY_IPV4"], dotenv["FRONTEND_IPV4"]]
+    assert (settings.processing_backend, settings.storage_backend) == ("celery", "s3")
 
 
 # --- Dockerfile -----------------------------------------------------------------------------

@@ -3,18 +3,20 @@ SMTP server), naming no code or secret."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 from api.events.context import HandlerContext
 from api.events.dispatch import run_handlers
-from api.models import OutboxEvent
-from api.schemas.event import Event
+from api.events.outbox import event_of
+from api.models import utcnow
+from api.schemas.event import Event, EventType
 from api.services.event_handlers import build_handler_registry
+from api.services.mfa_notices import mail_mfa_notice
 from tests.support.accounts import (
     ADMIN_USERNAME,
     DEFAULT_PASSWORD,
@@ -22,7 +24,7 @@ from tests.support.accounts import (
     admin_settings,
     login_headers,
 )
-from tests.support.databases import app_session
+from tests.support.events import app_events_settled
 from tests.support.mail import SmtpServer, html_body, smtp_server, text_body
 from tests.support.mfa import enable_mfa, totp_code
 
@@ -33,16 +35,13 @@ def smtp() -> Iterator[SmtpServer]:
         yield server
 
 
-def _deliver_events(client: TestClient) -> None:
-    """Runs the handlers of every recorded event, as the relay does once they committed."""
+def _handle_again(client: TestClient) -> None:
+    """Delivers every event once more, as after a crash between handling and recording it."""
     state = client.app.state
     context = HandlerContext(state.settings, state.database, state.storage, state.mailer)
     registry = build_handler_registry()
-    with app_session(client) as db:
-        rows = db.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
-    for row in rows:
-        event = Event(id=row.event_id, type=row.type, occurred_at=row.occurred_at, data=row.data)
-        run_handlers(event, registry, context)
+    for row in app_events_settled(client):
+        run_handlers(event_of(row), registry, context)
 
 
 def test_every_two_factor_change_is_mailed_to_the_account(
@@ -70,8 +69,8 @@ def test_every_two_factor_change_is_mailed_to_the_account(
         admin = login_headers(client, ADMIN_USERNAME)
         assert client.delete(f"/users/{member.user.id}/mfa", headers=admin).status_code == 204
 
-        _deliver_events(client)
-        _deliver_events(client)  # a redelivery sends nothing twice
+        app_events_settled(client)  # the relay handled them
+        _handle_again(client)  # and a redelivery sends nothing twice
 
     mails = smtp.mails_to(member.user.email)
     assert [str(m["Subject"]) for m in mails] == [
@@ -89,14 +88,22 @@ def test_every_two_factor_change_is_mailed_to_the_account(
     assert smtp.mails_to(f"{ADMIN_USERNAME}@example.com") == []
 
 
-def test_no_notice_for_a_deleted_account(
+def test_no_notice_for_an_account_deleted_before_its_event_was_handled(
     make_client: Callable[..., AbstractContextManager[TestClient]],
     accounts: AccountFactory,
     smtp: SmtpServer,
 ) -> None:
     with make_client(**smtp.settings()) as client:
         member = accounts.logged_in(client, "notice_2")
-        enable_mfa(client, member.headers)
         assert client.delete(f"/users/{member.user.id}", headers=member.headers).status_code == 204
-        _deliver_events(client)
+        app_events_settled(client)
+        state = client.app.state
+        context = HandlerContext(state.settings, state.database, state.storage, state.mailer)
+        late = Event(
+            id=uuid.uuid4(),
+            type=EventType.USER_MFA_ENABLED,
+            occurred_at=utcnow(),
+            data={"user_id": member.user.id},
+        )
+        mail_mfa_notice(late, context)
     assert smtp.mails_to(member.user.email) == []

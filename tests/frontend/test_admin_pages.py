@@ -1,4 +1,4 @@
-"""Admin pages (users, everyone's logins, statistics) against a real API server."""
+"""Admin pages (users, everyone's logins, statistics, events) against a real API server."""
 
 from __future__ import annotations
 
@@ -119,3 +119,21 @@ def test_statistics_show_the_figures(app: AppTest, api_url: str, admin: Tokens) 
     assert metrics["Users"] == str(stats["users"])
     assert metrics["Logins (24 h)"] == str(stats["logins_24h"])
     assert int(metrics["Users"]) >= 2
+
+
+def test_the_events_page_lists_events_and_filters_by_type_and_state(
+    app: AppTest, api_url: str, admin: Tokens
+) -> None:
+    username, _ = new_user(api_url, "eventful")
+    open_page(app, api_url, admin, "views/admin_events.py")
+    assert not app.exception
+    (table,) = app.dataframe
+    assert {"When", "Type", "State", "Attempts", "Last error", "Data"} <= set(table.value.columns)
+
+    app.selectbox(key="admin_events_type").set_value("user.created").run()
+    (table,) = app.dataframe
+    assert set(table.value["Type"]) == {"user.created"}
+    assert any(f'"username": "{username}"' in data for data in table.value["Data"])
+
+    app.segmented_control(key="admin_events_state").set_value("failed").run()
+    assert "No events match" in texts(app)

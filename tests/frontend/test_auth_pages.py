@@ -28,7 +28,7 @@ from tests.support.servers import LiveClient, api_env, api_server
 
 LOGGED_OUT_MENU = ["Log in", "Sign up"]
 MEMBER_MENU = ["Dashboard", "Images", "Jobs", "Login history", "Sessions", "API keys", "Account"]
-ADMIN_MENU = [*MEMBER_MENU, "Users", "All logins", "Statistics"]
+ADMIN_MENU = [*MEMBER_MENU, "Users", "All logins", "Statistics", "Events"]
 SESSIONS_INTRO = "Every device where you are logged in."
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from alembic import command
 from api.models import Base
+from tests.support.events import wait_for_relay_idle
 from tests.support.paths import REPO_ROOT
 
 POSTGRES_SERVER_URL = os.environ.get(
@@ -70,9 +71,10 @@ def fresh_postgres_database(server_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def truncate_all(database_url: str) -> None:
-    """Empties every table of a PostgreSQL database, restarting its id sequences."""
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+def truncate_all(database_url: str, keep: tuple[str, ...] = ()) -> None:
+    """Empties every table of a PostgreSQL database (but those in `keep`), restarting its id
+    sequences."""
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables if t.name not in keep)
     engine = create_engine(database_url)
     with engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
@@ -89,7 +91,10 @@ def table_names(database_url: str) -> set[str]:
 
 
 def app_session(client: Any) -> AbstractContextManager[Session]:
-    """A session on a TestClient app's own database: for test setup and inspection."""
+    """A session on a TestClient app's own database: for test setup and inspection, once the
+    app's event relay is idle (so its commits neither race the test's writes nor change what
+    the test inspects)."""
+    wait_for_relay_idle(client)
     return client.app.state.database.session()
 
 

@@ -60,3 +60,18 @@ def wait_for_job(
             return job
         time.sleep(0.02)
     raise AssertionError(f"job {job_id} never reached {statuses}: {job}")
+
+
+def stored_keys(client: Any) -> list[str]:
+    """The keys of every object in a TestClient app's storage, whichever the backend. With
+    S3 it also checks the rule that no image file is kept under STORAGE_DIR."""
+    settings = client.app.state.settings
+    if settings.storage_backend == "s3" and settings.storage_dir.exists():
+        kept = [path for path in settings.storage_dir.rglob("*") if path.is_file()]
+        assert kept == [], f"files left under STORAGE_DIR: {kept}"
+    return sorted(stored.key for stored in client.app.state.storage.stored_objects())
+
+
+def stored_bytes(client: Any, key: str) -> bytes:
+    stream = client.app.state.storage.open(key)
+    return b"".join(stream.chunks())
