@@ -36,6 +36,7 @@ from api.routers import (
     jobs,
     mfa,
     password_policy,
+    recovery,
     tokens,
     users,
 )
@@ -171,6 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         account.router,
         password_policy.router,
         mfa.router,
+        recovery.router,
         users.router,
         admin.router,
         events.router,

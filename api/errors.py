@@ -14,10 +14,12 @@ from api.storage import StorageUnavailable
 _STATUS: tuple[tuple[type[errors.DomainError], int], ...] = (
     (errors.NotAuthenticated, 401),
     (errors.AccountInactive, 403),
+    (errors.EmailNotVerified, 403),
     (errors.Forbidden, 403),
     (errors.NotFound, 404),
     (errors.Conflict, 409),
     (errors.WrongPassword, 400),
+    (errors.InvalidLink, 400),
     (errors.WrongCode, 400),
     (errors.PayloadTooLarge, 413),
     (errors.UnsupportedMediaType, 415),

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from billiard.exceptions import TimeLimitExceeded
+from billiard.exceptions import TimeLimitExceeded, WorkerLostError
 from celery import Task, signals
 from celery.worker.request import Request
 
@@ -38,6 +38,7 @@ from api.services.server_instances import (
     register_server,
 )
 from api.services.worker_jobs import (
+    WORKER_LOST_ERROR,
     WorkerContext,
     execute_job,
     fail_lost_job,
@@ -128,6 +129,21 @@ def _mark_stopped(**_kwargs: Any) -> None:
 
 
 class JobRequest(Request):  # type: ignore[misc]
+    def on_failure(
+        self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False
+    ) -> None:
+        """A pool process that died mid-job (killed, out of memory) fails its job at once, here
+        in the main process; its message is still requeued (`task_reject_on_worker_lost`) and
+        the redelivered task, finding the job failed, does nothing."""
+        exc = getattr(exc_info.exception, "exc", exc_info.exception)
+        if isinstance(exc, WorkerLostError):
+            job_id, plan = self.args
+            context = worker_context()
+            fail_lost_job(context, job_id, plan["result_key"], WORKER_LOST_ERROR)
+            if self.worker_pid:
+                context.storage.remove_scratch_files_of(self.worker_pid)
+        super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+
     def on_timeout(self, soft: bool, timeout: float) -> None:
         """Past the hard limit billiard kills the pool process after this returns; it is
         killed here first, so that its scratch files are gone before the job is failed."""

@@ -279,6 +279,34 @@ class ApiClient:
             json={"current_password": current_password, "new_password": new_password},
         )
 
+    # -- recovery and verification ---------------------------------------------------------
+
+    def password_policy(self) -> dict[str, Any]:
+        return self._json("GET", "/auth/password-policy", authenticated=False)
+
+    def request_password_reset(self, email: str) -> str:
+        """The API's answer, the same whether or not the address has an account."""
+        answer = self._json(
+            "POST", "/auth/password-reset/request", authenticated=False, json={"email": email}
+        )
+        return answer["detail"]
+
+    def confirm_password_reset(self, token: str, new_password: str) -> None:
+        self.request(
+            "POST",
+            "/auth/password-reset/confirm",
+            authenticated=False,
+            json={"token": token, "new_password": new_password},
+        )
+
+    def request_email_verification(self) -> str:
+        return self._json("POST", "/auth/verify-email/request")["detail"]
+
+    def confirm_email_verification(self, token: str) -> dict[str, Any]:
+        return self._json(
+            "POST", "/auth/verify-email/confirm", authenticated=False, json={"token": token}
+        )
+
     def sessions(self) -> list[dict[str, Any]]:
         return self._json("GET", "/auth/sessions")
 
@@ -387,6 +415,9 @@ class ApiClient:
 
     def update_user(self, user_id: int, **changes: Any) -> dict[str, Any]:
         return self._json("PATCH", f"/users/{user_id}", json=changes)
+
+    def send_password_reset(self, user_id: int) -> str:
+        return self._json("POST", f"/users/{user_id}/password-reset")["detail"]
 
     def reset_user_mfa(self, user_id: int) -> None:
         self.request("DELETE", f"/users/{user_id}/mfa")

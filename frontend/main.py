@@ -22,6 +22,7 @@ from frontend.auth.session import (  # noqa: E402
     forget_user_data_after_logout,
 )
 from frontend.components.feedback import show_error  # noqa: E402
+from frontend.components.verification import verification_banner  # noqa: E402
 from frontend.navigation import navigate  # noqa: E402
 
 # The tab icon is a file of ours, which Streamlit sends inline (an SVG becomes a data: URL). A
@@ -53,6 +54,9 @@ with st.sidebar:
         st.caption(f"Signed in as **{auth.user['username']}** · {auth.user['role']}")
         if st.button("Log out", icon=":material/logout:", key="sidebar_logout"):
             log_out()
+
+if auth.logged_in and page.url_path != "verify-email":
+    verification_banner()
 
 try:
     page.run()

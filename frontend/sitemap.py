@@ -23,6 +23,9 @@ from pathlib import PurePosixPath
 
 LOGIN = "views/login.py"
 SIGNUP = "views/signup.py"
+FORGOT_PASSWORD = "views/forgot_password.py"
+RESET_PASSWORD = "views/reset_password.py"
+VERIFY_EMAIL = "views/verify_email.py"
 DASHBOARD = "views/dashboard.py"
 IMAGES = "views/images.py"
 JOBS = "views/jobs.py"
@@ -73,6 +76,32 @@ class PageSpec:
 PAGES: tuple[PageSpec, ...] = (
     PageSpec(LOGIN, "Log in", ":material/login:", Access.GUEST),
     PageSpec(SIGNUP, "Sign up", ":material/person_add:", Access.GUEST),
+    # Reached by the links in mails, logged in or out (a notice's "reset it now" link may be
+    # opened in a browser that is logged in).
+    PageSpec(
+        FORGOT_PASSWORD,
+        "Forgot password",
+        ":material/lock_reset:",
+        Access.ANYONE,
+        in_menu=False,
+        url_path="forgot-password",
+    ),
+    PageSpec(
+        RESET_PASSWORD,
+        "Reset password",
+        ":material/lock_reset:",
+        Access.ANYONE,
+        in_menu=False,
+        url_path="reset-password",
+    ),
+    PageSpec(
+        VERIFY_EMAIL,
+        "Verify email",
+        ":material/mark_email_read:",
+        Access.ANYONE,
+        in_menu=False,
+        url_path="verify-email",
+    ),
     PageSpec(DASHBOARD, "Dashboard", ":material/dashboard:", Access.MEMBER),
     PageSpec(IMAGES, "Images", ":material/photo_library:", Access.MEMBER),
     PageSpec(JOBS, "Jobs", ":material/pending_actions:", Access.MEMBER),

@@ -256,6 +256,8 @@ def make_settings(
             "admin_email": None,
             "admin_password": None,
             "forwarded_allow_ips": [],
+            # Mails of tests that do not read them go to the test's own directory.
+            "mail_outbox_dir": tmp_path / "outbox",
             **backend_settings,
         }
         if suite_cache_url is not None:

@@ -20,6 +20,5 @@ class HandlerContext:
 
     @classmethod
     def from_settings(cls, settings: Settings, database: Database) -> HandlerContext:
-        """The collaborators as configured, for an entry point that has no app (the consumer,
-        a script); `create_app` passes the ones it built."""
+        """For an entry point without an app (the consumer): the collaborators as configured."""
         return cls(settings, database, storage_from_settings(settings), build_mailer(settings))

@@ -1,5 +1,6 @@
 """All models, imported here so `Base.metadata` knows every table (Alembic and tests use it)."""
 
+from api.models.account_token import AccountToken, TokenPurpose
 from api.models.api_key import ApiKey
 from api.models.audit import AuditEntry
 from api.models.base import Base, utcnow
@@ -13,6 +14,7 @@ from api.models.session import AuthSession, RefreshToken
 from api.models.user import Role, User
 
 __all__ = [
+    "AccountToken",
     "ApiKey",
     "AuditEntry",
     "AuthSession",
@@ -30,6 +32,7 @@ __all__ = [
     "RefreshToken",
     "Role",
     "ServerInstance",
+    "TokenPurpose",
     "TotpCredential",
     "User",
     "utcnow",

@@ -15,6 +15,7 @@ class LoginFailure(StrEnum):
     INACTIVE = "inactive"
     RATE_LIMITED = "rate_limited"
     MFA_FAILED = "mfa_failed"
+    UNVERIFIED = "unverified"  # REQUIRE_VERIFIED_EMAIL refused it
 
 
 class LoginEvent(Base):

@@ -33,6 +33,8 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_login_at: Mapped[datetime | None]
+    # Links asked for before this moment are never mailed (see api/services/account_links.py).
+    password_changed_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
 
     # Joined: every request that loads its user knows `mfa_enabled` from the same query.

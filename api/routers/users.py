@@ -24,11 +24,15 @@ from api.schemas.common import (
     error_responses,
     to_page,
 )
+from api.schemas.recovery import Accepted
 from api.services import admin as admin_service
 from api.services import mfa as mfa_service
+from api.services import recovery as recovery_service
 from api.services.users import get_user
 
 router = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(admin_mfa_enforced)])
+
+RESET_LINK_SENT = "A password reset link is being mailed to the account's email address."
 
 
 @router.get("", response_model=Page[AdminUserOut], responses=error_responses(401, 403, 422))
@@ -88,6 +92,21 @@ def delete_user(user_id: IdPath, caller: SelfOrAdmin, db: DbSession, client: Cli
     The last active admin cannot be deleted (409)."""
     admin_service.delete_user(db, caller, user_id, client=client)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{user_id}/password-reset",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    responses=error_responses(401, 403, 404, 422),
+)
+def send_password_reset(
+    user_id: IdPath, admin: AdminUser, db: DbSession, client: Client
+) -> Accepted:
+    """Mails the account's owner a reset link (admins only; audited as
+    `password_reset_sent`). It counts towards the account's RESET_EMAILS_PER_HOUR."""
+    recovery_service.send_password_reset(db, admin, user_id, client=client)
+    return Accepted(detail=RESET_LINK_SENT)
 
 
 @router.delete(

@@ -97,7 +97,8 @@ class LoginEventOut(BaseModel):
     username_attempted: str
     success: bool
     failure_reason: (
-        Literal["bad_credentials", "locked", "inactive", "rate_limited", "mfa_failed"] | None
+        Literal["bad_credentials", "locked", "inactive", "rate_limited", "mfa_failed", "unverified"]
+        | None
     )
     ip_address: str | None
     user_agent: str | None

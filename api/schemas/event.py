@@ -36,6 +36,10 @@ class EventType(StrEnum):
     JOB_DONE = "job.done"
     JOB_FAILED = "job.failed"
     # Internal types: add yours below.
+    # Someone asked for a reset link (`user_id` null: the address belongs to no account, which
+    # the request must not reveal; `requested_by`: the admin who sent it, else null).
+    USER_PASSWORD_RESET_REQUESTED = "user.password_reset_requested"
+    USER_EMAIL_VERIFICATION_REQUESTED = "user.email_verification_requested"
     USER_MFA_RECOVERY_CODES_REGENERATED = "user.mfa_recovery_codes_regenerated"
 
 

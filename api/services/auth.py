@@ -15,19 +15,19 @@ from api.core.rate_limit import RateLimiter
 from api.core.secret_box import SecretBox
 from api.core.security import AccessTokenCodec, PasswordHasher
 from api.models import LoginFailure, User, utcnow
-from api.schemas.event import EventType
 from api.services import mfa, sessions
 from api.services.errors import (
     AccountInactive,
+    EmailNotVerified,
     InvalidCredentials,
     NotAuthenticated,
     RuleViolation,
     TooManyRequests,
     WrongPassword,
 )
-from api.services.events import record_event
 from api.services.login_history import lockout_seconds_left, record_login_attempt
-from api.services.password_policy import check_password
+from api.services.password_policy import check_new_password
+from api.services.passwords import set_password
 from api.services.users import create_user, find_user_by_login
 
 LOGIN_SCOPE = "login"
@@ -44,7 +44,7 @@ def _client_key(client: ClientInfo) -> str:
     return client.ip_address or "unknown"
 
 
-def _enforce_rate_limit(
+def enforce_rate_limit(
     limiter: RateLimiter, scope: str, limit: str, client: ClientInfo, what: str
 ) -> None:
     retry_after = limiter.hit(scope, limit, _client_key(client))
@@ -69,7 +69,7 @@ def signup(
     agree_terms: bool,
 ) -> User:
     """Creates a member account, at most SIGNUP_RATE_LIMIT per address."""
-    _enforce_rate_limit(limiter, SIGNUP_SCOPE, settings.signup_rate_limit, client, "sign-ups")
+    enforce_rate_limit(limiter, SIGNUP_SCOPE, settings.signup_rate_limit, client, "sign-ups")
     if not agree_terms:
         raise RuleViolation("agree_terms", "You must agree to the terms of service")
     if password != password_confirm:
@@ -104,7 +104,8 @@ def login(
     remember_me: bool,
     client: ClientInfo,
 ) -> sessions.IssuedTokens | mfa.IssuedChallenge:
-    """Checks, in order: rate limit, lockout, password, active. Every outcome is recorded.
+    """Checks, in order: rate limit, lockout, password, active, verified (with
+    REQUIRE_VERIFIED_EMAIL). Every outcome is recorded.
 
     For an account with 2FA the right password earns a challenge for the second step
     (`verify_second_factor`), and is not yet a login event: each verify attempt is.
@@ -135,6 +136,8 @@ def login(
         raise fail(LoginFailure.BAD_CREDENTIALS, InvalidCredentials())
     if not user.is_active:
         raise fail(LoginFailure.INACTIVE, AccountInactive())
+    if settings.require_verified_email and not user.is_verified:
+        raise fail(LoginFailure.UNVERIFIED, EmailNotVerified())
 
     if user.mfa_enabled:
         with writes(db):
@@ -293,7 +296,7 @@ def refresh(
     raw_token: str,
     client: ClientInfo,
 ) -> sessions.IssuedTokens:
-    _enforce_rate_limit(limiter, REFRESH_SCOPE, settings.refresh_rate_limit, client, "refreshes")
+    enforce_rate_limit(limiter, REFRESH_SCOPE, settings.refresh_rate_limit, client, "refreshes")
     return sessions.rotate_refresh_token(db, settings, codec, raw_token, client)
 
 
@@ -310,17 +313,7 @@ def change_password(
     """Sets a new password and signs out every other session."""
     if not hasher.verify(current_password, user.password_hash):
         raise WrongPassword("Current password is incorrect")
-    check_password(
-        new_password,
-        username=user.username,
-        email=user.email,
-        settings=settings,
-        field="new_password",
+    check_new_password(new_password, user, settings)
+    set_password(
+        db, user, hasher.hash(new_password), how="change", keep_session_id=current_session_id
     )
-    password_hash = hasher.hash(new_password)
-    with writes(db):
-        user.password_hash = password_hash
-        sessions.revoke_user_sessions(
-            db, user.id, reason="password_changed", keep_session_id=current_session_id
-        )
-        record_event(db, EventType.USER_PASSWORD_CHANGED, {"user_id": user.id})

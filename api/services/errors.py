@@ -37,6 +37,17 @@ class AccountInactive(DomainError):
         super().__init__("This account is deactivated")
 
 
+class EmailNotVerified(DomainError):
+    """REQUIRE_VERIFIED_EMAIL refuses an account whose address is not verified: 403."""
+
+    def __init__(self) -> None:
+        super().__init__("Email address not verified")
+
+
+class InvalidLink(DomainError):
+    """A reset or verification link that is unknown, used, expired or superseded: 400."""
+
+
 class WrongPassword(DomainError):
     """A password given to confirm an action (not a login) is wrong: 400."""
 

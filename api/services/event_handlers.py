@@ -13,6 +13,11 @@ from api.events.registry import HandlerRegistry
 from api.schemas.event import Event, EventType
 from api.services.images import remove_objects_of_deleted_images
 from api.services.mfa_notices import mail_mfa_notice
+from api.services.recovery_mail import (
+    mail_password_changed_notice,
+    mail_password_reset_link,
+    mail_verification_link,
+)
 
 log = logging.getLogger("pixelgate.events")
 
@@ -33,6 +38,11 @@ def remove_deleted_account_files(event: Event, context: HandlerContext) -> None:
 def build_handler_registry() -> HandlerRegistry:
     registry = HandlerRegistry()
     registry.register(log_event)  # every type
+    registry.register(mail_password_reset_link, EventType.USER_PASSWORD_RESET_REQUESTED)
+    registry.register(
+        mail_verification_link, EventType.USER_CREATED, EventType.USER_EMAIL_VERIFICATION_REQUESTED
+    )
+    registry.register(mail_password_changed_notice, EventType.USER_PASSWORD_CHANGED)
     registry.register(remove_deleted_account_files, EventType.USER_DELETED)
     registry.register(
         mail_mfa_notice,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from api.core.config import Settings
+from api.models import User
 from api.services.errors import RuleViolation
 
 COMMON_PASSWORD = "Password is too common: it is on a list of frequently used passwords"
@@ -97,3 +98,10 @@ def check_password(
         raise RuleViolation(field, "Password must not be the same as the username or email")
     if policy.block_common and lowered in common_passwords():
         raise RuleViolation(field, COMMON_PASSWORD)
+
+
+def check_new_password(password: str, user: User, settings: Settings) -> None:
+    """A password change or reset: the rules against the account, on field `new_password`."""
+    check_password(
+        password, username=user.username, email=user.email, settings=settings, field="new_password"
+    )

@@ -5,8 +5,9 @@ message never completes a job twice nor revives a failed one.
 - The claim (queued → running, naming this worker host's instance) succeeds once. A message
   for a job that is no longer queued runs nothing. If it was delivered before (RabbitMQ says
   `redelivered`) and the job is still running, the process that ran it was lost (killed, out
-  of memory; its message was requeued by `task_reject_on_worker_lost`): the job is failed,
-  never run a second time.
+  of memory, its host gone; the message came back by `task_reject_on_worker_lost` or a closed
+  connection): the job is failed, never run a second time. (A worker host whose pool process
+  died fails the job itself at once, see `api/worker.py`; this covers the rest.)
 - The source is downloaded to scratch space, processed, the result uploaded; then the row is
   committed (and the result object deleted if it cannot be).
 """

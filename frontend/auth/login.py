@@ -8,7 +8,12 @@ import streamlit as st
 from frontend.api_client import ApiError, MfaChallenge
 from frontend.auth.session import LOGIN_FLASH_KEY, api_client, auth_state
 from frontend.components.feedback import show_error
-from frontend.sitemap import SIGNUP
+from frontend.sitemap import FORGOT_PASSWORD, SIGNUP
+
+UNVERIFIED_HINT = (
+    " Open the link in the verification mail we sent you, or use “Forgot password?”: "
+    "a reset link confirms the address too."
+)
 
 # The login waiting for its second step (the password was right, the account has 2FA).
 MFA_CHALLENGE_KEY = "mfa_challenge"
@@ -18,6 +23,8 @@ CHALLENGE_EXPIRED = "The two-factor step took too long. Log in again."
 def _show_login_error(error: ApiError) -> None:
     if error.retry_after and "try again" not in error.message.lower():
         error.message += f" Try again in {error.retry_after} seconds."
+    if error.status == 403 and "not verified" in error.message:
+        error.message += UNVERIFIED_HINT
     show_error(error)
 
 
@@ -114,4 +121,5 @@ def login_form(wanted: str | None = None) -> None:
         if submitted:
             _log_in(username.strip(), password, remember)
 
+        st.page_link(FORGOT_PASSWORD, label="Forgot password?", icon=":material/lock_reset:")
         st.page_link(SIGNUP, label="No account yet? Sign up", icon=":material/person_add:")

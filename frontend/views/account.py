@@ -14,6 +14,7 @@ from frontend.components.feedback import (
     show_error,
 )
 from frontend.components.formatting import when
+from frontend.components.password_rules import password_rules
 from frontend.components.two_factor import two_factor_section
 
 PASSWORD_FORM = "change_password"
@@ -26,8 +27,9 @@ profile, security = st.columns(2, gap="large")
 
 with profile:
     st.subheader("Profile")
+    verified = "verified" if user.get("is_verified") else "not verified yet"
     st.markdown(
-        f"**{user['username']}** · {user['email']}  \n"
+        f"**{user['username']}** · {user['email']} ({verified})  \n"
         f"Role: {user['role']} · member since {when(user['created_at'])}"
     )
     with st.form("profile_form"):
@@ -44,6 +46,7 @@ with profile:
 with security:
     st.subheader("Change password")
     st.caption("Changing it logs out every other device.")
+    password_rules()
     with st.form("password_form", clear_on_submit=False):
         current = st.text_input("Current password", type="password", key="account_current")
         field_error(PASSWORD_FORM, "current_password")

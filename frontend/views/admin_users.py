@@ -51,6 +51,7 @@ st.dataframe(
                 "Email": user["email"],
                 "Role": user["role"],
                 "Active": user["is_active"],
+                "Verified": user["is_verified"],
                 "2FA": user["mfa_enabled"],
                 "Joined": local_time(user["created_at"]),
                 "Last login": local_time(user.get("last_login_at")),
@@ -75,7 +76,7 @@ chosen_id = st.selectbox(
 chosen = by_id.get(chosen_id) or users["items"][0]
 me = auth_state().user or {}
 with st.container(border=True):
-    role_column, active_column, mfa_column = st.columns(3)
+    role_column, active_column, reset_column, mfa_column = st.columns(4)
     with role_column:
         new_role = st.radio(
             "Role",
@@ -105,8 +106,22 @@ with st.container(border=True):
             else:
                 st.toast(f"{chosen['username']} {label.lower()}d.")
                 st.rerun()
+    with reset_column:
+        st.markdown("Password")
+        if st.button(
+            "Send reset link",
+            icon=":material/lock_reset:",
+            key="admin_send_reset",
+            help="Mails the account's owner a link to choose a new password.",
+        ):
+            try:
+                client.send_password_reset(chosen["id"])
+            except ApiError as error:
+                show_error(error)
+            else:
+                st.toast(f"A reset link is on its way to {chosen['email']}.")
     with mfa_column:
-        st.markdown(f"Two-factor authentication: **{'on' if chosen['mfa_enabled'] else 'off'}**")
+        st.markdown(f"Two-factor: **{'on' if chosen['mfa_enabled'] else 'off'}**")
         if chosen["mfa_enabled"]:
             confirmed = st.checkbox(
                 "They lost their phone and their recovery codes",

@@ -13,23 +13,17 @@ from frontend.components.feedback import (
     remember_field_errors,
     show_error,
 )
+from frontend.components.password_rules import password_rules
 from frontend.sitemap import LOGIN
 
 FORM = "signup"
 FIELDS = ("username", "email", "name", "password", "password_confirm", "agree_terms")
-POLICY = """
-**Password rules**
-- 8 to 72 bytes (most characters are one byte; accented letters and emoji take more)
-- at least one uppercase letter, one lowercase letter, one digit and one symbol
-- not the same as your username or email
-
-**Username**: 4–20 letters, digits or underscores.
-"""
+USERNAME_RULE = "**Username**: 4–20 letters, digits or underscores."
 
 _, middle, _ = st.columns([1, 2, 1])
 with middle:
     st.title("Create your account")
-    st.info(POLICY, icon=":material/shield_lock:")
+    password_rules(extra=USERNAME_RULE)
     errors = field_errors(FORM)
     general = [message for name, message in errors.items() if name not in FIELDS]
     for message in general:
@@ -70,7 +64,10 @@ with middle:
             show_error(error)
         else:
             clear_field_errors(FORM)
-            st.session_state[LOGIN_FLASH_KEY] = f"Account {username.strip()} created. Log in below."
+            st.session_state[LOGIN_FLASH_KEY] = (
+                f"Account {username.strip()} created. We mailed a link to confirm your address; "
+                "log in below."
+            )
             st.session_state["login_username"] = username.strip()
             st.switch_page(LOGIN)
 

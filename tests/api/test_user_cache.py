@@ -5,14 +5,13 @@ every worker (two apps on one database and one Redis), or not made at all while 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 
 from api.models import User, utcnow
 from tests.support.accounts import (
@@ -24,7 +23,7 @@ from tests.support.accounts import (
     login_headers,
     register,
 )
-from tests.support.databases import fresh_redis_database
+from tests.support.databases import fresh_redis_database, statements_run
 from tests.support.servers import free_port
 
 ClientFactory = Callable[..., AbstractContextManager[TestClient]]
@@ -47,21 +46,11 @@ def workers(make_client: ClientFactory, cache_url: str) -> Iterator[tuple[TestCl
         yield first, second
 
 
-@contextmanager
-def user_queries(client: TestClient) -> Iterator[list[str]]:
+def user_queries(client: TestClient) -> AbstractContextManager[list[str]]:
     """The statements on users or sessions the app runs inside the block."""
-    statements: list[str] = []
-
-    def record(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
-        if " users" in statement or "auth_sessions" in statement:
-            statements.append(statement)
-
-    engine = client.app.state.database.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    return statements_run(
+        client, lambda statement: " users" in statement or "auth_sessions" in statement
+    )
 
 
 def test_an_authenticated_request_is_answered_from_the_cache(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from api.models import Image, User
 from tests.support.accounts import (
@@ -21,7 +21,7 @@ from tests.support.accounts import (
     login_headers,
     signup,
 )
-from tests.support.databases import app_session
+from tests.support.databases import app_session, statements_run
 from tests.support.events import app_events_settled, wait_for_relay_idle
 from tests.support.images import upload_image
 
@@ -30,25 +30,19 @@ def _patch(client: TestClient, headers: dict[str, str], user_id: int, **body: An
     return client.patch(f"/users/{user_id}", json=body, headers=headers)
 
 
+def _request_statement(statement: str) -> bool:
+    """Not transaction control, and not the event relay's (it works in the background)."""
+    if statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+        return False
+    return "event_outbox" not in statement and "handled_events" not in statement
+
+
 @contextmanager
 def counted_queries(client: TestClient) -> Iterator[list[str]]:
-    """Every SQL statement the app's engine runs inside the block, but the event relay's
-    (which works in the background, after the events before the block are delivered)."""
+    """Every SQL statement a request runs inside the block (once the relay is idle)."""
     wait_for_relay_idle(client)
-    engine = client.app.state.database.engine
-    statements: list[str] = []
-
-    def record(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
-        if statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
-            return
-        if "event_outbox" not in statement and "handled_events" not in statement:
-            statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with statements_run(client, _request_statement) as statements:
         yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def test_admin_lists_users_newest_first_with_search_and_filters(
@@ -459,6 +453,7 @@ DECLARED_ERRORS = [
     ("/users/{user_id}", "get", {"401", "403", "404"}),
     ("/users/{user_id}", "patch", {"401", "403", "404", "409", "422"}),
     ("/users/{user_id}", "delete", {"401", "403", "404", "409"}),
+    ("/users/{user_id}/password-reset", "post", {"401", "403", "404", "422"}),
     ("/users/{user_id}/mfa", "delete", {"401", "403", "404"}),
     ("/admin/login-history", "get", {"401", "403", "422"}),
     ("/admin/stats", "get", {"401", "403"}),

@@ -43,6 +43,7 @@ SERVICES = {
     "consumer",
     "frontend",
     "proxy",
+    "mailpit",
 }
 LOCAL_BACKENDS = REPO_ROOT / "deploy" / "compose.local-backends.yml"
 API_PORT = "8000"
@@ -223,7 +224,14 @@ def test_the_consumer_is_the_api_image_handling_events(resolved: dict[str, Any])
     assert _health_command(consumer) == "python -m api.consumer --check"
     assert consumer["env_file"] == ".env"
     consumer_env, api_env = _environment(consumer), _environment(api)
-    for name in ("ENV", "DATABASE_URL", "STORAGE_DIR", "EVENTS_BROKER_URL", "STORAGE_BACKEND"):
+    for name in (
+        "ENV",
+        "DATABASE_URL",
+        "EVENTS_BROKER_URL",
+        "STORAGE_BACKEND",
+        "MAIL_BACKEND",
+        "SMTP_HOST",
+    ):
         assert consumer_env[name] == api_env[name], name
     # It removes deleted accounts' objects: the same store.
     assert consumer_env == api_env
@@ -231,6 +239,24 @@ def test_the_consumer_is_the_api_image_handling_events(resolved: dict[str, Any])
         "api": {"condition": "service_healthy"},  # which migrates the database first
         "rabbitmq": {"condition": "service_healthy"},
     }
+
+
+def test_mail_goes_to_the_mail_catcher_with_links_to_the_proxied_dashboard(
+    resolved: dict[str, Any], example_env: dict[str, str]
+) -> None:
+    mailpit = resolved["services"]["mailpit"]
+    assert mailpit["image"].startswith("axllent/mailpit:")
+    assert _health_command(mailpit) == "/mailpit readyz"
+    # A profile, on by default in .env.example: production leaves it out.
+    assert mailpit["profiles"] == ["mail-catcher"]
+    assert example_env["COMPOSE_PROFILES"] == "mail-catcher"
+    env = _environment(resolved["services"]["api"])
+    assert (env["MAIL_BACKEND"], env["SMTP_HOST"], env["SMTP_PORT"]) == ("smtp", "mailpit", "1025")
+    assert env["SMTP_STARTTLS"] == "false"
+    assert env["PUBLIC_DASHBOARD_URL"] == (
+        f"http://localhost:{example_env['PUBLIC_DASHBOARD_PORT']}"
+    )
+    assert mailpit["ports"] == [f"127.0.0.1:{example_env['MAILPIT_UI_PORT']}:8025"]
 
 
 def test_frontend_reaches_the_api_inside_the_network(compose: dict[str, Any]) -> None:
@@ -252,8 +278,13 @@ def test_proxy_fronts_both_and_is_the_only_trusted_forwarder(resolved: dict[str,
     assert env["DASHBOARD_UPSTREAM"] == f"frontend:{DASHBOARD_PORT}"
     published = {port.split(":")[1] for port in proxy["ports"]}
     assert published == {env["PROXY_API_LISTEN"], env["PROXY_DASHBOARD_LISTEN"]}
-    # Only the proxy is published: the API and dashboard are reached through it.
-    assert [name for name, service in services.items() if "ports" in service] == ["proxy"]
+    # Only the proxy is published: the API and dashboard are reached through it. (The mail
+    # catcher's web UI is published on the host's loopback only.)
+    assert [name for name, service in services.items() if "ports" in service] == [
+        "proxy",
+        "mailpit",
+    ]
+    assert all(port.startswith("127.0.0.1:") for port in services["mailpit"]["ports"])
     assert proxy["depends_on"]["api"] == {"condition": "service_healthy", "restart": True}
     assert proxy["depends_on"]["frontend"]["restart"] is True
 
@@ -297,7 +328,7 @@ def test_proxy_accepts_uploads_up_to_the_api_limit(example_env: dict[str, str]) 
 
 
 def test_compose_refuses_to_start_without_the_required_settings(compose: dict[str, Any]) -> None:
-    with pytest.raises(MissingVariable, match=r"POSTGRES_\w+: set POSTGRES_\w+ in .env"):
+    with pytest.raises(MissingVariable, match=r"(\w+): set \1 in .env"):
         interpolate(compose, {})
 
 

@@ -8,7 +8,8 @@ two-factor authentication on the Account page → log out → log in with the pa
 All along, the page asks nothing of any host but the dashboard's own (the tab icon and the QR
 code included). A screenshot of every page visited goes to test-artifacts/browser/; the
 dashboard and the before/after page are the README's docs/screenshots/ (refreshed with
-UPDATE_SCREENSHOTS=1).
+UPDATE_SCREENSHOTS=1). A second journey: forgot password → the mailed link (file backend) → a
+new password → log in with it.
 """
 
 from __future__ import annotations
@@ -25,11 +26,18 @@ from urllib.parse import urlsplit
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.support.accounts import DEFAULT_PASSWORD
+from tests.support.accounts import DEFAULT_PASSWORD, signup
 from tests.support.databases import migrate
+from tests.support.mail import OutboxFolder, link_in
 from tests.support.mfa import totp_code
 from tests.support.paths import REPO_ROOT
-from tests.support.servers import api_env, api_server, dashboard_server
+from tests.support.servers import (
+    LiveClient,
+    api_env,
+    api_server,
+    dashboard_server,
+    free_port,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -53,16 +61,40 @@ def _require_chromium() -> None:
 
 
 @pytest.fixture(scope="module")
-def dashboard_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """API and dashboard as separate processes, the dashboard through `streamlit run`."""
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("browser")
+
+
+@pytest.fixture(scope="module")
+def outbox(workdir: Path) -> OutboxFolder:
+    """The API's mails (MAIL_BACKEND=file, the embedded default, as under `make run`)."""
+    return OutboxFolder(workdir / "outbox")
+
+
+@pytest.fixture(scope="module")
+def dashboard_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def api_url(workdir: Path, dashboard_port: int) -> Iterator[str]:
+    """The API as its own process; the links it mails point at the dashboard below."""
     _require_chromium()
-    workdir = tmp_path_factory.mktemp("browser")
     database_url = f"sqlite:///{workdir / 'app.db'}"
     migrate(database_url)
-    with (
-        api_server(api_env(database_url, workdir / "images"), workdir / "api.log") as api_url,
-        dashboard_server(api_url, workdir / "dashboard.log") as base_url,
-    ):
+    env = api_env(
+        database_url,
+        workdir / "images",
+        PUBLIC_DASHBOARD_URL=f"http://127.0.0.1:{dashboard_port}",
+    )
+    with api_server(env, workdir / "api.log") as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(api_url: str, workdir: Path, dashboard_port: int) -> Iterator[str]:
+    """The dashboard as its own process, through `streamlit run`."""
+    with dashboard_server(api_url, workdir / "dashboard.log", port=dashboard_port) as base_url:
         yield base_url
 
 
@@ -277,7 +309,7 @@ def test_sign_up_to_log_out_in_a_real_browser(
     me.tick("I agree to the terms of use")
     me.screenshot("signup")
     me.click_button("Sign up")
-    me.see(f"Account {username} created. Log in below.")
+    me.see(f"Account {username} created.")
 
     # Log in, remembered
     me.type_into("Password", DEFAULT_PASSWORD)
@@ -411,6 +443,45 @@ def shown_totp_secret(me: Journey) -> str:
     match = re.search(r"\b[A-Z2-7]{32}\b", me.body())
     assert match is not None
     return match.group()
+
+
+def test_forgot_password_to_log_in_with_the_mailed_link(
+    browser: object, api_url: str, dashboard_url: str, outbox: OutboxFolder
+) -> None:
+    username, new_password = "forgetful", "Fr3sh!start-now"
+    assert signup(LiveClient(api_url), username).status_code == 201
+    me = Journey(browser, dashboard_url)
+
+    browser.get(dashboard_url)
+    me.see("Welcome back to Pixelgate")
+    me.click_link("Forgot password?")
+    me.see("Forgot your password?")
+    me.type_into("Email", f"{username}@example.com")
+    me.click_button("Send me a reset link")
+    me.see("If an account with that email exists")
+    me.screenshot("forgot-password")
+
+    link, _token = link_in(outbox.wait_for_mail(f"{username}@example.com", "Reset your"))
+    assert link.startswith(f"{dashboard_url}/reset-password?token=")
+    browser.get(link)
+    me.see("Choose a new password")
+    me.see("not a commonly used password")  # the rules as the API publishes them
+    me.type_into("New password", new_password)
+    me.type_into("Repeat new password", new_password)
+    me.screenshot("reset-password")
+    me.click_button("Set new password")
+    me.see("Your new password is set.")
+    me.until(lambda: "token=" not in browser.current_url, "the token to leave the address bar")
+    me.click_link("Log in with your new password")
+    me.see("Welcome back to Pixelgate")
+    me.type_into("Username or email", username)
+    me.type_into("Password", new_password)
+    me.click_button("Log in")
+    me.see("Signed in as")
+    me.settled()
+    # The reset link proved the address: no "not verified" banner.
+    assert "is not verified yet" not in me.body()
+    me.screenshot("logged-in-after-reset")
 
 
 def refresh_readme_screenshots(shots: dict[str, Path]) -> None:

@@ -11,11 +11,14 @@ from tests.support.accounts import ADMIN_USERNAME, admin_settings, login_headers
 from tests.support.events import app_events_settled
 from tests.support.images import SLOW, process, upload_image
 
-# Emitted by the account recovery and two-factor features, not by these routes.
+# Emitted by the account recovery and two-factor features, not by these routes (the recovery
+# events are in tests/api/test_recovery_*.py).
 ELSEWHERE = {
     EventType.USER_EMAIL_VERIFIED,
     EventType.USER_MFA_ENABLED,
     EventType.USER_MFA_DISABLED,
+    EventType.USER_PASSWORD_RESET_REQUESTED,
+    EventType.USER_EMAIL_VERIFICATION_REQUESTED,
     EventType.USER_MFA_RECOVERY_CODES_REGENERATED,
 }
 

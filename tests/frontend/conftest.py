@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.support.accounts import DEFAULT_PASSWORD
 from tests.support.databases import migrate
+from tests.support.mail import OutboxFolder
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import api_env, api_server
 
@@ -20,9 +22,20 @@ RUN_TIMEOUT = 90
 
 
 @pytest.fixture(scope="package")
-def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def api_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("dashboard-api")
+
+
+@pytest.fixture(scope="package")
+def mail_outbox(api_workdir: Path) -> OutboxFolder:
+    """The mails the API server sends (MAIL_BACKEND=file, the default)."""
+    return OutboxFolder(api_workdir / "outbox")
+
+
+@pytest.fixture(scope="package")
+def api_url(api_workdir: Path) -> Iterator[str]:
     """A real API server with an admin account; API_BASE_URL points the dashboard at it."""
-    workdir = tmp_path_factory.mktemp("dashboard-api")
+    workdir = api_workdir
     database_url = f"sqlite:///{workdir / 'app.db'}"
     migrate(database_url)
     env = api_env(

@@ -14,6 +14,7 @@ from api.core.credentials import token_codec_from_settings
 from frontend.api_client import ApiClient
 from frontend.auth.session import AUTH_KEY, CLIENT_KEY
 from frontend.auth.state import AuthState, Tokens
+from frontend.components.verification import BANNER_START
 from frontend.sitemap import PAGES
 from tests.support.accounts import DEFAULT_PASSWORD, TEST_JWT_SECRET, bearer, login, register
 from tests.support.images import upload_image
@@ -90,6 +91,11 @@ def texts(app: AppTest) -> str:
     return "\n".join(str(part) for part in parts)
 
 
+def page_warnings(app: AppTest) -> list[str]:
+    """The warnings a page showed, without the unverified-address banner above every page."""
+    return [w.value for w in app.warning if not w.value.startswith(BANNER_START)]
+
+
 def menu(app: AppTest) -> list[str]:
     """Titles of the pages the menu listed in the last run.
 
@@ -105,6 +111,11 @@ def menu(app: AppTest) -> list[str]:
 def stand_ins(app: AppTest) -> list[str]:
     """Titles of the pages registered in the last run only as stand-ins (see `menu`)."""
     return [page["page_name"] for page in _registered(app) if not page["script_path"]]
+
+
+def registered_pages(app: AppTest) -> list[str]:
+    """Titles of every page registered in the last run, hidden ones included."""
+    return [page["page_name"] for page in _registered(app)]
 
 
 def _registered(app: AppTest) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from frontend.auth.state import Tokens
 from tests.frontend.harness import (
     new_user,
     open_page,
+    page_warnings,
     texts,
     upload_png,
 )
@@ -179,7 +180,7 @@ def test_steps_of_the_address_the_api_would_refuse_are_left_out(
     open_page(app, api_url, member, "views/images.py", image=str(image["id"]), step=steps)
     assert not app.exception
     assert steps_shown(app) == ["**1.** Sepia"]
-    assert [warning.value for warning in app.warning] == [
+    assert page_warnings(app) == [
         "Left out the step “blur radius 99” of the address: Radius goes from 0.1 to 50.",
         "Left out the step “warp” of the address: There is no operation 'warp'.",
         "Left out the step “flip direction sideways” of the address: "

@@ -6,14 +6,14 @@ from __future__ import annotations
 import os
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pytest
 import redis
 from alembic.config import Config
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -122,3 +122,20 @@ def fresh_redis_database(server_url: str = REDIS_SERVER_URL) -> Iterator[str]:
     finally:
         client.flushdb()
         client.close()
+
+
+@contextmanager
+def statements_run(client: Any, keep: Callable[[str], bool]) -> Iterator[list[str]]:
+    """The SQL statements a TestClient app's engine runs inside the block that `keep` accepts."""
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        if keep(statement):
+            statements.append(statement)
+
+    engine = client.app.state.database.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

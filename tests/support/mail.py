@@ -1,7 +1,7 @@
-"""A real SMTP server for tests: aiosmtpd's Controller on 127.0.0.1 and a free port.
-
-It keeps every mail it accepts (parsed), can refuse the next ones with an SMTP error, and
-`wait_for` polls (bounded) until mails arrive, since the app sends after its answer.
+"""Mail that tests read: a real SMTP server (aiosmtpd's Controller on 127.0.0.1 and a free
+port) that keeps every mail it accepts and can refuse the next ones with an SMTP error, or the
+`.eml` files of the file backend. `wait_for_mail` polls (bounded) until mails arrive, since the
+app sends after its answer.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -54,19 +55,12 @@ class RecordingHandler:
             return list(self._messages)
 
 
-class SmtpServer:
-    def __init__(self, controller: Controller, handler: RecordingHandler, port: int) -> None:
-        self.controller = controller
-        self.handler = handler
-        self.host = "127.0.0.1"
-        self.port = port
+class Mailbox:
+    """What arrived, oldest first, and ways to wait for more."""
 
     @property
     def messages(self) -> list[EmailMessage]:
-        return self.handler.messages
-
-    def refuse_next(self, times: int, reply: str = "451 4.3.0 Mailbox busy, try again") -> None:
-        self.handler.refuse_next(times, reply)
+        raise NotImplementedError
 
     def mails_to(self, address: str) -> list[EmailMessage]:
         return [m for m in self.messages if address.lower() in str(m["To"]).lower()]
@@ -101,6 +95,24 @@ class SmtpServer:
         self.wait_for(lambda messages: len(matching(messages)) >= count, timeout)
         return matching(self.messages)[count - 1]
 
+    def summary(self) -> list[str]:
+        return [f"{m['To']}: {m['Subject']}" for m in self.messages]
+
+
+class SmtpServer(Mailbox):
+    def __init__(self, controller: Controller, handler: RecordingHandler, port: int) -> None:
+        self.controller = controller
+        self.handler = handler
+        self.host = "127.0.0.1"
+        self.port = port
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        return self.handler.messages
+
+    def refuse_next(self, times: int, reply: str = "451 4.3.0 Mailbox busy, try again") -> None:
+        self.handler.refuse_next(times, reply)
+
     def settings(self) -> dict[str, Any]:
         """Settings overrides that send the app's mail here."""
         return {
@@ -111,8 +123,22 @@ class SmtpServer:
             "smtp_timeout_s": 5,
         }
 
-    def summary(self) -> list[str]:
-        return [f"{m['To']}: {m['Subject']}" for m in self.messages]
+
+class OutboxFolder(Mailbox):
+    """The `.eml` files MAIL_BACKEND=file writes under MAIL_OUTBOX_DIR (named by time)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        parser = BytesParser(policy=policy.default)
+        found = []
+        for path in sorted(self.directory.glob("*.eml")):
+            message = parser.parsebytes(path.read_bytes())
+            assert isinstance(message, EmailMessage)
+            found.append(message)
+        return found
 
 
 @contextmanager

@@ -83,6 +83,8 @@ def api_env(database_url: str, storage_dir: Path, **extra: str) -> dict[str, str
             "ENV": "development",
             "DATABASE_URL": database_url,
             "STORAGE_DIR": str(storage_dir),
+            # Mails next to the images, not in the repository's data/ directory.
+            "MAIL_OUTBOX_DIR": str(storage_dir.parent / "outbox"),
             "JWT_SECRET_KEY": TEST_JWT_SECRET,
             "BCRYPT_ROUNDS": str(TEST_BCRYPT_ROUNDS),
             "RATE_LIMIT_ENABLED": "false",
@@ -141,10 +143,11 @@ def api_server(env: dict[str, str], log_path: Path, workers: int = 1) -> Iterato
 
 
 @contextmanager
-def dashboard_server(api_base_url: str, log_path: Path) -> Iterator[str]:
+def dashboard_server(api_base_url: str, log_path: Path, port: int | None = None) -> Iterator[str]:
     """The real dashboard (`streamlit run frontend/app.py`) using the API at `api_base_url`;
-    yields its base URL."""
-    port = free_port()
+    yields its base URL. `port`: one chosen beforehand (e.g. for the API's
+    PUBLIC_DASHBOARD_URL), else a free one."""
+    port = port or free_port()
     env = {**os.environ, "API_BASE_URL": api_base_url, "PYTHONUNBUFFERED": "1"}
     args = [
         sys.executable,
