@@ -9,5 +9,6 @@ test:  ## install what is needed, then lint and run the whole test suite
 lint:
 	@scripts/bootstrap.sh && .venv/bin/ruff check . && .venv/bin/ruff format --check .
 
-bench:  ## processing-engine benchmark (prints figures)
-	@scripts/bootstrap.sh && .venv/bin/python -m bench.processing
+bench:  ## benchmarks that print figures: processing engine, then the request path (BENCH_ARGS=--quick)
+	@scripts/bootstrap.sh && scripts/ensure-services.sh && .venv/bin/python -m bench.processing \
+		&& .venv/bin/python -m bench.request_path $(BENCH_ARGS)

@@ -24,6 +24,7 @@ from api.core.metrics_exposition import MetricsSource, forget_this_process
 from api.core.rate_limit import RateLimiter
 from api.core.readiness import Dependency, ReadinessChecker, tcp_probe
 from api.core.request_context import RequestContextMiddleware
+from api.core.secret_box import SecretBox
 from api.core.security import PasswordHasher
 from api.errors import install_error_handlers
 from api.events.context import HandlerContext
@@ -39,6 +40,7 @@ from api.routers import (
     images,
     jobs,
     metrics,
+    mfa,
     password_policy,
     recovery,
     tokens,
@@ -178,6 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(
         settings.rate_limit_storage_uri, settings.rate_limit_enabled
     )
+    app.state.secret_box = SecretBox.from_settings(settings)
     app.state.user_cache = UserCache.from_settings(settings)
     if app.state.user_cache is not None:
         app.state.user_cache.watch(app.state.database.session_factory)
@@ -205,6 +208,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tokens.router,
         account.router,
         password_policy.router,
+        mfa.router,
         recovery.router,
         users.router,
         admin.router,

@@ -1,4 +1,4 @@
-"""Operator commands: `python -m api.cli create-admin | wait-for-db`."""
+"""Operator commands: `python -m api.cli create-admin | reset-mfa USERNAME | wait-for-db`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import time
 from api.core.config import ConfigurationError, Settings, load_settings
 from api.core.credentials import password_hasher_from_settings
 from api.core.db import Database
-from api.services.users import AdminAccountTaken, ensure_admin
+from api.services import mfa
+from api.services.users import AdminAccountTaken, ensure_admin, find_user_by_login
 
 log = logging.getLogger("pixelgate.cli")
 
@@ -32,6 +33,24 @@ def create_admin(settings: Settings) -> int:
         print("ADMIN_USERNAME, ADMIN_EMAIL and ADMIN_PASSWORD are not all set; nothing to do")
         return 0
     print(f"admin ready: id={admin.id} username={admin.username}")
+    return 0
+
+
+def reset_mfa(settings: Settings, username: str) -> int:
+    """Removes an account's two-factor authentication, as an admin's reset does (audited
+    `mfa_reset`, no actor): for an admin who lost the device and the recovery codes when no
+    other admin can reset it."""
+    database = Database(settings.database_url)
+    try:
+        with database.session() as db:
+            user = find_user_by_login(db, username)
+            if user is None:
+                print(f"no account named {username!r}", file=sys.stderr)
+                return 1
+            mfa.reset(db, None, user.id, client=None)
+    finally:
+        database.dispose()
+    print(f"two-factor authentication removed: id={user.id} username={user.username}")
     return 0
 
 
@@ -64,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m api.cli", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("create-admin", help="create the first admin from ADMIN_* settings")
+    reset = commands.add_parser("reset-mfa", help="remove an account's two-factor authentication")
+    reset.add_argument("username", help="username or email of the account")
     wait = commands.add_parser("wait-for-db", help="wait until DATABASE_URL answers")
     wait.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
     args = parser.parse_args(argv)
@@ -79,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(exc, file=sys.stderr)
             return 2
+    if args.command == "reset-mfa":
+        return reset_mfa(settings, args.username)
     return wait_for_db(settings, args.timeout)
 
 

@@ -21,12 +21,14 @@ from api.core.db import writes
 from api.core.log_context import note_user
 from api.core.metrics_exposition import MetricsSource, token_matches
 from api.core.rate_limit import RateLimiter
+from api.core.secret_box import SecretBox
 from api.core.security import AccessClaims, AccessTokenCodec, InvalidAccessToken, PasswordHasher
 from api.models import Role, User
 from api.schemas.common import IdPath
 from api.services.api_keys import authenticate_api_key
 from api.services.errors import Forbidden, NotAuthenticated, NotFound
 from api.services.job_runner import JobRunner
+from api.services.mfa import CodeAttemptLimit
 from api.services.sessions import user_of_active_session
 from api.services.user_cache import UserCache
 from api.storage import Storage
@@ -132,6 +134,20 @@ async def get_user_cache(request: Request) -> UserCache | None:
 UserCacheDep = Annotated[UserCache | None, Depends(get_user_cache)]
 
 
+async def get_secret_box(request: Request) -> SecretBox:
+    return request.app.state.secret_box
+
+
+SecretBoxDep = Annotated[SecretBox, Depends(get_secret_box)]
+
+
+async def get_code_attempts(limiter: RateLimiterDep, settings: SettingsDep) -> CodeAttemptLimit:
+    return CodeAttemptLimit(limiter, settings.login_rate_limit)
+
+
+CodeAttempts = Annotated[CodeAttemptLimit, Depends(get_code_attempts)]
+
+
 async def get_client_info(request: Request, settings: SettingsDep) -> ClientInfo:
     return client_info(request, settings)
 
@@ -216,6 +232,17 @@ async def admin_required(user: CurrentUser) -> User:
 
 
 AdminUser = Annotated[User, Depends(admin_required)]
+
+ADMIN_MFA_REQUIRED = "Two-factor authentication required for administrators"
+
+
+async def admin_mfa_enforced(
+    user: CurrentUser, claims: AccessClaimsDep, settings: SettingsDep
+) -> None:
+    """REQUIRE_ADMIN_MFA: an admin's token must have a second factor behind it. A router-wide
+    dependency of the /users and /admin routers, so no route there can forget it."""
+    if settings.require_admin_mfa and user.is_admin and "otp" not in claims.amr:
+        raise Forbidden(ADMIN_MFA_REQUIRED)
 
 
 async def self_or_admin(user_id: IdPath, user: CurrentUser) -> User:

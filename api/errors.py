@@ -20,6 +20,7 @@ _STATUS: tuple[tuple[type[errors.DomainError], int], ...] = (
     (errors.Conflict, 409),
     (errors.WrongPassword, 400),
     (errors.InvalidLink, 400),
+    (errors.WrongCode, 400),
     (errors.PayloadTooLarge, 413),
     (errors.UnsupportedMediaType, 415),
     (errors.UnprocessableContent, 422),

@@ -10,6 +10,7 @@ Every call goes through `ApiClient.request`, which
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.cookiejar import DefaultCookiePolicy
@@ -82,6 +83,19 @@ def error_from_response(response: requests.Response) -> ApiError:
         return ApiError(status, message, field_errors, retry_after)
     message = detail if isinstance(detail, str) else f"The server answered {status}."
     return ApiError(status, message, retry_after=retry_after)
+
+
+@dataclass(frozen=True, slots=True)
+class MfaChallenge:
+    """A login waiting for its second step; `expires_at` on the `time.monotonic()` clock."""
+
+    mfa_token: str
+    expires_at: float
+    remember_me: bool
+
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() >= self.expires_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,14 +187,40 @@ class ApiClient:
     def signup(self, **fields: Any) -> dict[str, Any]:
         return self._json("POST", "/auth/signup", authenticated=False, json=fields)
 
-    def login(self, username: str, password: str, *, remember_me: bool) -> dict[str, Any]:
-        """Logs in, keeps the pair in `auth`, and returns the user."""
-        pair = self._json(
+    def login(
+        self, username: str, password: str, *, remember_me: bool
+    ) -> dict[str, Any] | MfaChallenge:
+        """Logs in, keeps the pair in `auth`, and returns the user; for an account with
+        two-factor authentication, returns the challenge that `verify_mfa` completes."""
+        answer = self._json(
             "POST",
             "/auth/login",
             authenticated=False,
             json={"username": username, "password": password, "remember_me": remember_me},
         )
+        if answer.get("mfa_required"):
+            return MfaChallenge(
+                mfa_token=answer["mfa_token"],
+                expires_at=time.monotonic() + int(answer["expires_in"]),
+                remember_me=remember_me,
+            )
+        return self._logged_in(answer, remember_me)
+
+    def verify_mfa(self, challenge: MfaChallenge, code: str) -> dict[str, Any]:
+        """The login's second step: a code of the authenticator app, or a recovery code."""
+        pair = self._json(
+            "POST",
+            "/auth/mfa/verify",
+            authenticated=False,
+            json={
+                "mfa_token": challenge.mfa_token,
+                "code": code,
+                "remember_me": challenge.remember_me,
+            },
+        )
+        return self._logged_in(pair, challenge.remember_me)
+
+    def _logged_in(self, pair: dict[str, Any], remember_me: bool) -> dict[str, Any]:
         self.auth.store(Tokens.from_pair(pair), remember=remember_me)
         return self.load_user()
 
@@ -279,6 +319,29 @@ class ApiClient:
         params = _params(limit=limit, offset=offset, success=success)
         return self._json("GET", "/auth/login-history", params=params)
 
+    # -- two-factor authentication ---------------------------------------------------------
+
+    def mfa_status(self) -> dict[str, Any]:
+        return self._json("GET", "/auth/mfa")
+
+    def mfa_setup(self) -> dict[str, Any]:
+        """A new pending secret: `{secret, otpauth_uri, qr_svg}`."""
+        return self._json("POST", "/auth/mfa/totp/setup")
+
+    def mfa_enable(self, code: str) -> list[str]:
+        """Turns 2FA on; returns the recovery codes (the API shows them only once). The
+        session proved a code: fresh tokens say so at once (REQUIRE_ADMIN_MFA looks at them)."""
+        answer = self._json("POST", "/auth/mfa/totp/enable", json={"code": code})
+        self._refresh(used_access_token=self._access_token())
+        return answer["recovery_codes"]
+
+    def mfa_regenerate_codes(self, code: str) -> list[str]:
+        answer = self._json("POST", "/auth/mfa/recovery-codes", json={"code": code})
+        return answer["recovery_codes"]
+
+    def mfa_disable(self, password: str, code: str) -> None:
+        self.request("POST", "/auth/mfa/disable", json={"password": password, "code": code})
+
     # -- images and jobs -------------------------------------------------------------------
 
     def images(self, *, limit: int = 20, offset: int = 0) -> dict[str, Any]:
@@ -355,6 +418,9 @@ class ApiClient:
 
     def send_password_reset(self, user_id: int) -> str:
         return self._json("POST", f"/users/{user_id}/password-reset")["detail"]
+
+    def reset_user_mfa(self, user_id: int) -> None:
+        self.request("DELETE", f"/users/{user_id}/mfa")
 
     def all_login_history(
         self,

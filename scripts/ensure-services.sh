@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes the test suite's outside parts reachable: PostgreSQL, Redis, RabbitMQ, Debian's Chromium
-# and nginx.
+# and nginx; and the benchmark's load generator, wrk.
 set -uo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
@@ -54,5 +54,12 @@ if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
   as_root apt-get update -qq >/dev/null 2>&1 || true
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1 \
     || echo "!! could not install nginx; the deployment proxy test will fail" >&2
+fi
+# The request-path benchmark (make bench) drives its servers with wrk.
+if ! command -v wrk >/dev/null; then
+  echo "==> installing Debian's wrk"
+  as_root apt-get update -qq >/dev/null 2>&1 || true
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1 \
+    || echo "!! could not install wrk; make bench cannot measure the request path" >&2
 fi
 exit 0

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is needed and runs the whole suite: lint, then pytest on SQLite and PostgreSQL,
-# then the auth and password-reset tests once more with the Redis cache on (CACHE_URL), on
-# PostgreSQL.
+# then the auth, password-reset and two-factor tests once more with the Redis cache on
+# (CACHE_URL), on PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -21,7 +21,8 @@ fi
 
 echo "==> pytest: the auth tests with the cache on"
 PIXELGATE_TEST_CACHE=1 PIXELGATE_TEST_BACKENDS=postgresql \
-  .venv/bin/python -m pytest tests/api/test_auth_*.py tests/api/test_recovery_reset.py
+  .venv/bin/python -m pytest tests/api/test_auth_*.py tests/api/test_recovery_reset.py \
+    tests/api/test_mfa_*.py
 
 # The Images and Jobs suites once more with jobs on a real Celery worker (RabbitMQ) and images
 # in a real S3 store (SeaweedFS).

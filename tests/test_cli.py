@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 from api.app import create_app
 from api.cli import main
 from api.core.config import Settings
-from api.models import User
+from api.models import AuditEntry, Role, User
 from tests.support.accounts import TEST_JWT_SECRET, AccountFactory, login
+from tests.support.mfa import enable_mfa
 
 ADMIN_PASSWORD = "Adm1n!secret"
 
@@ -201,3 +202,26 @@ def test_wait_for_db_gives_up_after_its_timeout(
     assert not worker.is_alive(), "wait-for-db did not return"
     assert result == [1]
     assert "not reachable after" in capsys.readouterr().err
+
+
+def test_reset_mfa_removes_an_accounts_two_factor_authentication(
+    cli_env: pytest.MonkeyPatch,
+    settings: Settings,
+    accounts: AccountFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """For the admin who lost the phone and the codes when no other admin can reset it."""
+    with TestClient(create_app(settings)) as client:
+        admin = accounts.logged_in(client, "lost_phone", role=Role.ADMIN)
+        enable_mfa(client, admin.headers)
+        assert login(client, "lost_phone").json()["mfa_required"] is True
+
+        assert main(["reset-mfa", "lost_phone"]) == 0
+        assert "two-factor authentication removed" in capsys.readouterr().out
+        assert "access_token" in login(client, "lost_phone").json()
+        with client.app.state.database.session() as db:
+            entry = db.scalars(select(AuditEntry).where(AuditEntry.action == "mfa_reset")).one()
+        assert (entry.actor_id, entry.target_id) == (None, admin.user.id)
+
+    assert main(["reset-mfa", "nobody_here"]) == 1
+    assert "no account named 'nobody_here'" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -69,6 +70,10 @@ class Settings(BaseSettings):
     rate_limit_storage_uri: str = "memory://"
     max_login_attempts: int = Field(5, ge=1)
     lockout_minutes: int = Field(15, ge=1)
+
+    require_admin_mfa: bool = False
+    # A Fernet key for the TOTP secrets at rest; unset: one is derived from JWT_SECRET_KEY.
+    mfa_encryption_key: SecretStr | None = None
 
     cookie_secure: bool = False
     cors_origins: CommaSeparated = ["http://localhost:8501"]
@@ -150,6 +155,21 @@ class Settings(BaseSettings):
     def _positive_delays(cls, value: list[float]) -> list[float]:
         if not value or any(delay <= 0 for delay in value):
             raise ValueError("must be one or more positive numbers of seconds")
+        return value
+
+    @field_validator("mfa_encryption_key")
+    @classmethod
+    def _valid_fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                Fernet(value.get_secret_value())
+            except ValueError:
+                # Not Fernet's message, and never the value: it is a secret.
+                raise ValueError(
+                    "must be a Fernet key (32 url-safe base64-encoded bytes), e.g. from "
+                    "`python -c 'from cryptography.fernet import Fernet; "
+                    "print(Fernet.generate_key().decode())'`"
+                ) from None
         return value
 
     @field_validator("forwarded_allow_ips")

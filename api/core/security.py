@@ -73,6 +73,8 @@ class AccessClaims:
     user_id: int
     session_id: int | None
     jti: str
+    # How the login was proven (RFC 8176): ("pwd",) or ("pwd", "otp").
+    amr: tuple[str, ...] = ()
 
 
 class AccessTokenCodec:
@@ -84,12 +86,21 @@ class AccessTokenCodec:
         self._audience = audience
         self.lifetime = lifetime
 
-    def encode(self, *, user_id: int, username: str, role: str, session_id: int | None) -> str:
+    def encode(
+        self,
+        *,
+        user_id: int,
+        username: str,
+        role: str,
+        session_id: int | None,
+        amr: tuple[str, ...] = (),
+    ) -> str:
         now = datetime.now(UTC)
         claims: dict[str, Any] = {
             "sub": str(user_id),
             "username": username,
             "role": role,
+            "amr": list(amr),
             "type": ACCESS_TOKEN_TYPE,
             "iat": int(now.timestamp()),
             "exp": int((now + self.lifetime).timestamp()),
@@ -126,6 +137,9 @@ class AccessTokenCodec:
             raise InvalidAccessToken(str(exc)) from exc
         if claims.get("type") != ACCESS_TOKEN_TYPE:
             raise InvalidAccessToken("not an access token")
+        amr = claims.get("amr", [])
+        if not isinstance(amr, list) or not all(isinstance(method, str) for method in amr):
+            raise InvalidAccessToken("malformed claims")
         try:
             user_id = int(claims["sub"])
             session_id = claims.get("sid")
@@ -133,6 +147,7 @@ class AccessTokenCodec:
                 user_id=user_id,
                 session_id=int(session_id) if session_id is not None else None,
                 jti=str(claims.get("jti", "")),
+                amr=tuple(amr),
             )
         except (TypeError, ValueError) as exc:
             raise InvalidAccessToken("malformed claims") from exc

@@ -8,6 +8,7 @@ from api.models.event import EventState, HandledEvent, OutboxEvent
 from api.models.image import Image
 from api.models.job import Job, JobStatus
 from api.models.login_event import LoginEvent, LoginFailure
+from api.models.mfa import MfaChallenge, RecoveryCode, TotpCredential
 from api.models.server_instance import ServerInstance
 from api.models.session import AuthSession, RefreshToken
 from api.models.user import Role, User
@@ -25,11 +26,14 @@ __all__ = [
     "JobStatus",
     "LoginEvent",
     "LoginFailure",
+    "MfaChallenge",
     "OutboxEvent",
+    "RecoveryCode",
     "RefreshToken",
     "Role",
     "ServerInstance",
     "TokenPurpose",
+    "TotpCredential",
     "User",
     "utcnow",
 ]

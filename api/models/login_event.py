@@ -14,6 +14,7 @@ class LoginFailure(StrEnum):
     LOCKED = "locked"
     INACTIVE = "inactive"
     RATE_LIMITED = "rate_limited"
+    MFA_FAILED = "mfa_failed"
     UNVERIFIED = "unverified"  # REQUIRE_VERIFIED_EMAIL refused it
 
 

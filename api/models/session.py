@@ -25,6 +25,9 @@ class AuthSession(Base):
     user_agent: Mapped[str | None] = mapped_column(String(512))
     revoked_at: Mapped[datetime | None]
     revoked_reason: Mapped[str | None] = mapped_column(String(32))
+    # How the login was proven (RFC 8176 `amr` values, space-separated): every access token
+    # of the session carries it, refreshes included.
+    amr: Mapped[str] = mapped_column(String(32), default="pwd", server_default="pwd")
 
     user: Mapped[User] = relationship(lazy="joined")
 

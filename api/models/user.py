@@ -4,9 +4,10 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import Boolean, Index, String, func
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from api.models.base import Base, utcnow
+from api.models.mfa import TotpCredential
 
 
 class Role(StrEnum):
@@ -36,9 +37,16 @@ class User(Base):
     password_changed_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
 
+    # Joined: every request that loads its user knows `mfa_enabled` from the same query.
+    totp: Mapped[TotpCredential | None] = relationship(lazy="joined", passive_deletes=True)
+
     @property
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN.value
+
+    @property
+    def mfa_enabled(self) -> bool:
+        return self.totp is not None and self.totp.enabled_at is not None
 
 
 # Case-insensitive uniqueness; lookups compare lower() too, so they use these indexes.

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from api.dependencies import AdminUser, DbSession, MetricsSourceDep
+from api.dependencies import AdminUser, DbSession, MetricsSourceDep, admin_mfa_enforced
 from api.schemas.admin import AuditEntryOut, OperationsOut, StatsOut
 from api.schemas.auth import LoginEventOut
 from api.schemas.common import (
@@ -22,7 +22,7 @@ from api.services import admin as admin_service
 from api.services import operations as operations_service
 from api.services.login_history import login_history_page
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(admin_mfa_enforced)])
 
 
 @router.get(

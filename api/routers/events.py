@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from api.dependencies import AdminUser, DbSession
+from api.dependencies import AdminUser, DbSession, admin_mfa_enforced
 from api.models import EventState
 from api.schemas.common import Page, Pagination, error_responses, to_page
 from api.schemas.event import EventOut, EventType
 from api.services.events import events_page
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(admin_mfa_enforced)])
 
 
 @router.get("/events", response_model=Page[EventOut], responses=error_responses(401, 403, 422))

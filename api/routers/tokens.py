@@ -8,7 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api.dependencies import Client, DbSession, Hasher, RateLimiterDep, SettingsDep, TokenCodec
+from api.dependencies import (
+    Client,
+    DbSession,
+    Hasher,
+    RateLimiterDep,
+    SecretBoxDep,
+    SettingsDep,
+    TokenCodec,
+)
 from api.routers.refresh_cookie import RefreshCookie, clear_refresh_cookie, token_response
 from api.schemas.auth import (
     LoginRequest,
@@ -19,9 +27,11 @@ from api.schemas.auth import (
     UserOut,
 )
 from api.schemas.common import error_responses
+from api.schemas.mfa import MfaRequiredOut
 from api.services import auth as auth_service
 from api.services import sessions as session_service
 from api.services.errors import NotAuthenticated
+from api.services.mfa import IssuedChallenge
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -45,7 +55,11 @@ def signup(
     return UserOut.model_validate(user)
 
 
-@router.post("/login", response_model=TokenPair, responses=error_responses(401, 403, 422, 429))
+@router.post(
+    "/login",
+    response_model=TokenPair | MfaRequiredOut,
+    responses=error_responses(401, 403, 422, 429),
+)
 def login(
     body: LoginRequest,
     response: Response,
@@ -55,8 +69,13 @@ def login(
     hasher: Hasher,
     codec: TokenCodec,
     client: Client,
-) -> TokenPair:
-    """Logs in with username or email; also sets the refresh token as an HttpOnly cookie."""
+) -> TokenPair | MfaRequiredOut:
+    """Logs in with username or email; also sets the refresh token as an HttpOnly cookie.
+
+    For an account with two-factor authentication the right password answers
+    `{"mfa_required": true, "mfa_token": …, "expires_in": 300}` instead (no tokens, no
+    cookie): send the token with the code to `/auth/mfa/verify`.
+    """
     issued = auth_service.login(
         db,
         settings,
@@ -68,6 +87,9 @@ def login(
         remember_me=body.remember_me,
         client=client,
     )
+    if isinstance(issued, IssuedChallenge):
+        response.headers["Cache-Control"] = "no-store"
+        return MfaRequiredOut(mfa_token=issued.mfa_token, expires_in=issued.expires_in)
     return token_response(response, issued, settings)
 
 
@@ -80,18 +102,25 @@ def token(
     limiter: RateLimiterDep,
     hasher: Hasher,
     codec: TokenCodec,
+    box: SecretBoxDep,
     client: Client,
 ) -> TokenPair:
-    """OAuth2 password flow, for Swagger's Authorize button. Same rules as /auth/login."""
-    issued = auth_service.login(
+    """OAuth2 password flow, for Swagger's Authorize button. Same rules as /auth/login.
+
+    **Two-factor authentication:** for an account with 2FA, put the current code of the
+    authenticator app (or a recovery code) in the `client_secret` field; without a valid one
+    the answer is a 401.
+    """
+    issued = auth_service.login_with_code(
         db,
         settings,
         limiter,
         hasher,
         codec,
+        box,
         identifier=form.username,
         password=form.password,
-        remember_me=False,
+        code=form.client_secret,
         client=client,
     )
     return token_response(response, issued, settings)

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
-from api.dependencies import AdminUser, Client, DbSession, SelfOrAdmin, UserCacheDep
+from api.dependencies import (
+    AdminUser,
+    Client,
+    DbSession,
+    SelfOrAdmin,
+    UserCacheDep,
+    admin_mfa_enforced,
+)
 from api.models import Role
 from api.schemas.admin import AdminUserOut, UserUpdate
 from api.schemas.common import (
@@ -19,10 +26,11 @@ from api.schemas.common import (
 )
 from api.schemas.recovery import Accepted
 from api.services import admin as admin_service
+from api.services import mfa as mfa_service
 from api.services import recovery as recovery_service
 from api.services.users import get_user
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(admin_mfa_enforced)])
 
 RESET_LINK_SENT = "A password reset link is being mailed to the account's email address."
 
@@ -99,3 +107,15 @@ def send_password_reset(
     `password_reset_sent`). It counts towards the account's RESET_EMAILS_PER_HOUR."""
     recovery_service.send_password_reset(db, admin, user_id, client=client)
     return Accepted(detail=RESET_LINK_SENT)
+
+
+@router.delete(
+    "/{user_id}/mfa",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, 404, 422),
+)
+def reset_mfa(user_id: IdPath, admin: AdminUser, db: DbSession, client: Client) -> Response:
+    """Removes an account's two-factor authentication and recovery codes (admins only), e.g.
+    for someone who lost both the device and the codes; audited as `mfa_reset`."""
+    mfa_service.reset(db, admin, user_id, client=client)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -66,6 +66,7 @@ class UserOut(BaseModel):
     role: str
     is_active: bool
     is_verified: bool
+    mfa_enabled: bool
     created_at: datetime
     last_login_at: datetime | None
 
@@ -96,7 +97,8 @@ class LoginEventOut(BaseModel):
     username_attempted: str
     success: bool
     failure_reason: (
-        Literal["bad_credentials", "locked", "inactive", "rate_limited", "unverified"] | None
+        Literal["bad_credentials", "locked", "inactive", "rate_limited", "mfa_failed", "unverified"]
+        | None
     )
     ip_address: str | None
     user_agent: str | None

@@ -40,6 +40,7 @@ class EventType(StrEnum):
     # the request must not reveal; `requested_by`: the admin who sent it, else null).
     USER_PASSWORD_RESET_REQUESTED = "user.password_reset_requested"
     USER_EMAIL_VERIFICATION_REQUESTED = "user.email_verification_requested"
+    USER_MFA_RECOVERY_CODES_REGENERATED = "user.mfa_recovery_codes_regenerated"
 
 
 # `data` must name what the event is about: the contract's keys, by the type's prefix.

@@ -21,7 +21,7 @@ from api.schemas.admin import AdminUserOut
 from api.schemas.common import PageParams
 from api.schemas.event import EventType
 from api.services.api_keys import revoke_user_api_keys
-from api.services.audit import record_audit
+from api.services.audit import record_user_audit
 from api.services.errors import Conflict
 from api.services.events import record_event
 from api.services.images import delete_user_images
@@ -136,25 +136,6 @@ def _revoke_credentials(db: Session, user_id: int, reason: str) -> Revoked:
     )
 
 
-def _audit_user(
-    db: Session,
-    actor: User,
-    user: User,
-    action: str,
-    client: ClientInfo,
-    details: dict[str, object],
-) -> None:
-    record_audit(
-        db,
-        actor_id=actor.id,
-        action=action,
-        target_type="user",
-        target_id=user.id,
-        client=client,
-        details={"username": user.username, **details},
-    )
-
-
 def update_user(
     db: Session,
     actor: User,
@@ -175,7 +156,7 @@ def update_user(
             _ensure_another_active_admin(db, user)
 
         if new_role != user.role:
-            _audit_user(
+            record_user_audit(
                 db, actor, user, "user.role_changed", client, {"from": user.role, "to": new_role}
             )
             user.role = new_role
@@ -183,11 +164,11 @@ def update_user(
         if new_active != user.is_active:
             user.is_active = new_active
             if new_active:
-                _audit_user(db, actor, user, "user.activated", client, {})
+                record_user_audit(db, actor, user, "user.activated", client, {})
                 record_event(db, EventType.USER_REACTIVATED, {"user_id": user.id})
             else:
                 revoked = _revoke_credentials(db, user.id, "deactivated")
-                _audit_user(db, actor, user, "user.deactivated", client, revoked.as_details())
+                record_user_audit(db, actor, user, "user.deactivated", client, revoked.as_details())
                 record_event(db, EventType.USER_DEACTIVATED, {"user_id": user.id})
     return user
 
@@ -214,7 +195,7 @@ def delete_user(db: Session, actor: User, user_id: int, *, client: ClientInfo) -
             **revoked.as_details(),
             "images_deleted": len(image_files),
         }
-        _audit_user(db, actor, user, "user.deleted", client, details)
+        record_user_audit(db, actor, user, "user.deleted", client, details)
         record_event(db, EventType.USER_DELETED, {"user_id": user.id, "storage_keys": image_files})
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from api.core.client_info import ClientInfo
-from api.models import AuditEntry
+from api.models import AuditEntry, User
 
 
 def record_audit(
@@ -31,3 +31,24 @@ def record_audit(
     )
     db.add(entry)
     return entry
+
+
+def record_user_audit(
+    db: Session,
+    actor: User | None,
+    user: User,
+    action: str,
+    client: ClientInfo | None,
+    details: dict[str, Any],
+) -> AuditEntry:
+    """An action on an account, by itself, by an admin, or (no actor) by an operator's
+    command; the details name the account."""
+    return record_audit(
+        db,
+        actor_id=actor.id if actor else None,
+        action=action,
+        target_type="user",
+        target_id=user.id,
+        client=client,
+        details={"username": user.username, **details},
+    )

@@ -13,13 +13,15 @@ from api.core.config import Settings
 from api.core.db import writes
 from api.core.metrics import LOCKOUTS
 from api.core.rate_limit import RateLimiter
+from api.core.secret_box import SecretBox
 from api.core.security import AccessTokenCodec, PasswordHasher
 from api.models import LoginFailure, User, utcnow
-from api.services import sessions
+from api.services import mfa, sessions
 from api.services.errors import (
     AccountInactive,
     EmailNotVerified,
     InvalidCredentials,
+    NotAuthenticated,
     RuleViolation,
     TooManyRequests,
     WrongPassword,
@@ -32,6 +34,11 @@ from api.services.users import create_user, find_user_by_login
 LOGIN_SCOPE = "login"
 SIGNUP_SCOPE = "signup"
 REFRESH_SCOPE = "refresh"
+MFA_VERIFY_SCOPE = "mfa_verify"
+
+CODE_REQUIRED = "Two-factor code required: put the current code in the client_secret field."
+DEAD_CHALLENGE = "This two-factor login is invalid, used or expired: log in again"
+CHALLENGE_EXHAUSTED = "Too many wrong codes for this login: log in again"
 
 
 def _client_key(client: ClientInfo) -> str:
@@ -73,6 +80,19 @@ def signup(
     )
 
 
+def _address_rate_limited(retry_after: int) -> TooManyRequests:
+    return TooManyRequests(
+        f"Too many login attempts from this address; try again in {retry_after} seconds",
+        retry_after,
+    )
+
+
+def _account_locked(locked_for: int) -> TooManyRequests:
+    return TooManyRequests(
+        f"Too many failed logins for this account; try again in {locked_for} seconds", locked_for
+    )
+
+
 def login(
     db: Session,
     settings: Settings,
@@ -84,9 +104,13 @@ def login(
     password: str,
     remember_me: bool,
     client: ClientInfo,
-) -> sessions.IssuedTokens:
+) -> sessions.IssuedTokens | mfa.IssuedChallenge:
     """Checks, in order: rate limit, lockout, password, active, verified (with
-    REQUIRE_VERIFIED_EMAIL). Every outcome is recorded."""
+    REQUIRE_VERIFIED_EMAIL). Every outcome is recorded.
+
+    For an account with 2FA the right password earns a challenge for the second step
+    (`verify_second_factor`), and is not yet a login event: each verify attempt is.
+    """
     # One spelling for lookup, lockout and history, so " bob" locks like "bob" whether or not
     # bob exists. No account name holds NUL, and PostgreSQL cannot store it: make it inert.
     identifier = identifier.strip().replace("\x00", "\ufffd")
@@ -106,21 +130,9 @@ def login(
 
     retry_after = limiter.hit(LOGIN_SCOPE, settings.login_rate_limit, _client_key(client))
     if retry_after is not None:
-        raise fail(
-            LoginFailure.RATE_LIMITED,
-            TooManyRequests(
-                f"Too many login attempts from this address; try again in {retry_after} seconds",
-                retry_after,
-            ),
-        )
+        raise fail(LoginFailure.RATE_LIMITED, _address_rate_limited(retry_after))
     if locked_for is not None:
-        raise fail(
-            LoginFailure.LOCKED,
-            TooManyRequests(
-                f"Too many failed logins for this account; try again in {locked_for} seconds",
-                locked_for,
-            ),
-        )
+        raise fail(LoginFailure.LOCKED, _account_locked(locked_for))
     if not hasher.verify(password, user.password_hash if user else None) or user is None:
         error = fail(LoginFailure.BAD_CREDENTIALS, InvalidCredentials())
         with writes(db):
@@ -135,6 +147,10 @@ def login(
     if settings.require_verified_email and not user.is_verified:
         raise fail(LoginFailure.UNVERIFIED, EmailNotVerified())
 
+    if user.mfa_enabled:
+        with writes(db):
+            return mfa.issue_challenge(db, user, identifier)
+
     with writes(db):
         user.last_login_at = utcnow()
         record_login_attempt(
@@ -143,6 +159,140 @@ def login(
         return sessions.start_session(
             db, settings, codec, user, remember_me=remember_me, client=client
         )
+
+
+def login_with_code(
+    db: Session,
+    settings: Settings,
+    limiter: RateLimiter,
+    hasher: PasswordHasher,
+    codec: AccessTokenCodec,
+    box: SecretBox,
+    *,
+    identifier: str,
+    password: str,
+    code: str | None,
+    client: ClientInfo,
+) -> sessions.IssuedTokens:
+    """/auth/token, Swagger's password flow, which has no second step: for an account with
+    2FA the code comes with the password (in the form's `client_secret`) and both steps of
+    a login run in one request, with the rules of each."""
+    issued = login(
+        db,
+        settings,
+        limiter,
+        hasher,
+        codec,
+        identifier=identifier,
+        password=password,
+        remember_me=False,
+        client=client,
+    )
+    if isinstance(issued, sessions.IssuedTokens):
+        return issued
+    try:
+        return verify_second_factor(
+            db,
+            settings,
+            limiter,
+            codec,
+            box,
+            mfa_token=issued.mfa_token,
+            code=code or "",
+            remember_me=False,
+            client=client,
+        )
+    except NotAuthenticated:
+        raise NotAuthenticated(CODE_REQUIRED) from None
+
+
+def verify_second_factor(
+    db: Session,
+    settings: Settings,
+    limiter: RateLimiter,
+    codec: AccessTokenCodec,
+    box: SecretBox,
+    *,
+    mfa_token: str,
+    code: str,
+    remember_me: bool,
+    client: ClientInfo,
+) -> sessions.IssuedTokens:
+    """The login's second step: a TOTP or recovery code for the challenge of `mfa_token`.
+
+    Each attempt is a login event. Wrong codes count towards the account's lockout; a
+    challenge that has seen MAX_WRONG_CODES_PER_CHALLENGE of them refuses even the right one.
+    """
+    with writes(db):  # reads only: the writes below start afresh
+        challenge = mfa.find_challenge(db, mfa_token)
+        user = challenge.user if challenge is not None else None
+        identifier = challenge.username_attempted if challenge is not None else ""
+        locked_for = (
+            lockout_seconds_left(db, username_attempted=identifier, user=user, settings=settings)
+            if user is not None
+            else None
+        )
+
+    def fail(failure: LoginFailure, error: Exception) -> Exception:
+        with writes(db):
+            record_login_attempt(
+                db, username_attempted=identifier, user=user, failure=failure, client=client
+            )
+        return error
+
+    def exhausted() -> Exception:
+        return fail(LoginFailure.LOCKED, TooManyRequests(CHALLENGE_EXHAUSTED, locked_for or 1))
+
+    retry_after = limiter.hit(MFA_VERIFY_SCOPE, settings.login_rate_limit, _client_key(client))
+    if retry_after is not None:
+        raise fail(LoginFailure.RATE_LIMITED, _address_rate_limited(retry_after))
+    if challenge is None or user is None:
+        raise fail(LoginFailure.MFA_FAILED, NotAuthenticated(DEAD_CHALLENGE))
+    if mfa.challenge_exhausted(challenge):
+        raise exhausted()
+    if not mfa.challenge_alive(challenge) or not user.mfa_enabled:
+        raise fail(LoginFailure.MFA_FAILED, NotAuthenticated(DEAD_CHALLENGE))
+    if locked_for is not None:
+        raise fail(LoginFailure.LOCKED, _account_locked(locked_for))
+    if not user.is_active:
+        raise fail(LoginFailure.INACTIVE, AccountInactive())
+
+    with writes(db):
+        # The claim comes first: it locks the challenge's row (PostgreSQL) or the database
+        # (SQLite) until the outcome is written, so concurrent verifies take turns.
+        claimed = mfa.claim_challenge(db, challenge)
+        accepted = claimed and mfa.consume_code(db, box, user, code)
+        if accepted:
+            user.last_login_at = utcnow()
+            record_login_attempt(
+                db, username_attempted=identifier, user=user, failure=None, client=client
+            )
+            return sessions.start_session(
+                db,
+                settings,
+                codec,
+                user,
+                remember_me=remember_me,
+                client=client,
+                amr=sessions.PASSWORD_AND_OTP,
+            )
+        if claimed:  # a wrong code, or one another request used first
+            mfa.release_after_wrong_code(db, challenge)
+            record_login_attempt(
+                db,
+                username_attempted=identifier,
+                user=user,
+                failure=LoginFailure.MFA_FAILED,
+                client=client,
+            )
+    if claimed:
+        raise NotAuthenticated(mfa.INVALID_CODE)
+    # Another request used or exhausted the challenge since it was read.
+    with writes(db):
+        db.refresh(challenge)
+    if mfa.challenge_exhausted(challenge):
+        raise exhausted()
+    raise fail(LoginFailure.MFA_FAILED, NotAuthenticated(DEAD_CHALLENGE))
 
 
 def refresh(

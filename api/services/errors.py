@@ -52,6 +52,10 @@ class WrongPassword(DomainError):
     """A password given to confirm an action (not a login) is wrong: 400."""
 
 
+class WrongCode(DomainError):
+    """A second-factor code given to confirm an action (not a login) is wrong: 400."""
+
+
 class TooManyRequests(DomainError):
     """Rate limit or lockout; `retry_after` in whole seconds."""
 

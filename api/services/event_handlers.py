@@ -12,6 +12,7 @@ from api.events.context import HandlerContext
 from api.events.registry import HandlerRegistry
 from api.schemas.event import Event, EventType
 from api.services.images import remove_objects_of_deleted_images
+from api.services.mfa_notices import mail_mfa_notice
 from api.services.recovery_mail import (
     mail_password_changed_notice,
     mail_password_reset_link,
@@ -43,4 +44,10 @@ def build_handler_registry() -> HandlerRegistry:
     )
     registry.register(mail_password_changed_notice, EventType.USER_PASSWORD_CHANGED)
     registry.register(remove_deleted_account_files, EventType.USER_DELETED)
+    registry.register(
+        mail_mfa_notice,
+        EventType.USER_MFA_ENABLED,
+        EventType.USER_MFA_DISABLED,
+        EventType.USER_MFA_RECOVERY_CODES_REGENERATED,
+    )
     return registry

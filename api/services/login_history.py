@@ -17,6 +17,8 @@ from api.repositories.pagination import fetch_page
 from api.schemas.common import PageParams
 
 SUCCESS_OUTCOME = "success"  # the `outcome` label of a login without a failure reason
+# Failures that count towards the lockout: wrong passwords and wrong second-factor codes.
+LOCKOUT_FAILURES = (LoginFailure.BAD_CREDENTIALS.value, LoginFailure.MFA_FAILED.value)
 
 
 def record_login_attempt(
@@ -44,7 +46,8 @@ def record_login_attempt(
 def lockout_seconds_left(
     db: Session, *, username_attempted: str, user: User | None, settings: Settings
 ) -> int | None:
-    """Seconds until login may be tried again after too many consecutive bad passwords.
+    """Seconds until login may be tried again after too many consecutive bad passwords (or
+    wrong second-factor codes).
 
     Counted per account when the name matches one (so username and email share a budget),
     else per attempted name, so unknown names lock exactly like real ones.
@@ -63,7 +66,7 @@ def lockout_seconds_left(
             LoginEvent.created_at >= now - window,
             or_(
                 LoginEvent.success.is_(True),
-                LoginEvent.failure_reason == LoginFailure.BAD_CREDENTIALS.value,
+                LoginEvent.failure_reason.in_(LOCKOUT_FAILURES),
             ),
         )
         .order_by(LoginEvent.created_at.desc(), LoginEvent.id.desc())

@@ -23,6 +23,9 @@ log = logging.getLogger("pixelgate.sessions")
 
 SHORT_SESSION = timedelta(days=1)
 INVALID_REFRESH = "Invalid, expired or revoked refresh token"
+# RFC 8176 authentication method references: a password, plus a one-time code.
+PASSWORD_ONLY = ("pwd",)
+PASSWORD_AND_OTP = ("pwd", "otp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +57,11 @@ def _issue(
     )
     return IssuedTokens(
         access_token=codec.encode(
-            user_id=user.id, username=user.username, role=user.role, session_id=session.id
+            user_id=user.id,
+            username=user.username,
+            role=user.role,
+            session_id=session.id,
+            amr=tuple(session.amr.split()),
         ),
         refresh_token=raw_refresh,
         access_expires_in=int(codec.lifetime.total_seconds()),
@@ -72,11 +79,14 @@ def start_session(
     *,
     remember_me: bool,
     client: ClientInfo,
+    amr: tuple[str, ...] = PASSWORD_ONLY,
 ) -> IssuedTokens:
-    """Opens a session for a user who just proved who they are, in the caller's unit of work."""
+    """Opens a session for a user who just proved who they are (`amr`: how), in the caller's
+    unit of work."""
     session = AuthSession(
         user_id=user.id,
         remember_me=remember_me,
+        amr=" ".join(amr),
         expires_at=utcnow() + _session_lifetime(settings, remember_me),
         ip_address=client.ip_address,
         user_agent=client.user_agent,
@@ -180,6 +190,17 @@ def revoke_user_sessions(
 def log_out_everywhere(db: Session, user_id: int) -> None:
     with writes(db):
         revoke_user_sessions(db, user_id, reason="logout_all")
+
+
+def mark_second_factor(db: Session, user_id: int, session_id: int) -> None:
+    """The session has now proven a second factor too: its next tokens carry `otp`. Joins
+    the caller's unit of work."""
+    db.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.user_id == user_id)
+        .values(amr=" ".join(PASSWORD_AND_OTP))
+        .execution_options(synchronize_session=False, cache_user_ids=(user_id,))
+    )
 
 
 def active_sessions(db: Session, user_id: int) -> list[AuthSession]:

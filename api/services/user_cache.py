@@ -7,7 +7,9 @@ what they say, through hooks on the database's sessions, so no service has to re
 - ORM changes to a `User` or an `AuthSession` (noticed at flush) invalidate that user's
   entries and the list; new users invalidate the list. An UPDATE statement on either table
   invalidates the users it names in its `cache_user_ids` execution option (see
-  `CACHE_USER_IDS`), and every auth entry when it names none.
+  `CACHE_USER_IDS`), and every auth entry when it names none. A user's `TotpCredential`
+  (whether 2FA is on, `mfa_enabled` in the list) counts as part of the user, but its
+  changes take no right away.
 - Twice: before the commit (after a last flush) and after it. The first makes a failure fail
   the change, when the change takes a right away (revoked session, deactivation, deletion,
   role or password change): the request is answered 503 and the database is left as it was.
@@ -47,7 +49,7 @@ from sqlalchemy.orm import (
 from sqlalchemy.orm.util import identity_key
 
 from api.core.config import Settings
-from api.models import AuthSession, User, utcnow
+from api.models import AuthSession, TotpCredential, User, utcnow
 from api.models.base import UTCDateTime
 from api.services.errors import ServiceBusy
 
@@ -265,6 +267,11 @@ class UserCache:
                 pending = self._pending(session)
                 pending.user_ids.add(instance.user_id)
                 pending.restricting |= _changed(instance, {"revoked_at"})
+        for instance in (*session.new, *session.dirty, *session.deleted):
+            if isinstance(instance, TotpCredential):
+                pending = self._pending(session)
+                pending.user_ids.add(instance.user_id)
+                pending.user_list = True
         if any(isinstance(instance, User) for instance in session.new):
             self._pending(session).user_list = True
 
@@ -272,16 +279,16 @@ class UserCache:
         if not (state.is_update or state.is_delete):
             return
         mappers = {mapper.class_ for mapper in state.all_mappers}
-        if not mappers & {User, AuthSession}:
+        if not mappers & {User, AuthSession, TotpCredential}:
             return
         pending = self._pending(state.session)
-        pending.restricting = True
+        pending.restricting |= bool(mappers & {User, AuthSession})
         user_ids = state.execution_options.get(CACHE_USER_IDS)
         if user_ids is None:
             pending.everyone = True
         else:
             pending.user_ids.update(user_ids)
-        pending.user_list |= User in mappers
+        pending.user_list |= bool(mappers & {User, TotpCredential})
 
     def _before_commit(self, session: Session) -> None:
         if _PENDING not in session.info and not (session.new or session.dirty or session.deleted):

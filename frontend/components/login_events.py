@@ -14,6 +14,7 @@ FAILURE_REASONS = {
     "locked": "Locked out after failed attempts",
     "inactive": "Account deactivated",
     "rate_limited": "Too many attempts",
+    "mfa_failed": "Wrong or expired two-factor code",
 }
 
 

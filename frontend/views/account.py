@@ -1,4 +1,4 @@
-"""Account: name, password, logout."""
+"""Account: name, password, two-factor authentication, logout."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from frontend.components.feedback import (
 )
 from frontend.components.formatting import when
 from frontend.components.password_rules import password_rules
+from frontend.components.two_factor import two_factor_section
 
 PASSWORD_FORM = "change_password"
 
@@ -67,6 +68,9 @@ with security:
                 show_error(error)
             else:
                 st.success("Password changed. Your other sessions were logged out.")
+
+st.divider()
+two_factor_section(client, user["username"])
 
 st.divider()
 if st.button("Log out", icon=":material/logout:", key="account_logout"):

@@ -1,4 +1,5 @@
-"""Admin: every user, with search and filters; change role; deactivate or reactivate."""
+"""Admin: every user, with search and filters; change role; deactivate or reactivate;
+reset two-factor authentication."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ st.dataframe(
                 "Role": user["role"],
                 "Active": user["is_active"],
                 "Verified": user["is_verified"],
+                "2FA": user["mfa_enabled"],
                 "Joined": local_time(user["created_at"]),
                 "Last login": local_time(user.get("last_login_at")),
             }
@@ -74,7 +76,7 @@ chosen_id = st.selectbox(
 chosen = by_id.get(chosen_id) or users["items"][0]
 me = auth_state().user or {}
 with st.container(border=True):
-    role_column, active_column, reset_column = st.columns(3)
+    role_column, active_column, reset_column, mfa_column = st.columns(4)
     with role_column:
         new_role = st.radio(
             "Role",
@@ -118,3 +120,20 @@ with st.container(border=True):
                 show_error(error)
             else:
                 st.toast(f"A reset link is on its way to {chosen['email']}.")
+    with mfa_column:
+        st.markdown(f"Two-factor: **{'on' if chosen['mfa_enabled'] else 'off'}**")
+        if chosen["mfa_enabled"]:
+            confirmed = st.checkbox(
+                "They lost their phone and their recovery codes",
+                key=f"admin_mfa_confirm_{chosen['id']}",
+                help="Resetting removes the authenticator and the recovery codes: the next "
+                "login needs the password only, until they turn 2FA on again.",
+            )
+            if st.button("Reset 2FA", disabled=not confirmed, key="admin_reset_mfa"):
+                try:
+                    client.reset_user_mfa(chosen["id"])
+                except ApiError as error:
+                    show_error(error)
+                else:
+                    st.toast(f"Two-factor authentication of {chosen['username']} removed.")
+                    st.rerun()

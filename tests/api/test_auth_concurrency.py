@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from api.models import AuditEntry, AuthSession
 from tests.support.accounts import AccountFactory, login, signup
+from tests.support.mfa import enable_mfa, mfa_token, totp_code, verify_mfa
 from tests.support.servers import LiveClient, api_env, api_server
 
 
@@ -98,3 +99,38 @@ def test_concurrent_writes_do_not_fail_each_other(live: str, accounts: AccountFa
 
     responses = _all_at_once(calls)
     assert [r.status_code for r in responses] == expected, [r.text for r in responses]
+
+
+def test_one_second_factor_code_logs_in_once_however_many_present_it(
+    live: str, accounts: AccountFactory
+) -> None:
+    """The conditional UPDATE of the account's last used step (of the recovery code's row)
+    lets exactly one of concurrent verifies with one code through, on separate logins. Five
+    of them: the four losers' wrong codes stay under the lockout's five."""
+    setup = LiveClient(live)
+    for username, kind in (("race_totp", "totp"), ("race_recovery", "recovery")):
+        enrolled = enable_mfa(setup, accounts.logged_in(setup, username).headers)
+        code = totp_code(enrolled["secret"], 1) if kind == "totp" else enrolled["recovery_codes"][0]
+        tokens = [mfa_token(setup, username) for _ in range(5)]
+        responses = _all_at_once(
+            [
+                lambda token=token, code=code: verify_mfa(LiveClient(live), token, code)
+                for token in tokens
+            ]
+        )
+        assert sorted(r.status_code for r in responses) == [200] + [401] * 4, kind
+
+
+def test_one_mfa_token_logs_in_once(live: str, accounts: AccountFactory) -> None:
+    setup = LiveClient(live)
+    account = accounts.logged_in(setup, "race_mfa2")
+    enrolled = enable_mfa(setup, account.headers)
+    token = mfa_token(setup, "race_mfa2")
+    codes = [totp_code(enrolled["secret"], 1), *enrolled["recovery_codes"][:4]]
+    responses = _all_at_once(
+        [lambda code=code: verify_mfa(LiveClient(live), token, code) for code in codes]
+    )
+    assert sorted(r.status_code for r in responses) == [200] + [401] * 4
+    # The losers' codes were not used up.
+    left = setup.get("/auth/mfa", headers=account.headers).json()["recovery_codes_left"]
+    assert left >= 9

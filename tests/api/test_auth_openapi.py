@@ -27,6 +27,12 @@ EXPECTED_STATUSES = {
     ("post", "/auth/password-reset/confirm"): {"204", "400", "422"},
     ("post", "/auth/verify-email/request"): {"202", "401", "409", "429"},
     ("post", "/auth/verify-email/confirm"): {"200", "400", "422"},
+    ("get", "/auth/mfa"): {"200", "401"},
+    ("post", "/auth/mfa/totp/setup"): {"200", "401", "409"},
+    ("post", "/auth/mfa/totp/enable"): {"200", "400", "401", "409", "422", "429"},
+    ("post", "/auth/mfa/disable"): {"204", "400", "401", "409", "422", "429"},
+    ("post", "/auth/mfa/recovery-codes"): {"200", "400", "401", "409", "422", "429"},
+    ("post", "/auth/mfa/verify"): {"200", "401", "403", "422", "429"},
 }
 NEEDS_BEARER = {
     ("post", "/auth/logout-all"),
@@ -37,6 +43,11 @@ NEEDS_BEARER = {
     ("delete", "/auth/sessions/{session_id}"),
     ("get", "/auth/login-history"),
     ("post", "/auth/verify-email/request"),
+    ("get", "/auth/mfa"),
+    ("post", "/auth/mfa/totp/setup"),
+    ("post", "/auth/mfa/totp/enable"),
+    ("post", "/auth/mfa/disable"),
+    ("post", "/auth/mfa/recovery-codes"),
 }
 
 
@@ -105,6 +116,21 @@ def test_token_route_takes_a_form(openapi: dict[str, Any]) -> None:
     body = openapi["paths"]["/auth/token"]["post"]["requestBody"]["content"]
     form = _resolve(openapi, body["application/x-www-form-urlencoded"]["schema"])
     assert {"username", "password"} <= set(form["required"])
+
+
+def test_login_declares_both_of_its_answers(openapi: dict[str, Any]) -> None:
+    schema = openapi["paths"]["/auth/login"]["post"]["responses"]["200"]["content"]
+    variants = {
+        _resolve(openapi, variant)["title"]
+        for variant in schema["application/json"]["schema"]["anyOf"]
+    }
+    assert variants == {"TokenPair", "MfaRequiredOut"}
+    challenge = openapi["components"]["schemas"]["MfaRequiredOut"]
+    assert {"mfa_required", "mfa_token", "expires_in"} <= set(challenge["properties"])
+
+
+def test_token_route_says_where_the_second_factor_goes(openapi: dict[str, Any]) -> None:
+    assert "client_secret" in openapi["paths"]["/auth/token"]["post"]["description"]
 
 
 def test_no_secret_field_is_in_any_response_schema(openapi: dict[str, Any]) -> None:

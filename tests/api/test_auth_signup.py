@@ -19,6 +19,7 @@ USER_OUT_FIELDS = {
     "role",
     "is_active",
     "is_verified",
+    "mfa_enabled",
     "created_at",
     "last_login_at",
 }
@@ -58,6 +59,7 @@ def test_signup_returns_201_with_user_out_and_no_secret(client: TestClient) -> N
     assert body["role"] == "member"
     assert body["is_active"] is True
     assert body["is_verified"] is False
+    assert body["mfa_enabled"] is False
     assert body["last_login_at"] is None
     assert body["created_at"].endswith(("Z", "+00:00"))
     assert "hash" not in response.text and DEFAULT_PASSWORD not in response.text

@@ -454,6 +454,7 @@ DECLARED_ERRORS = [
     ("/users/{user_id}", "patch", {"401", "403", "404", "409", "422"}),
     ("/users/{user_id}", "delete", {"401", "403", "404", "409"}),
     ("/users/{user_id}/password-reset", "post", {"401", "403", "404", "422"}),
+    ("/users/{user_id}/mfa", "delete", {"401", "403", "404"}),
     ("/admin/login-history", "get", {"401", "403", "422"}),
     ("/admin/stats", "get", {"401", "403"}),
     ("/admin/audit-log", "get", {"401", "403", "422"}),

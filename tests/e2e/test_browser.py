@@ -3,17 +3,20 @@ started as its own process, exactly as `make run` starts them.
 
 a bookmarked page opened logged out asks to log in → sign up → log in (remember me) → upload →
 build a pipeline and run it → see the result → reload: still logged in, the pipeline still there
-→ log out → reload, still logged out → a bookmarked page: log in, and it opens. All along, the
-page asks nothing of any host but the dashboard's own (the tab icon included). A screenshot of
-every page visited goes to test-artifacts/browser/; the dashboard and the before/after page are
-the README's docs/screenshots/ (refreshed with UPDATE_SCREENSHOTS=1). A second journey: forgot
-password → the mailed link (file backend) → a new password → log in with it.
+→ log out → reload, still logged out → a bookmarked page: log in, and it opens → turn on
+two-factor authentication on the Account page → log out → log in with the password and a code.
+All along, the page asks nothing of any host but the dashboard's own (the tab icon and the QR
+code included). A screenshot of every page visited goes to test-artifacts/browser/; the
+dashboard and the before/after page are the README's docs/screenshots/ (refreshed with
+UPDATE_SCREENSHOTS=1). A second journey: forgot password → the mailed link (file backend) → a
+new password → log in with it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from io import BytesIO
@@ -26,6 +29,7 @@ from PIL import Image, ImageDraw
 from tests.support.accounts import DEFAULT_PASSWORD, signup
 from tests.support.databases import migrate
 from tests.support.mail import OutboxFolder, link_in
+from tests.support.mfa import totp_code
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import (
     LiveClient,
@@ -141,11 +145,16 @@ class Journey:
     """The browser plus the few moves a person makes on a Streamlit page."""
 
     def __init__(self, driver: object, base_url: str) -> None:
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
 
         self.driver = driver
         self.base_url = base_url
-        self.wait = WebDriverWait(driver, WAIT_S)
+        # Streamlit redraws parts of the page at any time: an element found a moment ago may be
+        # gone, and the condition is simply tried again.
+        self.wait = WebDriverWait(
+            driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException,)
+        )
         self.shots = 0
         self.urls: set[str] = set()
         shutil.rmtree(ARTIFACTS, ignore_errors=True)
@@ -379,12 +388,34 @@ def test_sign_up_to_log_out_in_a_real_browser(
 
     # A bookmark again: after the login, the page that was asked for opens
     me.open_bookmark("/images", "Images")
-    me.type_into("Username or email", username)
-    me.type_into("Password", DEFAULT_PASSWORD)
-    me.click_button("Log in")
+    log_in(me, username)
     me.see("2 images. Tick images to process several at once.")
     assert urlsplit(browser.current_url).path == "/images"
     me.screenshot("bookmark-after-login")
+
+    # Two-factor authentication: enrol on the Account page, then log in with a code
+    me.click_link("Account")
+    me.see("Set up two-factor authentication")
+    me.settled()  # a click while the page is still being drawn can be lost
+    me.click_button("Set up two-factor authentication")
+    me.see("Scan this QR code")
+    me.until(lambda: me.loaded_images() == 1, "the QR code")
+    secret = shown_totp_secret(me)
+    me.screenshot("two-factor-setup")
+    me.type_into("Code", totp_code(secret))
+    me.click_button("Turn on")
+    me.see("Your recovery codes")
+    me.screenshot("two-factor-recovery-codes")
+    me.click_button("I have saved them")
+    me.see("10 recovery codes left")
+    me.click_button("Log out")
+    me.see("Welcome back to Pixelgate")
+    log_in(me, username)
+    me.see("Enter the 6-digit code")
+    me.screenshot("login-two-factor")
+    me.type_into("Code", totp_code(secret, 1))
+    me.click_button("Verify")
+    me.see("Hello, Browser User")
 
     # Nothing but the dashboard itself was asked for anything, the tab icon included
     assert me.tab_icon().startswith("data:image/svg+xml")
@@ -398,6 +429,20 @@ def test_sign_up_to_log_out_in_a_real_browser(
     assert elsewhere == []
 
     refresh_readme_screenshots({"dashboard.png": dashboard, "image-before-after.png": before_after})
+
+
+def log_in(me: Journey, username: str) -> None:
+    me.type_into("Username or email", username)
+    me.type_into("Password", DEFAULT_PASSWORD)
+    me.click_button("Log in")
+
+
+def shown_totp_secret(me: Journey) -> str:
+    """The key the setup shows as text (32 base32 characters)."""
+    me.until(lambda: re.search(r"\b[A-Z2-7]{32}\b", me.body()) is not None, "the key as text")
+    match = re.search(r"\b[A-Z2-7]{32}\b", me.body())
+    assert match is not None
+    return match.group()
 
 
 def test_forgot_password_to_log_in_with_the_mailed_link(

@@ -7,6 +7,7 @@ module itself:
 - `servers`: free ports, server processes, the live API/dashboard servers and `LiveClient`.
 - `processes`: what Linux /proc says about processes (exited, children, socket holders).
 - `images`: image bytes, uploads, processing requests, waiting for jobs.
+- `mfa`: TOTP codes as an app computes them, enrolment and the login's second step.
 - `mail`: a real SMTP server (aiosmtpd) that keeps what it receives; links out of mails.
 - `events`: waiting for the event relay, reading the outbox.
 - `broker`: RabbitMQ vhosts, the event topology, a TCP proxy to play an outage, the consumer.
