@@ -93,6 +93,19 @@ def _account_locked(locked_for: int) -> TooManyRequests:
     )
 
 
+def _count_if_now_locked(
+    db: Session, settings: Settings, identifier: str, user: User | None
+) -> None:
+    """After a wrong password or code on an account that was not locked: whether that failure
+    started a lockout (`pixelgate_lockouts_total`)."""
+    with writes(db):
+        locked_now = lockout_seconds_left(
+            db, username_attempted=identifier, user=user, settings=settings
+        )
+    if locked_now is not None:
+        LOCKOUTS.inc()
+
+
 def login(
     db: Session,
     settings: Settings,
@@ -135,12 +148,7 @@ def login(
         raise fail(LoginFailure.LOCKED, _account_locked(locked_for))
     if not hasher.verify(password, user.password_hash if user else None) or user is None:
         error = fail(LoginFailure.BAD_CREDENTIALS, InvalidCredentials())
-        with writes(db):
-            locked_now = lockout_seconds_left(
-                db, username_attempted=identifier, user=user, settings=settings
-            )
-        if locked_now is not None:
-            LOCKOUTS.inc()  # this failure started a lockout (none was on before it)
+        _count_if_now_locked(db, settings, identifier, user)
         raise error
     if not user.is_active:
         raise fail(LoginFailure.INACTIVE, AccountInactive())
@@ -286,6 +294,7 @@ def verify_second_factor(
                 client=client,
             )
     if claimed:
+        _count_if_now_locked(db, settings, identifier, user)
         raise NotAuthenticated(mfa.INVALID_CODE)
     # Another request used or exhausted the challenge since it was read.
     with writes(db):

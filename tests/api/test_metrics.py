@@ -20,6 +20,7 @@ from tests.support.accounts import bearer, login, register
 from tests.support.databases import app_session
 from tests.support.images import process, upload_image
 from tests.support.metrics import METRICS_TOKEN, scrape
+from tests.support.mfa import enable_mfa, mfa_token, verify_mfa, wrong_totp_code
 
 ClientFactory = Callable[..., AbstractContextManager[TestClient]]
 
@@ -121,6 +122,23 @@ def test_login_outcomes_lockouts_rate_limits_refreshes_and_reuse(
     assert grown.value("pixelgate_rate_limited_total", limit="login") == 1
     assert grown.value("pixelgate_refreshes_total") == 1
     assert grown.value("pixelgate_refresh_token_reuse_total") == 1
+
+
+def test_wrong_second_factor_codes_are_counted_and_can_start_a_lockout(
+    make_client: ClientFactory,
+) -> None:
+    with make_client(metrics_token=METRICS_TOKEN, max_login_attempts=2) as client:
+        account = register(client, "two_factor")
+        secret = enable_mfa(client, account["headers"])["secret"]
+        token = mfa_token(client, "two_factor")
+        before = scrape(client)
+        for _ in range(2):  # the second one locks the account
+            assert verify_mfa(client, token, wrong_totp_code(secret)).status_code == 401
+        assert login(client, "two_factor").status_code == 429
+        grown = scrape(client).minus(before)
+    assert grown.value("pixelgate_logins_total", outcome="mfa_failed") == 2
+    assert grown.value("pixelgate_logins_total", outcome="locked") == 1
+    assert grown.value("pixelgate_lockouts_total") == 1
 
 
 @pytest.mark.local_processing  # on Celery they are counted by the workers (test_jobs_celery)
