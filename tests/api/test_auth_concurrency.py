@@ -3,7 +3,6 @@ hold (one refresh per token) and nothing fails because another request wrote at 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from api.models import AuditEntry, AuthSession
 from tests.support.accounts import AccountFactory, login, signup
+from tests.support.concurrency import all_at_once
 from tests.support.mfa import enable_mfa, mfa_token, totp_code, verify_mfa
 from tests.support.servers import LiveClient, api_env, api_server
 
@@ -25,24 +25,6 @@ def live(database_url: str, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-def _all_at_once(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Runs every call in its own thread, released together; returns results in call order."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(index: int) -> None:
-        barrier.wait(timeout=30)
-        results[index] = calls[index]()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads)
-    return results
-
-
 def test_concurrent_refreshes_of_one_token_let_exactly_one_through(
     live: str, database_url: str, accounts: AccountFactory
 ) -> None:
@@ -50,7 +32,7 @@ def test_concurrent_refreshes_of_one_token_let_exactly_one_through(
     claims the token; every loser presented a rotated token, which burns the session."""
     tokens = accounts.logged_in(LiveClient(live), "race_001").tokens
     body = {"refresh_token": tokens["refresh_token"]}
-    responses = _all_at_once([lambda: LiveClient(live).post("/auth/refresh", json=body)] * 20)
+    responses = all_at_once([lambda: LiveClient(live).post("/auth/refresh", json=body)] * 20)
     assert sorted(r.status_code for r in responses) == [200] + [401] * 19
 
     engine = create_engine(database_url)
@@ -97,7 +79,7 @@ def test_concurrent_writes_do_not_fail_each_other(live: str, accounts: AccountFa
         calls.append(lambda body=body: LiveClient(live).post("/auth/logout", json=body))
         expected.append(204)
 
-    responses = _all_at_once(calls)
+    responses = all_at_once(calls)
     assert [r.status_code for r in responses] == expected, [r.text for r in responses]
 
 
@@ -112,7 +94,7 @@ def test_one_second_factor_code_logs_in_once_however_many_present_it(
         enrolled = enable_mfa(setup, accounts.logged_in(setup, username).headers)
         code = totp_code(enrolled["secret"], 1) if kind == "totp" else enrolled["recovery_codes"][0]
         tokens = [mfa_token(setup, username) for _ in range(5)]
-        responses = _all_at_once(
+        responses = all_at_once(
             [
                 lambda token=token, code=code: verify_mfa(LiveClient(live), token, code)
                 for token in tokens
@@ -127,7 +109,7 @@ def test_one_mfa_token_logs_in_once(live: str, accounts: AccountFactory) -> None
     enrolled = enable_mfa(setup, account.headers)
     token = mfa_token(setup, "race_mfa2")
     codes = [totp_code(enrolled["secret"], 1), *enrolled["recovery_codes"][:4]]
-    responses = _all_at_once(
+    responses = all_at_once(
         [lambda code=code: verify_mfa(LiveClient(live), token, code) for code in codes]
     )
     assert sorted(r.status_code for r in responses) == [200] + [401] * 4

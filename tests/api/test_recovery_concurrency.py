@@ -4,15 +4,14 @@ mails at most RESET_EMAILS_PER_HOUR links."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from api.core.db import Database
 from tests.support.accounts import DEFAULT_PASSWORD, login, register
+from tests.support.concurrency import all_at_once
 from tests.support.events import wait_for_events_settled
 from tests.support.mail import SmtpServer, link_in
 from tests.support.servers import LiveClient, api_env, api_server
@@ -37,23 +36,6 @@ def live(database_url: str, tmp_path: Path, smtp: SmtpServer) -> Iterator[str]:
         yield url
 
 
-def _all_at_once(calls: list[Callable[[], Any]]) -> list[Any]:
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(index: int) -> None:
-        barrier.wait(timeout=30)
-        results[index] = calls[index]()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads)
-    return results
-
-
 def test_concurrent_confirms_of_one_reset_link_let_exactly_one_through(
     live: str, smtp: SmtpServer
 ) -> None:
@@ -65,7 +47,7 @@ def test_concurrent_confirms_of_one_reset_link_let_exactly_one_through(
     token = link_in(smtp.wait_for_mail("race_r01@example.com", "Reset your"))[1]
 
     passwords = [f"Rac3!winner-{n:02d}" for n in range(CONCURRENT)]
-    responses = _all_at_once(
+    responses = all_at_once(
         [
             lambda p=p: LiveClient(live).post(
                 "/auth/password-reset/confirm", json={"token": token, "new_password": p}
@@ -88,7 +70,7 @@ def test_concurrent_confirms_of_one_verification_link_verify_once(
 ) -> None:
     register(LiveClient(live), "race_v01")
     token = link_in(smtp.wait_for_mail("race_v01@example.com", "Confirm your email"))[1]
-    responses = _all_at_once(
+    responses = all_at_once(
         [
             lambda: LiveClient(live).post("/auth/verify-email/confirm", json={"token": token})
             for _ in range(CONCURRENT)
@@ -101,7 +83,7 @@ def test_a_burst_of_reset_requests_mails_at_most_the_hourly_limit(
     live: str, smtp: SmtpServer, database_url: str
 ) -> None:
     register(LiveClient(live), "race_b01")
-    responses = _all_at_once(
+    responses = all_at_once(
         [
             lambda: LiveClient(live).post(
                 "/auth/password-reset/request", json={"email": "race_b01@example.com"}

@@ -6,6 +6,7 @@ module itself:
 - `accounts`: sign-up and login through the API, Bearer headers, refresh cookies.
 - `servers`: free ports, server processes, the live API/dashboard servers and `LiveClient`.
 - `processes`: what Linux /proc says about processes (exited, children, socket holders).
+- `concurrency`: releasing calls together for the one-winner races.
 - `images`: image bytes, uploads, processing requests, waiting for jobs.
 - `mfa`: TOTP codes as an app computes them, enrolment and the login's second step.
 - `mail`: a real SMTP server (aiosmtpd) that keeps what it receives; links out of mails.
