@@ -46,6 +46,7 @@ from api.routers import (
     tokens,
     users,
 )
+from api.services.authentication import Authenticator
 from api.services.celery_job_runner import CeleryJobRunner
 from api.services.event_handlers import build_handler_registry
 from api.services.job_runner import JobRunner, LocalJobRunner
@@ -182,6 +183,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.secret_box = SecretBox.from_settings(settings)
     app.state.user_cache = UserCache.from_settings(settings)
+    app.state.authenticator = Authenticator(
+        app.state.token_codec, app.state.database, app.state.user_cache
+    )
     if app.state.user_cache is not None:
         app.state.user_cache.watch(app.state.database.session_factory)
     app.state.event_relay = EventRelay(

@@ -17,19 +17,19 @@ from starlette.concurrency import run_in_threadpool
 
 from api.core.client_info import ClientInfo, client_info
 from api.core.config import Settings
-from api.core.db import writes
+from api.core.db import holds_connection
 from api.core.log_context import note_user
 from api.core.metrics_exposition import MetricsSource, token_matches
 from api.core.rate_limit import RateLimiter
 from api.core.secret_box import SecretBox
-from api.core.security import AccessClaims, AccessTokenCodec, InvalidAccessToken, PasswordHasher
+from api.core.security import AccessClaims, AccessTokenCodec, PasswordHasher
 from api.models import Role, User
 from api.schemas.common import IdPath
 from api.services.api_keys import authenticate_api_key
+from api.services.authentication import NOT_AUTHENTICATED, Authenticator
 from api.services.errors import Forbidden, NotAuthenticated, NotFound
 from api.services.job_runner import JobRunner
 from api.services.mfa import CodeAttemptLimit
-from api.services.sessions import user_of_active_session
 from api.services.user_cache import UserCache
 from api.storage import Storage
 
@@ -55,13 +55,14 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 async def get_db(request: Request) -> AsyncIterator[Session]:
-    """Opening a session does no I/O (it connects on first use). Closing one that still holds
-    a transaction rolls it back, which may wait on the database: that alone goes to a thread."""
+    """Opening a session does no I/O (it connects on first use). Closing one whose transaction
+    still holds a connection rolls it back, which may wait on the database: that alone goes to
+    a thread."""
     session = request.app.state.database.session_factory()
     try:
         yield session
     finally:
-        if session.in_transaction():
+        if holds_connection(session):
             await run_in_threadpool(session.close)
         else:
             session.close()
@@ -154,69 +155,52 @@ async def get_client_info(request: Request, settings: SettingsDep) -> ClientInfo
 
 Client = Annotated[ClientInfo, Depends(get_client_info)]
 
-NOT_AUTHENTICATED = "Not authenticated"
-INVALID_TOKEN = "Invalid or expired access token"
-
-
 BearerToken = Annotated[str | None, Depends(bearer_scheme)]
 ApiKeyHeaderValue = Annotated[str | None, Depends(api_key_scheme)]
 
 
-def _decode_access_token(codec: AccessTokenCodec, token: str) -> AccessClaims:
-    try:
-        return codec.decode(token)
-    except InvalidAccessToken as exc:
-        raise NotAuthenticated(INVALID_TOKEN) from exc
+async def get_authenticator(request: Request) -> Authenticator:
+    return request.app.state.authenticator
 
 
-async def get_access_claims(codec: TokenCodec, token: BearerToken) -> AccessClaims:
-    """An HS256 check is a few microseconds of CPU: cheaper here than a thread hand-off."""
-    if not token:
-        raise NotAuthenticated(NOT_AUTHENTICATED)
-    return _decode_access_token(codec, token)
+AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
+
+
+async def get_access_claims(auth: AuthenticatorDep, token: BearerToken) -> AccessClaims:
+    """An HS256 check is a few microseconds of CPU (and verified tokens are remembered):
+    cheaper here than a thread hand-off."""
+    return auth.claims(token)
 
 
 AccessClaimsDep = Annotated[AccessClaims, Depends(get_access_claims)]
 
 
-def user_for_claims(db: Session, claims: AccessClaims, cache: UserCache | None = None) -> User:
-    """The token's user, if it still exists, is active, and its session was not revoked.
-
-    Read in a unit of its own: the route then holds no transaction (nor pooled connection)
-    while it awaits anything, such as an upload's body or a job."""
-    with writes(db):
-        if claims.session_id is None:
-            user = db.get(User, claims.user_id)
-        else:
-            user = user_of_active_session(db, claims.session_id, claims.user_id, cache)
-    if user is None or not user.is_active:
-        raise NotAuthenticated(INVALID_TOKEN)
-    note_user(user.id)
-    return user
+async def user_for_claims(auth: Authenticator, db: Session, claims: AccessClaims) -> User:
+    """A lookup that waits on nothing runs here; one that crosses a network goes to a thread
+    (which then has to win the GIL back from the event loop, the costlier part on SQLite)."""
+    if auth.lookup_waits:
+        return await run_in_threadpool(auth.user, db, claims)
+    return auth.user(db, claims)
 
 
-def get_current_user(db: DbSession, claims: AccessClaimsDep, cache: UserCacheDep) -> User:
-    return user_for_claims(db, claims, cache)
+async def get_current_user(auth: AuthenticatorDep, db: DbSession, token: BearerToken) -> User:
+    return await user_for_claims(auth, db, auth.claims(token))
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def get_user_from_token_or_api_key(
-    codec: TokenCodec,
-    db: DbSession,
-    cache: UserCacheDep,
-    token: BearerToken,
-    api_key: ApiKeyHeaderValue,
+async def get_user_from_token_or_api_key(
+    auth: AuthenticatorDep, db: DbSession, token: BearerToken, api_key: ApiKeyHeaderValue
 ) -> User:
     """Image and job routes: a Bearer token, else an X-API-Key acting as its owner.
 
     A Bearer token, when sent, decides alone: a bad token is a 401 even with a good key.
     """
     if token:
-        return user_for_claims(db, _decode_access_token(codec, token), cache)
+        return await user_for_claims(auth, db, auth.claims(token))
     if api_key:
-        user = authenticate_api_key(db, api_key)
+        user = await run_in_threadpool(authenticate_api_key, db, api_key)
         note_user(user.id)
         return user
     raise NotAuthenticated(NOT_AUTHENTICATED)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # A server that accepts the connection but never answers would otherwise hang a request (or
@@ -37,7 +37,13 @@ def create_db_engine(database_url: str, connect_timeout_s: int = CONNECT_TIMEOUT
 
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False}, hide_parameters=True)
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False},
+        hide_parameters=True,
+        pool_size=20,
+        max_overflow=20,
+    )
     _make_sqlite_transactional(engine)
     return engine
 
@@ -122,12 +128,34 @@ def _forget_after_commit(session: Session) -> None:
     session.info.pop(_AFTER_COMMIT, None)
 
 
+_HOLDS_CONNECTION = "pixelgate.holds_connection"
+
+
+def holds_connection(db: Session) -> bool:
+    """Whether the session's transaction has a pooled connection: only then can closing it
+    wait on the database (a rollback)."""
+    return bool(db.info.get(_HOLDS_CONNECTION))
+
+
+@event.listens_for(Session, "after_begin")
+def _note_connection(session: Session, _transaction: object, _connection: object) -> None:
+    session.info[_HOLDS_CONNECTION] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _note_released(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_HOLDS_CONNECTION, None)
+
+
 class Database:
     """Owns the engine and hands out sessions."""
 
     def __init__(self, database_url: str, connect_timeout_s: int = CONNECT_TIMEOUT_S) -> None:
         self.engine = create_db_engine(database_url, connect_timeout_s)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite: a file on this machine, no server to wait for over a network.
+        self.is_embedded = self.engine.dialect.name == "sqlite"
 
     @contextmanager
     def session(self) -> Iterator[Session]:

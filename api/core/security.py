@@ -8,9 +8,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from jose import JWTError, jwt
@@ -20,6 +22,7 @@ JWT_ALGORITHM = "HS256"
 ACCESS_TOKEN_TYPE = "access"
 REFRESH_TOKEN_BYTES = 32  # 256 bits
 BCRYPT_MAX_BYTES = 72
+VERIFIED_TOKENS_CACHED = 4096
 
 
 def bcrypt_can_hash(password: str) -> bool:
@@ -75,6 +78,7 @@ class AccessClaims:
     jti: str
     # How the login was proven (RFC 8176): ("pwd",) or ("pwd", "otp").
     amr: tuple[str, ...] = ()
+    expires_at: int = 0  # `exp`, in seconds since the epoch
 
 
 class AccessTokenCodec:
@@ -85,6 +89,10 @@ class AccessTokenCodec:
         self._issuer = issuer
         self._audience = audience
         self.lifetime = lifetime
+        # A token's signature and claims cannot change, so a token verified once need only be
+        # checked for expiry after that: a dict lookup instead of ~70 µs of base64, JSON and
+        # HMAC on every request. Only tokens that verified are kept (an error is not cached).
+        self._verified = lru_cache(maxsize=VERIFIED_TOKENS_CACHED)(self._verify)
 
     def encode(
         self,
@@ -113,6 +121,12 @@ class AccessTokenCodec:
         return jwt.encode(claims, self._secret, algorithm=JWT_ALGORITHM)
 
     def decode(self, token: str) -> AccessClaims:
+        claims = self._verified(token)
+        if claims.expires_at <= time.time():
+            raise InvalidAccessToken("Signature has expired.")
+        return claims
+
+    def _verify(self, token: str) -> AccessClaims:
         try:
             header = jwt.get_unverified_header(token)
             if header.get("alg") != JWT_ALGORITHM:
@@ -148,6 +162,7 @@ class AccessTokenCodec:
                 session_id=int(session_id) if session_id is not None else None,
                 jti=str(claims.get("jti", "")),
                 amr=tuple(amr),
+                expires_at=int(claims["exp"]),
             )
         except (TypeError, ValueError) as exc:
             raise InvalidAccessToken("malformed claims") from exc

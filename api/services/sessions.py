@@ -15,6 +15,7 @@ from api.core.db import after_commit, writes
 from api.core.metrics import REFRESH_TOKEN_REUSE, REFRESHES
 from api.core.security import AccessTokenCodec, new_random_token, sha256_hex
 from api.models import AuthSession, RefreshToken, User, utcnow
+from api.repositories.session_users import find_user
 from api.services.audit import record_audit
 from api.services.errors import NotAuthenticated, NotFound
 from api.services.user_cache import UserCache
@@ -226,26 +227,21 @@ def revoke_own_session(db: Session, user_id: int, session_id: int) -> None:
 
 
 def user_of_active_session(
-    db: Session, session_id: int, user_id: int, cache: UserCache | None = None
+    db: Session, session_id: int | None, user_id: int, cache: UserCache | None = None
 ) -> User | None:
-    """The user, if `session_id` is one of theirs that is neither revoked nor expired: what
-    every authenticated request asks, so in one query, or none with the cache on (a hit)."""
-    lookup = cache.session_user(db, session_id, user_id) if cache is not None else None
-    if lookup is not None and lookup.user is not None:
-        return lookup.user
-    found = db.execute(
-        select(User, AuthSession.expires_at)
-        .join(AuthSession, AuthSession.user_id == User.id)
-        .where(
-            User.id == user_id,
-            AuthSession.id == session_id,
-            AuthSession.revoked_at.is_(None),
-            AuthSession.expires_at > utcnow(),
-        )
-    ).first()
+    """The user, if it exists and `session_id` (when given) is one of theirs that is neither
+    revoked nor expired: what every authenticated request asks, so in one query on a
+    connection of its own (the session holds no transaction afterwards), or none with the
+    cache on (a hit)."""
+    lookup = None
+    if cache is not None and session_id is not None:
+        lookup = cache.session_user(db, session_id, user_id)
+        if lookup.user is not None:
+            return lookup.user
+    with db.get_bind().connect() as connection:
+        found = find_user(connection, db, user_id, session_id, utcnow())
     if found is None:
         return None
-    user, session_expires_at = found
-    if cache is not None and lookup is not None and lookup.stamp is not None:
-        cache.remember_session_user(lookup.stamp, session_id, user, session_expires_at)
-    return user
+    if lookup is not None and lookup.stamp is not None and found.session_expires_at is not None:
+        cache.remember_session_user(lookup.stamp, session_id, found.user, found.session_expires_at)
+    return found.user

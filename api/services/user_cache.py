@@ -43,14 +43,13 @@ from sqlalchemy.orm import (
     ORMExecuteState,
     Session,
     UOWTransaction,
-    make_transient_to_detached,
     sessionmaker,
 )
-from sqlalchemy.orm.util import identity_key
 
 from api.core.config import Settings
 from api.models import AuthSession, TotpCredential, User, utcnow
 from api.models.base import UTCDateTime
+from api.repositories.session_users import attached
 from api.services.errors import ServiceBusy
 
 log = logging.getLogger("pixelgate.cache")
@@ -360,15 +359,8 @@ def _cached_columns() -> tuple[str, ...]:
 
 def _attached_user(db: Session, fields: dict[str, Any]) -> User:
     """The cached user as a persistent object of `db` (no query), or the one already there."""
-    key = identity_key(User, fields["id"])
-    present = db.identity_map.get(key)
-    if present is not None:
-        return present  # type: ignore[return-value]
     values = {name: _parsed(name, fields[name]) for name in _cached_columns() if name in fields}
-    user = User(**values)
-    make_transient_to_detached(user)
-    db.add(user)
-    return user
+    return attached(db, User, values)
 
 
 def _changed(instance: object, names: set[str] | frozenset[str]) -> bool:

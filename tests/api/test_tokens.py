@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from jose import jwt
 from sqlalchemy import delete, update
 
+from api.core import security
 from api.models import AuthSession, User, utcnow
 from tests.support.accounts import TEST_JWT_SECRET, AccountFactory, LoggedIn, bearer
 from tests.support.databases import app_session
@@ -206,3 +207,22 @@ def test_token_of_a_deleted_user_is_refused(client: TestClient, account: LoggedI
         db.execute(delete(User).where(User.id == account.user.id))
         db.commit()
     _assert_refused(_me(client, token))
+
+
+def test_a_token_accepted_before_is_refused_once_it_expires(
+    client: TestClient, account: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verified tokens are remembered (api.core.security): the expiry is checked on every use."""
+    token = account.tokens["access_token"]
+    assert _me(client, token).status_code == 200  # verified, and now remembered
+    expires_at = jwt.get_unverified_claims(token)["exp"]
+
+    class AfterExpiry:
+        @staticmethod
+        def time() -> float:
+            return expires_at + 1.0
+
+    monkeypatch.setattr(security, "time", AfterExpiry)
+    _assert_refused(_me(client, token))
+    monkeypatch.undo()
+    assert _me(client, token).status_code == 200
