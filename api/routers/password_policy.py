@@ -12,7 +12,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 @router.get("/password-policy", response_model=PasswordPolicyOut)
-def password_policy(settings: SettingsDep) -> PasswordPolicyOut:
+async def password_policy(settings: SettingsDep) -> PasswordPolicyOut:
     """The rules every new password must meet (no authentication needed)."""
     return PasswordPolicyOut.model_validate(
         PasswordPolicy.from_settings(settings), from_attributes=True
