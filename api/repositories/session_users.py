@@ -2,7 +2,7 @@
 
 Profiled under load, the ORM's version of this query (statement construction, the session's
 transaction, eager loading of `totp`, the commit that ended it) cost about 0.6 ms of CPU per
-request; this costs about a fifth of that. The rows become ordinary persistent objects of the
+request; this costs about a third of that. The rows become ordinary persistent objects of the
 request's session (`attached`), so a route may change its user and commit as usual.
 """
 
