@@ -15,12 +15,13 @@ from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Waiting for a pooled connection or for the writer's turn gives up as SQLite's wait does.
+SQLITE_BUSY_TIMEOUT_S = SQLITE_BUSY_TIMEOUT_MS / 1000
 # A server that accepts the connection but never answers would otherwise hang a request (or
 # wait-for-db) for good: libpq waits forever by default. libpq's minimum is 2 seconds.
 CONNECT_TIMEOUT_S = 10
 # AnyIO's default thread-pool size (40 threads), plus the event loop's own reads.
 SQLITE_POOL_SIZE = 41
-SQLITE_POOL_TIMEOUT_S = 30
 # A pooled connection unused for this long is checked with a round trip before it is handed
 # out (a server restart or an idle timeout may have closed it). Checking every checkout, as
 # `pool_pre_ping` does, cost a round trip per request; one in use moments ago is alive, and
@@ -60,7 +61,7 @@ def create_db_engine(database_url: str, connect_timeout_s: int = CONNECT_TIMEOUT
         # closed again after use, and opening one costs its PRAGMAs and the WAL's set-up.
         pool_size=SQLITE_POOL_SIZE,
         max_overflow=10,
-        pool_timeout=SQLITE_POOL_TIMEOUT_S,
+        pool_timeout=SQLITE_BUSY_TIMEOUT_S,
     )
     _make_sqlite_transactional(engine)
     return engine
@@ -163,7 +164,7 @@ def _writer_turn(db: Session) -> Iterator[None]:
     if lock is None:
         yield
         return
-    if not lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+    if not lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_S):
         raise OperationalError("BEGIN", None, sqlite3.OperationalError("database is locked"))
     try:
         yield

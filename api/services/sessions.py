@@ -133,6 +133,7 @@ def _revoke(session: AuthSession, reason: str, now: datetime) -> None:
 # refresh. The session's new expiry only lengthens it, so the cache needs no invalidation.
 _refresh_tokens = RefreshToken.__table__
 _sessions = AuthSession.__table__
+_users = User.__table__
 _CLAIM_REFRESH_TOKEN = (
     update(_refresh_tokens)
     .where(
@@ -151,11 +152,11 @@ _SESSION_TO_REFRESH = (
         _sessions.c.amr,
         _sessions.c.revoked_at,
         _sessions.c.expires_at,
-        User.__table__.c.username,
-        User.__table__.c.role,
-        User.__table__.c.is_active,
+        _users.c.username,
+        _users.c.role,
+        _users.c.is_active,
     )
-    .join(User.__table__, User.__table__.c.id == _sessions.c.user_id)
+    .join(_users, _users.c.id == _sessions.c.user_id)
     .where(_sessions.c.id == bindparam("session_id"))
 )
 _EXTEND_SESSION = (
