@@ -164,7 +164,9 @@ def hang(event, context):
     open(sys.argv[2], "w").write(str(event.id))
     time.sleep(600)
 
-settings = Settings(_env_file=None, database_url=sys.argv[1], events_claim_timeout_s=1)
+settings = Settings(
+    _env_file=None, database_url=sys.argv[1], events_claim_timeout_s=float(sys.argv[3])
+)
 database = Database(settings.database_url)
 registry = HandlerRegistry()
 registry.register(hang)
@@ -176,11 +178,21 @@ EventRelay(database, settings, registry, context).relay_due_events()
 def test_a_relay_killed_while_handling_loses_nothing(
     database: Database, make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    settings = make_settings(events_claim_timeout_s=1)
+    # Long enough that a loaded machine checks "not yet" before the dead process's claim runs out.
+    claim_timeout_s = 3.0
+    settings = make_settings(events_claim_timeout_s=claim_timeout_s)
     _record(database, 1)
     started = tmp_path / "started"
     process = subprocess.Popen(
-        [sys.executable, "-c", KILLED_RELAY, settings.database_url, str(started)], cwd=REPO_ROOT
+        [
+            sys.executable,
+            "-c",
+            KILLED_RELAY,
+            settings.database_url,
+            str(started),
+            str(claim_timeout_s),
+        ],
+        cwd=REPO_ROOT,
     )
     try:
         deadline = time.monotonic() + 60
@@ -195,7 +207,7 @@ def test_a_relay_killed_while_handling_loses_nothing(
     relay = _relay(database, settings, lambda event, context: handled.append(str(event.id)))
     relay.relay_due_events()  # still claimed by the dead process: not yet
     assert handled == []
-    time.sleep(1)
+    time.sleep(claim_timeout_s)  # the claim was made before `started` appeared
     relay.relay_due_events()
     assert handled == [started.read_text()]
     (row,) = outbox_rows(database)
