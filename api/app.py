@@ -46,6 +46,7 @@ from api.routers import (
     tokens,
     users,
 )
+from api.services.auth import AuthService
 from api.services.authentication import Authenticator
 from api.services.celery_job_runner import CeleryJobRunner
 from api.services.event_handlers import build_handler_registry
@@ -182,6 +183,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.rate_limit_storage_uri, settings.rate_limit_enabled
     )
     app.state.secret_box = SecretBox.from_settings(settings)
+    app.state.auth_service = AuthService(
+        settings,
+        app.state.rate_limiter,
+        app.state.password_hasher,
+        app.state.token_codec,
+        app.state.secret_box,
+    )
     app.state.user_cache = UserCache.from_settings(settings)
     app.state.authenticator = Authenticator(
         app.state.token_codec, app.state.database, app.state.user_cache

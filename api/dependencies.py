@@ -26,6 +26,7 @@ from api.core.security import AccessClaims, AccessTokenCodec, PasswordHasher
 from api.models import Role, User
 from api.schemas.common import IdPath
 from api.services.api_keys import authenticate_api_key
+from api.services.auth import AuthService
 from api.services.authentication import NOT_AUTHENTICATED, Authenticator
 from api.services.errors import Forbidden, NotAuthenticated, NotFound
 from api.services.job_runner import JobRunner
@@ -157,6 +158,13 @@ Client = Annotated[ClientInfo, Depends(get_client_info)]
 
 BearerToken = Annotated[str | None, Depends(bearer_scheme)]
 ApiKeyHeaderValue = Annotated[str | None, Depends(api_key_scheme)]
+
+
+async def get_auth_service(request: Request) -> AuthService:
+    return request.app.state.auth_service
+
+
+Auth = Annotated[AuthService, Depends(get_auth_service)]
 
 
 async def get_authenticator(request: Request) -> Authenticator:

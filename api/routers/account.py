@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from api.dependencies import AccessClaimsDep, CurrentUser, DbSession, Hasher, SettingsDep
+from api.dependencies import AccessClaimsDep, Auth, CurrentUser, DbSession, SettingsDep
 from api.routers.refresh_cookie import clear_refresh_cookie
 from api.schemas.auth import (
     ChangePasswordRequest,
@@ -17,7 +17,6 @@ from api.schemas.auth import (
     UserOut,
 )
 from api.schemas.common import IdPath, Page, Pagination, error_responses, to_page
-from api.services import auth as auth_service
 from api.services import sessions as session_service
 from api.services import users as user_service
 from api.services.login_history import login_history_page
@@ -54,14 +53,11 @@ def change_password(
     user: CurrentUser,
     claims: AccessClaimsDep,
     db: DbSession,
-    settings: SettingsDep,
-    hasher: Hasher,
+    auth: Auth,
 ) -> Response:
     """Changes the password and signs out every other session."""
-    auth_service.change_password(
+    auth.change_password(
         db,
-        settings,
-        hasher,
         user,
         current_password=body.current_password,
         new_password=body.new_password,

@@ -7,15 +7,14 @@ from fastapi import APIRouter, Response, status
 
 from api.dependencies import (
     AccessClaimsDep,
+    Auth,
     Client,
     CodeAttempts,
     CurrentUser,
     DbSession,
     Hasher,
-    RateLimiterDep,
     SecretBoxDep,
     SettingsDep,
-    TokenCodec,
 )
 from api.routers.refresh_cookie import token_response
 from api.schemas.auth import TokenPair
@@ -28,7 +27,6 @@ from api.schemas.mfa import (
     RecoveryCodesOut,
     TotpSetupOut,
 )
-from api.services import auth as auth_service
 from api.services import mfa as mfa_service
 
 router = APIRouter(prefix="/auth/mfa", tags=["two-factor authentication"])
@@ -129,9 +127,7 @@ def verify(
     response: Response,
     db: DbSession,
     settings: SettingsDep,
-    limiter: RateLimiterDep,
-    codec: TokenCodec,
-    box: SecretBoxDep,
+    auth: Auth,
     client: Client,
 ) -> TokenPair:
     """The login's second step: the `mfa_token` from `/auth/login` with a current code of
@@ -139,12 +135,8 @@ def verify(
     cookie, like a login; its `remember_me` decides the session's lifetime. A wrong code is
     a 401 and counts towards the account's lockout; after five wrong codes the `mfa_token`
     is refused for good (429): log in again."""
-    issued = auth_service.verify_second_factor(
+    issued = auth.verify_second_factor(
         db,
-        settings,
-        limiter,
-        codec,
-        box,
         mfa_token=body.mfa_token,
         code=body.code,
         remember_me=body.remember_me,

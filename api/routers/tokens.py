@@ -8,15 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api.dependencies import (
-    Client,
-    DbSession,
-    Hasher,
-    RateLimiterDep,
-    SecretBoxDep,
-    SettingsDep,
-    TokenCodec,
-)
+from api.dependencies import Auth, Client, DbSession, SettingsDep
 from api.routers.refresh_cookie import RefreshCookie, clear_refresh_cookie, token_response
 from api.schemas.auth import (
     LoginRequest,
@@ -28,7 +20,6 @@ from api.schemas.auth import (
 )
 from api.schemas.common import error_responses
 from api.schemas.mfa import MfaRequiredOut
-from api.services import auth as auth_service
 from api.services import sessions as session_service
 from api.services.errors import NotAuthenticated
 from api.services.mfa import IssuedChallenge
@@ -42,16 +33,9 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     response_model=UserOut,
     responses=error_responses(409, 422, 429),
 )
-def signup(
-    body: SignupRequest,
-    db: DbSession,
-    settings: SettingsDep,
-    limiter: RateLimiterDep,
-    hasher: Hasher,
-    client: Client,
-) -> UserOut:
+def signup(body: SignupRequest, db: DbSession, auth: Auth, client: Client) -> UserOut:
     """Creates a member account. The password policy is enforced with a 422 naming the rule."""
-    user = auth_service.signup(db, settings, limiter, hasher, client=client, **body.model_dump())
+    user = auth.signup(db, client=client, **body.model_dump())
     return UserOut.model_validate(user)
 
 
@@ -65,9 +49,7 @@ def login(
     response: Response,
     db: DbSession,
     settings: SettingsDep,
-    limiter: RateLimiterDep,
-    hasher: Hasher,
-    codec: TokenCodec,
+    auth: Auth,
     client: Client,
 ) -> TokenPair | MfaRequiredOut:
     """Logs in with username or email; also sets the refresh token as an HttpOnly cookie.
@@ -76,12 +58,8 @@ def login(
     `{"mfa_required": true, "mfa_token": …, "expires_in": 300}` instead (no tokens, no
     cookie): send the token with the code to `/auth/mfa/verify`.
     """
-    issued = auth_service.login(
+    issued = auth.login(
         db,
-        settings,
-        limiter,
-        hasher,
-        codec,
         identifier=body.username,
         password=body.password,
         remember_me=body.remember_me,
@@ -99,10 +77,7 @@ def token(
     response: Response,
     db: DbSession,
     settings: SettingsDep,
-    limiter: RateLimiterDep,
-    hasher: Hasher,
-    codec: TokenCodec,
-    box: SecretBoxDep,
+    auth: Auth,
     client: Client,
 ) -> TokenPair:
     """OAuth2 password flow, for Swagger's Authorize button. Same rules as /auth/login.
@@ -111,13 +86,8 @@ def token(
     authenticator app (or a recovery code) in the `client_secret` field; without a valid one
     the answer is a 401.
     """
-    issued = auth_service.login_with_code(
+    issued = auth.login_with_code(
         db,
-        settings,
-        limiter,
-        hasher,
-        codec,
-        box,
         identifier=form.username,
         password=form.password,
         code=form.client_secret,
@@ -131,8 +101,7 @@ def refresh(
     response: Response,
     db: DbSession,
     settings: SettingsDep,
-    limiter: RateLimiterDep,
-    codec: TokenCodec,
+    auth: Auth,
     client: Client,
     cookie_token: RefreshCookie = None,
     body: Annotated[RefreshRequest | None, Body()] = None,
@@ -141,7 +110,7 @@ def refresh(
     raw_token = body.refresh_token if body else cookie_token
     if not raw_token:
         raise NotAuthenticated("No refresh token given")
-    issued = auth_service.refresh(db, settings, limiter, codec, raw_token=raw_token, client=client)
+    issued = auth.refresh(db, raw_token=raw_token, client=client)
     return token_response(response, issued, settings)
 
 

@@ -55,31 +55,6 @@ def enforce_rate_limit(
         )
 
 
-def signup(
-    db: Session,
-    settings: Settings,
-    limiter: RateLimiter,
-    hasher: PasswordHasher,
-    *,
-    client: ClientInfo,
-    username: str,
-    email: str,
-    name: str,
-    password: str,
-    password_confirm: str,
-    agree_terms: bool,
-) -> User:
-    """Creates a member account, at most SIGNUP_RATE_LIMIT per address."""
-    enforce_rate_limit(limiter, SIGNUP_SCOPE, settings.signup_rate_limit, client, "sign-ups")
-    if not agree_terms:
-        raise RuleViolation("agree_terms", "You must agree to the terms of service")
-    if password != password_confirm:
-        raise RuleViolation("password_confirm", "Passwords do not match")
-    return create_user(
-        db, settings, hasher, username=username, email=email, name=name, password=password
-    )
-
-
 def _address_rate_limited(retry_after: int) -> TooManyRequests:
     return TooManyRequests(
         f"Too many login attempts from this address; try again in {retry_after} seconds",
@@ -106,231 +81,257 @@ def _count_if_now_locked(
         LOCKOUTS.inc()
 
 
-def login(
+def _refused(
     db: Session,
-    settings: Settings,
-    limiter: RateLimiter,
-    hasher: PasswordHasher,
-    codec: AccessTokenCodec,
-    *,
     identifier: str,
-    password: str,
-    remember_me: bool,
+    user: User | None,
     client: ClientInfo,
-) -> sessions.IssuedTokens | mfa.IssuedChallenge:
-    """Checks, in order: rate limit, lockout, password, active, verified (with
-    REQUIRE_VERIFIED_EMAIL). Every outcome is recorded.
-
-    For an account with 2FA the right password earns a challenge for the second step
-    (`verify_second_factor`), and is not yet a login event: each verify attempt is.
-    """
-    # One spelling for lookup, lockout and history, so " bob" locks like "bob" whether or not
-    # bob exists. No account name holds NUL, and PostgreSQL cannot store it: make it inert.
-    identifier = identifier.strip().replace("\x00", "\ufffd")
-    # A unit of its own: no transaction (nor pooled connection) is held through bcrypt.
+    failure: LoginFailure,
+    error: Exception,
+) -> Exception:
+    """Writes a refused login (or second step) to the history; answers the error to raise."""
     with writes(db):
-        user = find_user_by_login(db, identifier)
-        locked_for = lockout_seconds_left(
-            db, username_attempted=identifier, user=user, settings=settings
-        )
-
-    def fail(failure: LoginFailure, error: Exception) -> Exception:
-        with writes(db):
-            record_login_attempt(
-                db, username_attempted=identifier, user=user, failure=failure, client=client
-            )
-        return error
-
-    retry_after = limiter.hit(LOGIN_SCOPE, settings.login_rate_limit, _client_key(client))
-    if retry_after is not None:
-        raise fail(LoginFailure.RATE_LIMITED, _address_rate_limited(retry_after))
-    if locked_for is not None:
-        raise fail(LoginFailure.LOCKED, _account_locked(locked_for))
-    if not hasher.verify(password, user.password_hash if user else None) or user is None:
-        error = fail(LoginFailure.BAD_CREDENTIALS, InvalidCredentials())
-        _count_if_now_locked(db, settings, identifier, user)
-        raise error
-    if not user.is_active:
-        raise fail(LoginFailure.INACTIVE, AccountInactive())
-    if settings.require_verified_email and not user.is_verified:
-        raise fail(LoginFailure.UNVERIFIED, EmailNotVerified())
-
-    if user.mfa_enabled:
-        with writes(db):
-            return mfa.issue_challenge(db, user, identifier)
-
-    with writes(db):
-        user.last_login_at = utcnow()
         record_login_attempt(
-            db, username_attempted=identifier, user=user, failure=None, client=client
+            db, username_attempted=identifier, user=user, failure=failure, client=client
         )
-        return sessions.start_session(
-            db, settings, codec, user, remember_me=remember_me, client=client
+    return error
+
+
+class AuthService:
+    """Built once per app (`create_app`) with what every sign-up, login and refresh needs, so
+    a route resolves one dependency for them rather than one each."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        limiter: RateLimiter,
+        hasher: PasswordHasher,
+        codec: AccessTokenCodec,
+        box: SecretBox,
+    ) -> None:
+        self._settings = settings
+        self._limiter = limiter
+        self._hasher = hasher
+        self._codec = codec
+        self._box = box
+
+    def signup(
+        self,
+        db: Session,
+        *,
+        client: ClientInfo,
+        username: str,
+        email: str,
+        name: str,
+        password: str,
+        password_confirm: str,
+        agree_terms: bool,
+    ) -> User:
+        """Creates a member account, at most SIGNUP_RATE_LIMIT per address."""
+        settings = self._settings
+        enforce_rate_limit(
+            self._limiter, SIGNUP_SCOPE, settings.signup_rate_limit, client, "sign-ups"
         )
-
-
-def login_with_code(
-    db: Session,
-    settings: Settings,
-    limiter: RateLimiter,
-    hasher: PasswordHasher,
-    codec: AccessTokenCodec,
-    box: SecretBox,
-    *,
-    identifier: str,
-    password: str,
-    code: str | None,
-    client: ClientInfo,
-) -> sessions.IssuedTokens:
-    """/auth/token, Swagger's password flow, which has no second step: for an account with
-    2FA the code comes with the password (in the form's `client_secret`) and both steps of
-    a login run in one request, with the rules of each."""
-    issued = login(
-        db,
-        settings,
-        limiter,
-        hasher,
-        codec,
-        identifier=identifier,
-        password=password,
-        remember_me=False,
-        client=client,
-    )
-    if isinstance(issued, sessions.IssuedTokens):
-        return issued
-    try:
-        return verify_second_factor(
-            db,
-            settings,
-            limiter,
-            codec,
-            box,
-            mfa_token=issued.mfa_token,
-            code=code or "",
-            remember_me=False,
-            client=client,
-        )
-    except NotAuthenticated:
-        raise NotAuthenticated(CODE_REQUIRED) from None
-
-
-def verify_second_factor(
-    db: Session,
-    settings: Settings,
-    limiter: RateLimiter,
-    codec: AccessTokenCodec,
-    box: SecretBox,
-    *,
-    mfa_token: str,
-    code: str,
-    remember_me: bool,
-    client: ClientInfo,
-) -> sessions.IssuedTokens:
-    """The login's second step: a TOTP or recovery code for the challenge of `mfa_token`.
-
-    Each attempt is a login event. Wrong codes count towards the account's lockout; a
-    challenge that has seen MAX_WRONG_CODES_PER_CHALLENGE of them refuses even the right one.
-    """
-    with writes(db):  # reads only: the writes below start afresh
-        challenge = mfa.find_challenge(db, mfa_token)
-        user = challenge.user if challenge is not None else None
-        identifier = challenge.username_attempted if challenge is not None else ""
-        locked_for = (
-            lockout_seconds_left(db, username_attempted=identifier, user=user, settings=settings)
-            if user is not None
-            else None
+        if not agree_terms:
+            raise RuleViolation("agree_terms", "You must agree to the terms of service")
+        if password != password_confirm:
+            raise RuleViolation("password_confirm", "Passwords do not match")
+        return create_user(
+            db, settings, self._hasher, username=username, email=email, name=name, password=password
         )
 
-    def fail(failure: LoginFailure, error: Exception) -> Exception:
+    def login(
+        self,
+        db: Session,
+        *,
+        identifier: str,
+        password: str,
+        remember_me: bool,
+        client: ClientInfo,
+    ) -> sessions.IssuedTokens | mfa.IssuedChallenge:
+        """Checks, in order: rate limit, lockout, password, active, verified (with
+        REQUIRE_VERIFIED_EMAIL). Every outcome is recorded.
+
+        For an account with 2FA the right password earns a challenge for the second step
+        (`verify_second_factor`), and is not yet a login event: each verify attempt is.
+        """
+        settings = self._settings
+        # One spelling for lookup, lockout and history, so " bob" locks like "bob" whether or
+        # not bob exists. No account name holds NUL, and PostgreSQL cannot store it: make it
+        # inert.
+        identifier = identifier.strip().replace("\x00", "\ufffd")
+        # A unit of its own: no transaction (nor pooled connection) is held through bcrypt.
         with writes(db):
-            record_login_attempt(
-                db, username_attempted=identifier, user=user, failure=failure, client=client
+            user = find_user_by_login(db, identifier)
+            locked_for = lockout_seconds_left(
+                db, username_attempted=identifier, user=user, settings=settings
             )
-        return error
 
-    def exhausted() -> Exception:
-        return fail(LoginFailure.LOCKED, TooManyRequests(CHALLENGE_EXHAUSTED, locked_for or 1))
+        def fail(failure: LoginFailure, error: Exception) -> Exception:
+            return _refused(db, identifier, user, client, failure, error)
 
-    retry_after = limiter.hit(MFA_VERIFY_SCOPE, settings.login_rate_limit, _client_key(client))
-    if retry_after is not None:
-        raise fail(LoginFailure.RATE_LIMITED, _address_rate_limited(retry_after))
-    if challenge is None or user is None:
-        raise fail(LoginFailure.MFA_FAILED, NotAuthenticated(DEAD_CHALLENGE))
-    if mfa.challenge_exhausted(challenge):
-        raise exhausted()
-    if not mfa.challenge_alive(challenge) or not user.mfa_enabled:
-        raise fail(LoginFailure.MFA_FAILED, NotAuthenticated(DEAD_CHALLENGE))
-    if locked_for is not None:
-        raise fail(LoginFailure.LOCKED, _account_locked(locked_for))
-    if not user.is_active:
-        raise fail(LoginFailure.INACTIVE, AccountInactive())
+        retry_after = self._limiter.hit(LOGIN_SCOPE, settings.login_rate_limit, _client_key(client))
+        if retry_after is not None:
+            raise fail(LoginFailure.RATE_LIMITED, _address_rate_limited(retry_after))
+        if locked_for is not None:
+            raise fail(LoginFailure.LOCKED, _account_locked(locked_for))
+        if not self._hasher.verify(password, user.password_hash if user else None) or user is None:
+            error = fail(LoginFailure.BAD_CREDENTIALS, InvalidCredentials())
+            _count_if_now_locked(db, settings, identifier, user)
+            raise error
+        if not user.is_active:
+            raise fail(LoginFailure.INACTIVE, AccountInactive())
+        if settings.require_verified_email and not user.is_verified:
+            raise fail(LoginFailure.UNVERIFIED, EmailNotVerified())
 
-    with writes(db):
-        # The claim comes first: it locks the challenge's row (PostgreSQL) or the database
-        # (SQLite) until the outcome is written, so concurrent verifies take turns.
-        claimed = mfa.claim_challenge(db, challenge)
-        accepted = claimed and mfa.consume_code(db, box, user, code)
-        if accepted:
+        if user.mfa_enabled:
+            with writes(db):
+                return mfa.issue_challenge(db, user, identifier)
+
+        with writes(db):
             user.last_login_at = utcnow()
             record_login_attempt(
                 db, username_attempted=identifier, user=user, failure=None, client=client
             )
             return sessions.start_session(
-                db,
-                settings,
-                codec,
-                user,
-                remember_me=remember_me,
-                client=client,
-                amr=sessions.PASSWORD_AND_OTP,
+                db, settings, self._codec, user, remember_me=remember_me, client=client
             )
-        if claimed:  # a wrong code, or one another request used first
-            mfa.release_after_wrong_code(db, challenge)
-            record_login_attempt(
-                db,
-                username_attempted=identifier,
-                user=user,
-                failure=LoginFailure.MFA_FAILED,
-                client=client,
+
+    def login_with_code(
+        self,
+        db: Session,
+        *,
+        identifier: str,
+        password: str,
+        code: str | None,
+        client: ClientInfo,
+    ) -> sessions.IssuedTokens:
+        """/auth/token, Swagger's password flow, which has no second step: for an account with
+        2FA the code comes with the password (in the form's `client_secret`) and both steps of
+        a login run in one request, with the rules of each."""
+        issued = self.login(
+            db, identifier=identifier, password=password, remember_me=False, client=client
+        )
+        if isinstance(issued, sessions.IssuedTokens):
+            return issued
+        try:
+            return self.verify_second_factor(
+                db, mfa_token=issued.mfa_token, code=code or "", remember_me=False, client=client
             )
-    if claimed:
-        _count_if_now_locked(db, settings, identifier, user)
-        raise NotAuthenticated(mfa.INVALID_CODE)
-    # Another request used or exhausted the challenge since it was read.
-    with writes(db):
-        db.refresh(challenge)
-    if mfa.challenge_exhausted(challenge):
-        raise exhausted()
-    raise fail(LoginFailure.MFA_FAILED, NotAuthenticated(DEAD_CHALLENGE))
+        except NotAuthenticated:
+            raise NotAuthenticated(CODE_REQUIRED) from None
 
+    def verify_second_factor(
+        self,
+        db: Session,
+        *,
+        mfa_token: str,
+        code: str,
+        remember_me: bool,
+        client: ClientInfo,
+    ) -> sessions.IssuedTokens:
+        """The login's second step: a TOTP or recovery code for the challenge of `mfa_token`.
 
-def refresh(
-    db: Session,
-    settings: Settings,
-    limiter: RateLimiter,
-    codec: AccessTokenCodec,
-    *,
-    raw_token: str,
-    client: ClientInfo,
-) -> sessions.IssuedTokens:
-    enforce_rate_limit(limiter, REFRESH_SCOPE, settings.refresh_rate_limit, client, "refreshes")
-    return sessions.rotate_refresh_token(db, settings, codec, raw_token, client)
+        Each attempt is a login event. Wrong codes count towards the account's lockout; a
+        challenge that has seen MAX_WRONG_CODES_PER_CHALLENGE of them refuses even the right one.
+        """
+        settings = self._settings
+        with writes(db):  # reads only: the writes below start afresh
+            challenge = mfa.find_challenge(db, mfa_token)
+            user = challenge.user if challenge is not None else None
+            identifier = challenge.username_attempted if challenge is not None else ""
+            locked_for = (
+                lockout_seconds_left(
+                    db, username_attempted=identifier, user=user, settings=settings
+                )
+                if user is not None
+                else None
+            )
 
+        def fail(failure: LoginFailure, error: Exception) -> Exception:
+            return _refused(db, identifier, user, client, failure, error)
 
-def change_password(
-    db: Session,
-    settings: Settings,
-    hasher: PasswordHasher,
-    user: User,
-    *,
-    current_password: str,
-    new_password: str,
-    current_session_id: int | None,
-) -> None:
-    """Sets a new password and signs out every other session."""
-    if not hasher.verify(current_password, user.password_hash):
-        raise WrongPassword("Current password is incorrect")
-    check_new_password(new_password, user, settings)
-    set_password(
-        db, user, hasher.hash(new_password), how="change", keep_session_id=current_session_id
-    )
+        def exhausted() -> Exception:
+            return fail(LoginFailure.LOCKED, TooManyRequests(CHALLENGE_EXHAUSTED, locked_for or 1))
+
+        retry_after = self._limiter.hit(
+            MFA_VERIFY_SCOPE, settings.login_rate_limit, _client_key(client)
+        )
+        if retry_after is not None:
+            raise fail(LoginFailure.RATE_LIMITED, _address_rate_limited(retry_after))
+        if challenge is None or user is None:
+            raise fail(LoginFailure.MFA_FAILED, NotAuthenticated(DEAD_CHALLENGE))
+        if mfa.challenge_exhausted(challenge):
+            raise exhausted()
+        if not mfa.challenge_alive(challenge) or not user.mfa_enabled:
+            raise fail(LoginFailure.MFA_FAILED, NotAuthenticated(DEAD_CHALLENGE))
+        if locked_for is not None:
+            raise fail(LoginFailure.LOCKED, _account_locked(locked_for))
+        if not user.is_active:
+            raise fail(LoginFailure.INACTIVE, AccountInactive())
+
+        with writes(db):
+            # The claim comes first: it locks the challenge's row (PostgreSQL) or the database
+            # (SQLite) until the outcome is written, so concurrent verifies take turns.
+            claimed = mfa.claim_challenge(db, challenge)
+            accepted = claimed and mfa.consume_code(db, self._box, user, code)
+            if accepted:
+                user.last_login_at = utcnow()
+                record_login_attempt(
+                    db, username_attempted=identifier, user=user, failure=None, client=client
+                )
+                return sessions.start_session(
+                    db,
+                    settings,
+                    self._codec,
+                    user,
+                    remember_me=remember_me,
+                    client=client,
+                    amr=sessions.PASSWORD_AND_OTP,
+                )
+            if claimed:  # a wrong code, or one another request used first
+                mfa.release_after_wrong_code(db, challenge)
+                record_login_attempt(
+                    db,
+                    username_attempted=identifier,
+                    user=user,
+                    failure=LoginFailure.MFA_FAILED,
+                    client=client,
+                )
+        if claimed:
+            _count_if_now_locked(db, settings, identifier, user)
+            raise NotAuthenticated(mfa.INVALID_CODE)
+        # Another request used or exhausted the challenge since it was read.
+        with writes(db):
+            db.refresh(challenge)
+        if mfa.challenge_exhausted(challenge):
+            raise exhausted()
+        raise fail(LoginFailure.MFA_FAILED, NotAuthenticated(DEAD_CHALLENGE))
+
+    def refresh(self, db: Session, *, raw_token: str, client: ClientInfo) -> sessions.IssuedTokens:
+        settings = self._settings
+        enforce_rate_limit(
+            self._limiter, REFRESH_SCOPE, settings.refresh_rate_limit, client, "refreshes"
+        )
+        return sessions.rotate_refresh_token(db, settings, self._codec, raw_token, client)
+
+    def change_password(
+        self,
+        db: Session,
+        user: User,
+        *,
+        current_password: str,
+        new_password: str,
+        current_session_id: int | None,
+    ) -> None:
+        """Sets a new password and signs out every other session."""
+        if not self._hasher.verify(current_password, user.password_hash):
+            raise WrongPassword("Current password is incorrect")
+        check_new_password(new_password, user, self._settings)
+        set_password(
+            db,
+            user,
+            self._hasher.hash(new_password),
+            how="change",
+            keep_session_id=current_session_id,
+        )
