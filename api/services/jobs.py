@@ -213,32 +213,33 @@ def _milliseconds_between(started: datetime, finished: datetime) -> int:
     return round((finished - started).total_seconds() * 1000)
 
 
+def fail_unfinished_jobs(db: Session, message: str, *conditions: ColumnElement[bool]) -> list[int]:
+    """Fails the queued or running jobs matching `conditions`, in the caller's unit of work;
+    returns their ids. The one way a job fails from outside its run (a timeout, a lost worker
+    or broker, a server that stopped): recorded as finished, with its run time if it ran."""
+    now = utcnow()
+    failed = db.execute(
+        update_jobs(Job.status.in_(UNFINISHED), *conditions)
+        .values(status=JobStatus.FAILED.value, error=message, finished_at=now)
+        .returning(Job.id, Job.started_at, Job.image_id, Job.owner_id)
+    ).all()
+    for job_id, started_at, image_id, owner_id in failed:
+        record_job_finished(
+            db, job_id, image_id, owner_id, started_at=started_at, finished_at=now, error=message
+        )
+        if started_at is not None:
+            db.execute(
+                update_jobs(Job.id == job_id).values(
+                    duration_ms=_milliseconds_between(started_at, now)
+                )
+            )
+    return [row[0] for row in failed]
+
+
 def fail_jobs(database: Database, job_ids: Sequence[int], message: str) -> list[int]:
     """Fails these jobs unless they are already finished; returns the ids it failed."""
-    now = utcnow()
     with database.session() as db, writes(db):
-        failed = db.execute(
-            update_jobs(Job.id.in_(job_ids), Job.status.in_(UNFINISHED))
-            .values(status=JobStatus.FAILED.value, error=message, finished_at=now)
-            .returning(Job.id, Job.started_at, Job.image_id, Job.owner_id)
-        ).all()
-        for job_id, started_at, image_id, owner_id in failed:
-            record_job_finished(
-                db,
-                job_id,
-                image_id,
-                owner_id,
-                started_at=started_at,
-                finished_at=now,
-                error=message,
-            )
-            if started_at is not None:
-                db.execute(
-                    update_jobs(Job.id == job_id).values(
-                        duration_ms=_milliseconds_between(started_at, now)
-                    )
-                )
-    return [row[0] for row in failed]
+        return fail_unfinished_jobs(db, message, Job.id.in_(job_ids))
 
 
 def complete_job(

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from api.core.db import Database, writes
 from api.models import Job, JobStatus, ServerInstance, utcnow
-from api.services.jobs import UNFINISHED, record_job_finished, update_jobs
+from api.services.jobs import fail_unfinished_jobs, update_jobs
 
 log = logging.getLogger("pixelgate.jobs")
 
@@ -86,24 +86,9 @@ def fail_stale_jobs(db: Session, heartbeat_s: float) -> int:
         )
     )
     with writes(db):
-        failed = db.execute(
-            update_jobs(
-                Job.status.in_(UNFINISHED),
-                or_(Job.server_id.is_(None), Job.server_id.in_(dead_servers)),
-            )
-            .values(status=JobStatus.FAILED.value, error=STALE_JOB_ERROR, finished_at=now)
-            .returning(Job.id, Job.image_id, Job.owner_id, Job.started_at)
-        ).all()
-        for job_id, image_id, owner_id, started_at in failed:
-            record_job_finished(
-                db,
-                job_id,
-                image_id,
-                owner_id,
-                started_at=started_at,
-                finished_at=now,
-                error=STALE_JOB_ERROR,
-            )
+        failed = fail_unfinished_jobs(
+            db, STALE_JOB_ERROR, or_(Job.server_id.is_(None), Job.server_id.in_(dead_servers))
+        )
         db.execute(
             delete(ServerInstance).where(ServerInstance.heartbeat_at < now - FORGET_INSTANCES_AFTER)
         )

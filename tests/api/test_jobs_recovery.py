@@ -56,6 +56,7 @@ def test_jobs_of_a_silent_server_are_failed_by_a_live_one(
                 status=JobStatus.RUNNING.value,
                 operations=[],
                 server_id=crashed.id,
+                started_at=utcnow() - timedelta(minutes=1),
             )
             db.add(orphan)
             db.commit()
@@ -64,6 +65,7 @@ def test_jobs_of_a_silent_server_are_failed_by_a_live_one(
         # Nothing restarts: the live instance's periodic heartbeat finds the orphan.
         failed = wait_for_job(client, headers, orphan_id, {"failed"})
         assert failed["error"] == STALE_JOB_ERROR
+        assert failed["duration_ms"] >= 60_000  # it ran until its server was found gone
 
 
 def test_an_instance_beats_while_running_and_is_marked_stopped_on_shutdown(
