@@ -12,7 +12,8 @@ options. wrk drives both with 16 connections:
    concurrent refreshes of one token, of which exactly one may win.
 3. Logins at BCRYPT_ROUNDS=12 by 16 connections: logins/s against what the cores allow
    (cores ÷ one hash's time), and `/health` latency sampled meanwhile.
-4. Upload, list and thumbnail by 16 connections each: req/s, p50, p99.
+4. Upload, list and thumbnail by 16 connections each: req/s, p50, p99; and a thumbnail
+   revalidated with its `ETag` (304, nothing rendered).
 
 Not a test: nothing is asserted; every figure is printed next to its target.
 """
@@ -414,10 +415,14 @@ def measure_backend(backend: str, plan: Plan, workdir: Path) -> BackendReport:
         image_id = client.post(
             "/images", files={"file": ("photo.jpg", photo, "image/jpeg")}, headers=me_headers
         ).json()["id"]
+        thumbnail_path = f"/images/{image_id}/thumbnail"
+        thumbnail_tag = client.get(thumbnail_path, headers=me_headers).headers["etag"]
+        revalidation = {**me_headers, "If-None-Match": thumbnail_tag}
         requests = {
             "upload": upload,
             "list": wrk.Request("GET", "/images", me_headers),
-            "thumbnail": wrk.Request("GET", f"/images/{image_id}/thumbnail", me_headers),
+            "thumbnail": wrk.Request("GET", thumbnail_path, me_headers),
+            "thumbnail 304": wrk.Request("GET", thumbnail_path, revalidation),
         }
         report.images = {name: Best() for name in requests}
         interleaved(

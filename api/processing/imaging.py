@@ -81,6 +81,11 @@ def save_clean(image: Image.Image, target: IO[bytes] | Path, image_format: str) 
     clean.save(target, format=image_format, **params)
 
 
+# Part of every thumbnail's entity tag: change it when a change here changes the bytes, so that
+# callers' cached thumbnails are not taken as current.
+THUMBNAIL_RENDITION = "t1"
+
+
 def make_thumbnail(path: Path, size: int) -> tuple[bytes, str]:
     """A thumbnail at most `size` pixels on its longer side; returns bytes and media type."""
     with open_image(path) as source:

@@ -11,7 +11,8 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from api.dependencies import CurrentUserOrKey, DbSession, JobRunnerDep, SettingsDep, StorageDep
-from api.processing.imaging import MEDIA_TYPES
+from api.processing.imaging import MEDIA_TYPES, THUMBNAIL_RENDITION
+from api.routers.conditional import NOT_MODIFIED, IfNoneMatch, entity_tag, is_current, not_modified
 from api.routers.multipart_upload import receive_file_field
 from api.schemas.common import IdPath, Page, Pagination, error_responses, to_page
 from api.schemas.image import ImageOut
@@ -130,20 +131,30 @@ def _inline_disposition(filename: str) -> str:
             "description": "The bytes as uploaded, with their media type",
             "content": dict.fromkeys(MEDIA_TYPES.values(), _BINARY),
         },
+        **NOT_MODIFIED,
         **error_responses(401, 403, 404, 422, 503),
     },
 )
 def image_content(
-    image_id: IdPath, user: CurrentUserOrKey, db: DbSession, storage: StorageDep
-) -> StreamingResponse:
-    """The bytes as stored, streamed (never the whole file in memory)."""
+    image_id: IdPath,
+    user: CurrentUserOrKey,
+    db: DbSession,
+    storage: StorageDep,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    """The bytes as stored, streamed (never the whole file in memory), with an `ETag`."""
     image = image_service.get_owned_image(db, user, image_id)
+    image_service.ensure_file_present(image)
+    etag = entity_tag(image.storage_key)
+    if is_current(if_none_match, etag):
+        return not_modified(etag, IMAGE_HEADERS)
     content = image_service.open_content(storage, image)
     return StreamingResponse(
         content.chunks(),
         media_type=image.media_type,
         headers={
             **IMAGE_HEADERS,
+            "ETag": etag,
             "Content-Length": str(content.size),
             "Content-Disposition": _inline_disposition(image.filename),
         },
@@ -159,6 +170,7 @@ def image_content(
             "description": "PNG (transparency, PNG and GIF sources) or JPEG; no EXIF",
             "content": {"image/png": _BINARY, "image/jpeg": _BINARY},
         },
+        **NOT_MODIFIED,
         **error_responses(401, 403, 404, 422, 503),
     },
 )
@@ -168,11 +180,17 @@ def image_thumbnail(
     db: DbSession,
     storage: StorageDep,
     size: Annotated[int, Query(ge=32, le=512, description="Longer side, in pixels")] = 256,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
-    """A thumbnail with the EXIF orientation applied and no metadata."""
+    """A thumbnail with the EXIF orientation applied and no metadata, with an `ETag`: a
+    revalidation that is current costs no rendering."""
     image = image_service.get_owned_image(db, user, image_id)
+    image_service.ensure_file_present(image)
+    etag = entity_tag(image.storage_key, THUMBNAIL_RENDITION, size)
+    if is_current(if_none_match, etag):
+        return not_modified(etag, IMAGE_HEADERS)
     data, media_type = image_service.thumbnail(storage, image, size)
-    return Response(data, media_type=media_type, headers=IMAGE_HEADERS)
+    return Response(data, media_type=media_type, headers={**IMAGE_HEADERS, "ETag": etag})
 
 
 @router.delete(

@@ -214,10 +214,16 @@ def ensure_stored(storage: Storage, image: Image) -> None:
         raise NotFound(FILE_MISSING)
 
 
-def open_content(storage: Storage, image: Image) -> ObjectStream:
-    """The stored bytes of an image, as uploaded or made; 404 if they have gone missing."""
+def ensure_file_present(image: Image) -> None:
+    """404 for an image whose file the storage sweep found gone, before any answer about its
+    bytes (a 304 included)."""
     if image.file_missing_at is not None:
         raise NotFound(FILE_MISSING)
+
+
+def open_content(storage: Storage, image: Image) -> ObjectStream:
+    """The stored bytes of an image, as uploaded or made; 404 if they have gone missing."""
+    ensure_file_present(image)
     try:
         return storage.open(image.storage_key)
     except FileNotFoundError:
@@ -225,8 +231,7 @@ def open_content(storage: Storage, image: Image) -> ObjectStream:
 
 
 def thumbnail(storage: Storage, image: Image, size: int) -> tuple[bytes, str]:
-    if image.file_missing_at is not None:
-        raise NotFound(FILE_MISSING)
+    ensure_file_present(image)
     try:
         with storage.local_file(image.storage_key) as path:
             return make_thumbnail(path, size)

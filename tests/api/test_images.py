@@ -343,6 +343,51 @@ def test_thumbnail_size_bounds_and_png_for_transparency(
         assert bad.status_code == 422
 
 
+def test_content_and_thumbnails_answer_304_while_the_callers_copy_is_current(
+    client: TestClient, alice: LoggedIn, bob: LoggedIn
+) -> None:
+    data = image_bytes("PNG", size=(300, 200))
+    image_id = upload_image(client, alice.headers, data).json()["id"]
+    content_path, thumbnail_path = f"/images/{image_id}/content", f"/images/{image_id}/thumbnail"
+    first = client.get(content_path, headers=alice.headers)
+    tag = first.headers["etag"]
+    assert tag.startswith('"') and tag.endswith('"')
+    with app_session(client) as db:
+        assert db.get_one(Image, image_id).storage_key not in tag  # keys stay out of answers
+
+    for if_none_match in (tag, f"W/{tag}", f'"something-else", {tag}', "*"):
+        again = client.get(content_path, headers={**alice.headers, "If-None-Match": if_none_match})
+        assert again.status_code == 304, if_none_match
+        assert again.content == b""
+        assert again.headers["etag"] == tag
+        assert again.headers["cache-control"] == "private, no-cache"
+    stale = client.get(content_path, headers={**alice.headers, "If-None-Match": '"old"'})
+    assert (stale.status_code, stale.content) == (200, data)
+
+    small = client.get(f"{thumbnail_path}?size=64", headers=alice.headers)
+    large = client.get(f"{thumbnail_path}?size=128", headers=alice.headers)
+    small_tag, large_tag = small.headers["etag"], large.headers["etag"]
+    assert len({tag, small_tag, large_tag}) == 3
+    current = {**alice.headers, "If-None-Match": small_tag}
+    assert client.get(f"{thumbnail_path}?size=64", headers=current).status_code == 304
+    rendered = client.get(f"{thumbnail_path}?size=128", headers=current)
+    assert (rendered.status_code, rendered.content) == (200, large.content)
+
+    # A revalidation is a request like any other: credentials and ownership first.
+    for path in (content_path, f"{thumbnail_path}?size=64"):
+        assert client.get(path, headers={**bob.headers, "If-None-Match": "*"}).status_code == 403
+        assert client.get(path, headers={"If-None-Match": "*"}).status_code == 401
+
+    # Another image, even one given the same id (SQLite reuses the newest row's), has other tags.
+    assert client.delete(f"/images/{image_id}", headers=alice.headers).status_code == 204
+    other = image_bytes("PNG", size=(300, 200), color=(10, 200, 10))
+    other_id = upload_image(client, alice.headers, other).json()["id"]
+    replaced = client.get(
+        f"/images/{other_id}/content", headers={**alice.headers, "If-None-Match": tag}
+    )
+    assert (replaced.status_code, replaced.content) == (200, other)
+
+
 def test_delete_removes_row_and_file(
     client: TestClient, alice: LoggedIn, settings: Settings
 ) -> None:
@@ -466,6 +511,9 @@ def test_the_startup_sweep_removes_orphans_and_marks_missing_files(
         missing = client.get(f"/images/{lost}", headers=alice_headers).json()
         assert missing["file_missing_at"] is not None
         assert client.get(f"/images/{lost}/content", headers=alice_headers).status_code == 404
+        revalidation = {**alice_headers, "If-None-Match": "*"}
+        for what in ("content", "thumbnail"):  # never 304 for bytes that are gone
+            assert client.get(f"/images/{lost}/{what}", headers=revalidation).status_code == 404
         assert (
             client.get(f"/images/{kept}", headers=alice_headers).json()["file_missing_at"] is None
         )
@@ -493,4 +541,7 @@ def test_openapi_documents_the_upload_and_the_statuses(client: TestClient) -> No
     batch = paths["/images/process-batch"]["post"]["responses"]
     assert {"202", "403", "404", "422", "503"} <= set(batch)
     content = paths["/images/{image_id}/content"]["get"]["responses"]
-    assert {"200", "401", "403", "404"} <= set(content)
+    assert {"200", "304", "401", "403", "404"} <= set(content)
+    thumbnail = paths["/images/{image_id}/thumbnail"]["get"]
+    assert {"200", "304", "401", "403", "404", "422"} <= set(thumbnail["responses"])
+    assert {"if-none-match", "If-None-Match"} & {p["name"] for p in thumbnail["parameters"]}
