@@ -162,6 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.gather(sweeper, return_exceptions=True)
             await app.state.job_runner.shutdown()
             await app.state.event_relay.stop()
+            await app.state.database.dispose_lookup_engine()
             app.state.database.dispose()
             if app.state.user_cache is not None:
                 app.state.user_cache.close()

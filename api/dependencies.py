@@ -184,8 +184,11 @@ AccessClaimsDep = Annotated[AccessClaims, Depends(get_access_claims)]
 
 
 async def user_for_claims(auth: Authenticator, db: Session, claims: AccessClaims) -> User:
-    """A lookup that waits on nothing runs here; one that crosses a network goes to a thread
-    (which then has to win the GIL back from the event loop, the costlier part on SQLite)."""
+    """A lookup that waits on nothing runs here, as does one awaited on asyncpg (PostgreSQL);
+    one that waits in a blocking client (the Redis cache, PostgreSQL through a URL with
+    driver options) goes to a thread, which then has to win the GIL back from the loop."""
+    if auth.lookup_awaits:
+        return await auth.user_awaiting(db, claims)
     if auth.lookup_waits:
         return await run_in_threadpool(auth.user, db, claims)
     return auth.user(db, claims)

@@ -10,8 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -28,6 +29,12 @@ SQLITE_POOL_SIZE = 41
 # if it is not, the error invalidates the whole pool at once.
 PING_AFTER_IDLE_S = 10.0
 POOL_RECYCLE_S = 1800
+# The authenticated lookup's own pool (PostgreSQL): short reads awaited on the event loop, so a
+# few connections serve many requests, and more lookups at once wait their turn on the loop. No
+# overflow: under load, overflow connections were opened and closed again all the time (a
+# server process forked for each).
+LOOKUP_POOL_SIZE = 8
+LOOKUP_MAX_OVERFLOW = 0
 
 
 def create_db_engine(database_url: str, connect_timeout_s: int = CONNECT_TIMEOUT_S) -> Engine:
@@ -64,6 +71,31 @@ def create_db_engine(database_url: str, connect_timeout_s: int = CONNECT_TIMEOUT
         pool_timeout=SQLITE_BUSY_TIMEOUT_S,
     )
     _make_sqlite_transactional(engine)
+    return engine
+
+
+def lookup_engine_url(database_url: str) -> URL | None:
+    """The asyncpg twin of a psycopg2 PostgreSQL URL, for the lookup every authenticated
+    request makes; None where there is none to trust (SQLite, another driver, or query
+    options, which the two drivers spell differently)."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql" or url.get_driver_name() != "psycopg2":
+        return None
+    if url.query:
+        return None
+    return url.set(drivername="postgresql+asyncpg")
+
+
+def create_lookup_engine(url: URL, connect_timeout_s: int = CONNECT_TIMEOUT_S) -> AsyncEngine:
+    engine = create_async_engine(
+        url,
+        pool_size=LOOKUP_POOL_SIZE,
+        max_overflow=LOOKUP_MAX_OVERFLOW,
+        pool_recycle=POOL_RECYCLE_S,
+        hide_parameters=True,
+        connect_args={"timeout": connect_timeout_s},
+    )
+    _ping_connections_idle_for(engine.sync_engine, PING_AFTER_IDLE_S)
     return engine
 
 
@@ -224,6 +256,12 @@ class Database:
         # Reentrant: a unit of work that (wrongly) opened another would wait for itself.
         info = {_WRITER_LOCK: threading.RLock()} if self.is_embedded else {}
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False, info=info)
+        # PostgreSQL: the authenticated lookup awaits its round trip on the event loop rather
+        # than in a thread, which then has to win the GIL back from the loop (the costlier part).
+        lookup_url = lookup_engine_url(database_url)
+        self.lookup_engine = (
+            create_lookup_engine(lookup_url, connect_timeout_s) if lookup_url else None
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -240,3 +278,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    async def dispose_lookup_engine(self) -> None:
+        """On the event loop its connections were made on (asyncpg's are bound to one)."""
+        if self.lookup_engine is not None:
+            await self.lookup_engine.dispose()

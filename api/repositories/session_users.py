@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, bindparam, inspect, select
+from sqlalchemy import Connection, Row, Select, bindparam, inspect, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -52,16 +53,31 @@ class SessionUser:
     session_expires_at: datetime | None
 
 
+def _lookup(
+    user_id: int, session_id: int | None, now: datetime
+) -> tuple[Select[Any], dict[str, Any]]:
+    if session_id is None:
+        return USER_BY_ID, {"user_id": user_id}
+    return USER_OF_ACTIVE_SESSION, {"user_id": user_id, "session_id": session_id, "now": now}
+
+
 def find_user(
     connection: Connection, db: Session, user_id: int, session_id: int | None, now: datetime
 ) -> SessionUser | None:
     """The user (attached to `db`), if it exists and, given a session, that session is one of
     theirs that is neither revoked nor expired."""
-    if session_id is None:
-        row = connection.execute(USER_BY_ID, {"user_id": user_id}).first()
-    else:
-        params = {"user_id": user_id, "session_id": session_id, "now": now}
-        row = connection.execute(USER_OF_ACTIVE_SESSION, params).first()
+    return _session_user(db, connection.execute(*_lookup(user_id, session_id, now)).first())
+
+
+async def find_user_awaiting(
+    connection: AsyncConnection, db: Session, user_id: int, session_id: int | None, now: datetime
+) -> SessionUser | None:
+    """`find_user` on a connection of the lookup's asyncpg pool (`Database.lookup_engine`)."""
+    result = await connection.execute(*_lookup(user_id, session_id, now))
+    return _session_user(db, result.first())
+
+
+def _session_user(db: Session, row: Row[Any] | None) -> SessionUser | None:
     if row is None:
         return None
     fields = row._mapping

@@ -13,7 +13,7 @@ from api.core.log_context import note_user
 from api.core.security import AccessClaims, AccessTokenCodec, InvalidAccessToken
 from api.models import User
 from api.services.errors import NotAuthenticated
-from api.services.sessions import user_of_active_session
+from api.services.sessions import user_of_active_session, user_of_active_session_awaiting
 from api.services.user_cache import UserCache
 
 NOT_AUTHENTICATED = "Not authenticated"
@@ -24,9 +24,13 @@ class Authenticator:
     def __init__(self, codec: AccessTokenCodec, database: Database, cache: UserCache | None):
         self._codec = codec
         self._cache = cache
+        # PostgreSQL without the Redis cache: the lookup is awaited on the event loop.
+        self._lookup_engine = database.lookup_engine if cache is None else None
+        self.lookup_awaits = self._lookup_engine is not None
         # On SQLite without the Redis cache nothing in the lookup waits (WAL readers never
         # wait for writers): a local page read, cheaper than handing it to a thread.
-        self.lookup_waits = cache is not None or not database.is_embedded
+        waits = cache is not None or not database.is_embedded
+        self.lookup_waits = waits and not self.lookup_awaits
 
     def claims(self, token: str | None) -> AccessClaims:
         if not token:
@@ -42,6 +46,18 @@ class Authenticator:
         Read on a connection of its own: the route then holds no transaction (nor pooled
         connection) while it awaits anything, such as an upload's body or a job."""
         user = user_of_active_session(db, claims.session_id, claims.user_id, self._cache)
+        return self._admitted(user)
+
+    async def user_awaiting(self, db: Session, claims: AccessClaims) -> User:
+        """`user`, for `lookup_awaits`: the read is awaited on the lookup's asyncpg pool."""
+        assert self._lookup_engine is not None
+        user = await user_of_active_session_awaiting(
+            self._lookup_engine, db, claims.session_id, claims.user_id
+        )
+        return self._admitted(user)
+
+    @staticmethod
+    def _admitted(user: User | None) -> User:
         if user is None or not user.is_active:
             raise NotAuthenticated(INVALID_TOKEN)
         note_user(user.id)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
 from api.core.client_info import ClientInfo
@@ -15,7 +16,7 @@ from api.core.db import after_commit, writes
 from api.core.metrics import REFRESH_TOKEN_REUSE, REFRESHES
 from api.core.security import AccessTokenCodec, new_random_token, sha256_hex
 from api.models import AuthSession, RefreshToken, User, utcnow
-from api.repositories.session_users import find_user
+from api.repositories.session_users import find_user, find_user_awaiting
 from api.services.audit import record_audit
 from api.services.errors import NotAuthenticated, NotFound
 from api.services.user_cache import UserCache
@@ -333,3 +334,13 @@ def user_of_active_session(
     if lookup is not None and lookup.stamp is not None and found.session_expires_at is not None:
         cache.remember_session_user(lookup.stamp, session_id, found.user, found.session_expires_at)
     return found.user
+
+
+async def user_of_active_session_awaiting(
+    lookup_engine: AsyncEngine, db: Session, session_id: int | None, user_id: int
+) -> User | None:
+    """`user_of_active_session` (without the cache) awaited on the event loop, on a
+    connection of the lookup's own pool."""
+    async with lookup_engine.connect() as connection:
+        found = await find_user_awaiting(connection, db, user_id, session_id, utcnow())
+    return None if found is None else found.user
