@@ -27,7 +27,7 @@ from api.models import Role, User
 from api.schemas.common import IdPath
 from api.services.api_keys import authenticate_api_key
 from api.services.auth import AuthService
-from api.services.authentication import NOT_AUTHENTICATED, Authenticator
+from api.services.authentication import NOT_AUTHENTICATED, Authenticator, LookupPath
 from api.services.errors import Forbidden, NotAuthenticated, NotFound
 from api.services.job_runner import JobRunner
 from api.services.mfa import CodeAttemptLimit
@@ -187,9 +187,9 @@ async def user_for_claims(auth: Authenticator, db: Session, claims: AccessClaims
     """A lookup that waits on nothing runs here, as does one awaited on asyncpg (PostgreSQL);
     one that waits in a blocking client (the Redis cache, PostgreSQL through a URL with
     driver options) goes to a thread, which then has to win the GIL back from the loop."""
-    if auth.lookup_awaits:
+    if auth.lookup_path is LookupPath.AWAITED:
         return await auth.user_awaiting(db, claims)
-    if auth.lookup_waits:
+    if auth.lookup_path is LookupPath.THREAD:
         return await run_in_threadpool(auth.user, db, claims)
     return auth.user(db, claims)
 

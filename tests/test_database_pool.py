@@ -17,6 +17,7 @@ from api.core import db as db_module
 from api.core.db import Database, lookup_engine_url, writes
 from api.core.security import PasswordHasher
 from api.models import User
+from api.services.authentication import LookupPath
 from tests.support.accounts import register
 from tests.support.concurrency import all_at_once
 
@@ -89,7 +90,8 @@ def test_authenticated_requests_on_postgresql_await_their_lookup(
         authenticator = client.app.state.authenticator
         on_postgresql = database_url.startswith("postgresql")
         cached = client.app.state.user_cache is not None
-        assert authenticator.lookup_awaits == (on_postgresql and not cached)
+        awaited = on_postgresql and not cached
+        assert (authenticator.lookup_path is LookupPath.AWAITED) == awaited
         awaited = register(client, "awaited")
         headers = awaited["headers"]
         assert client.get("/auth/me", headers=headers).json()["username"] == "awaited"

@@ -143,8 +143,7 @@ def image_content(
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     """The bytes as stored, streamed (never the whole file in memory), with an `ETag`."""
-    image = image_service.get_owned_image(db, user, image_id)
-    image_service.ensure_file_present(image)
+    image = image_service.get_image_with_file(db, user, image_id)
     etag = entity_tag(image.storage_key)
     if is_current(if_none_match, etag):
         return not_modified(etag, IMAGE_HEADERS)
@@ -184,8 +183,7 @@ def image_thumbnail(
 ) -> Response:
     """A thumbnail with the EXIF orientation applied and no metadata, with an `ETag`: a
     revalidation that is current costs no rendering."""
-    image = image_service.get_owned_image(db, user, image_id)
-    image_service.ensure_file_present(image)
+    image = image_service.get_image_with_file(db, user, image_id)
     etag = entity_tag(image.storage_key, THUMBNAIL_RENDITION, size)
     if is_current(if_none_match, etag):
         return not_modified(etag, IMAGE_HEADERS)

@@ -6,6 +6,8 @@ one each for the codec, the database and the cache.
 
 from __future__ import annotations
 
+from enum import Enum
+
 from sqlalchemy.orm import Session
 
 from api.core.db import Database
@@ -20,17 +22,29 @@ NOT_AUTHENTICATED = "Not authenticated"
 INVALID_TOKEN = "Invalid or expired access token"
 
 
+class LookupPath(Enum):
+    """Where the lookup of an authenticated request runs."""
+
+    # SQLite without the Redis cache: nothing in it waits (WAL readers never wait for
+    # writers), a local page read, cheaper than handing it to a thread.
+    ON_LOOP = "on_loop"
+    # PostgreSQL without the Redis cache: awaited on the event loop (asyncpg).
+    AWAITED = "awaited"
+    # The Redis cache on (its client blocks), or PostgreSQL without an asyncpg twin.
+    THREAD = "thread"
+
+
 class Authenticator:
     def __init__(self, codec: AccessTokenCodec, database: Database, cache: UserCache | None):
         self._codec = codec
         self._cache = cache
-        # PostgreSQL without the Redis cache: the lookup is awaited on the event loop.
         self._lookup_engine = database.lookup_engine if cache is None else None
-        self.lookup_awaits = self._lookup_engine is not None
-        # On SQLite without the Redis cache nothing in the lookup waits (WAL readers never
-        # wait for writers): a local page read, cheaper than handing it to a thread.
-        waits = cache is not None or not database.is_embedded
-        self.lookup_waits = waits and not self.lookup_awaits
+        if self._lookup_engine is not None:
+            self.lookup_path = LookupPath.AWAITED
+        elif cache is None and database.is_embedded:
+            self.lookup_path = LookupPath.ON_LOOP
+        else:
+            self.lookup_path = LookupPath.THREAD
 
     def claims(self, token: str | None) -> AccessClaims:
         if not token:
@@ -49,7 +63,7 @@ class Authenticator:
         return self._admitted(user)
 
     async def user_awaiting(self, db: Session, claims: AccessClaims) -> User:
-        """`user`, for `lookup_awaits`: the read is awaited on the lookup's asyncpg pool."""
+        """`user`, on `LookupPath.AWAITED`: the read is awaited on the lookup's asyncpg pool."""
         assert self._lookup_engine is not None
         user = await user_of_active_session_awaiting(
             self._lookup_engine, db, claims.session_id, claims.user_id

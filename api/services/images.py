@@ -214,16 +214,18 @@ def ensure_stored(storage: Storage, image: Image) -> None:
         raise NotFound(FILE_MISSING)
 
 
-def ensure_file_present(image: Image) -> None:
-    """404 for an image whose file the storage sweep found gone, before any answer about its
-    bytes (a 304 included)."""
+def get_image_with_file(db: Session, user: User, image_id: int) -> Image:
+    """The caller's image, 404 if the storage sweep found its file gone: checked before any
+    answer about its bytes (a 304 included)."""
+    image = get_owned_image(db, user, image_id)
     if image.file_missing_at is not None:
         raise NotFound(FILE_MISSING)
+    return image
 
 
 def open_content(storage: Storage, image: Image) -> ObjectStream:
-    """The stored bytes of an image, as uploaded or made; 404 if they have gone missing."""
-    ensure_file_present(image)
+    """The stored bytes of an image from `get_image_with_file`, as uploaded or made; 404 if
+    they went missing since."""
     try:
         return storage.open(image.storage_key)
     except FileNotFoundError:
@@ -231,7 +233,7 @@ def open_content(storage: Storage, image: Image) -> ObjectStream:
 
 
 def thumbnail(storage: Storage, image: Image, size: int) -> tuple[bytes, str]:
-    ensure_file_present(image)
+    """Of an image from `get_image_with_file`; 404 if its file went missing since."""
     try:
         with storage.local_file(image.storage_key) as path:
             return make_thumbnail(path, size)
